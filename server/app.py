@@ -1,0 +1,122 @@
+"""The Litestar application: wiring of settings, forms, storage, templates and assets."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from litestar import Litestar, Request, Response
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.datastructures import CacheControlHeader
+from litestar.di import Provide
+from litestar.exceptions import HTTPException
+from litestar.plugins.htmx import HTMXPlugin
+from litestar.response import Template
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+
+from server import public
+from server.forms import KIND_LABELS, FormCatalog
+from server.ratelimit import RateLimiter
+from server.settings import Settings, load_settings
+from server.storage import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES = ROOT / "templates"
+STATIC = ROOT / "static"
+VENDOR = ROOT / "node_modules" / "htmx.org" / "dist"
+MAX_BODY_BYTES = 1024 * 1024
+YEAR = 365 * 24 * 3600
+
+log = logging.getLogger(__name__)
+
+# Every page loads from this server alone; htmx's indicator styles are off (see base.html).
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+    "script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+@dataclass
+class Context:
+    """What every handler may need, made once per application."""
+
+    settings: Settings
+    catalog: FormCatalog
+    store: Store
+    limiter: RateLimiter
+
+
+class Assets:
+    """URLs of static files with a content hash, so browsers may cache them for a year."""
+
+    def __init__(self, *directories: Path) -> None:
+        self.directories = directories
+        self._urls: dict[str, str] = {}
+
+    def url(self, name: str) -> str:
+        if name not in self._urls:
+            path = next((d / name for d in self.directories if (d / name).is_file()), None)
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10] if path else "missing"
+            self._urls[name] = f"/static/{name}?v={digest}"
+        return self._urls[name]
+
+
+def _paragraphs(text: str) -> list[str]:
+    return [p.strip() for p in text.replace("\r\n", "\n").split("\n\n") if p.strip()]
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    """Build the application; without settings they come from the environment."""
+    settings = settings or load_settings()
+    context = Context(
+        settings=settings,
+        catalog=FormCatalog(settings.forms),
+        store=Store(settings.db),
+        limiter=RateLimiter(settings.rate_limit),
+    )
+    if not (VENDOR / "htmx.min.js").is_file():
+        log.warning("htmx is not installed (run `npm ci`); pages work without it, only less smoothly")
+    assets = Assets(STATIC, VENDOR)
+
+    def configure_jinja(engine: JinjaTemplateEngine) -> None:
+        engine.engine.globals.update(asset_url=assets.url, kind_labels=KIND_LABELS)
+        engine.engine.filters["paragraphs"] = _paragraphs
+
+    static_router = create_static_files_router(
+        path="/static",
+        directories=[STATIC, VENDOR],
+        cache_control=CacheControlHeader(max_age=YEAR, public=True),
+        include_in_schema=False,
+    )
+
+    def add_security_headers(response: Response) -> Response:
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    return Litestar(
+        route_handlers=[*public.ROUTES, static_router],
+        dependencies={"ctx": Provide(lambda: context, use_cache=True, sync_to_thread=False)},
+        plugins=[HTMXPlugin()],
+        template_config=TemplateConfig(
+            directory=TEMPLATES, engine=JinjaTemplateEngine, engine_callback=configure_jinja
+        ),
+        on_startup=[context.store.start],
+        on_shutdown=[context.store.close],
+        after_request=add_security_headers,
+        request_max_body_size=MAX_BODY_BYTES,
+        exception_handlers={HTTPException: _http_error},
+        openapi_config=None,
+        state={"context": context},
+    )
+
+
+def _http_error(request: Request, exc: HTTPException) -> Response[Any]:
+    """Errors the framework raises (404 route, 405, 413…) as short Chinese pages."""
+    return public.message_page(request, exc.status_code, headers=exc.headers or {})

@@ -1,0 +1,243 @@
+"""The `show_if` language: parse, check against a form, evaluate, describe.
+
+Grammar (no Python `eval` anywhere):
+
+    expr       := and_expr ("or" and_expr)*
+    and_expr   := not_expr ("and" not_expr)*
+    not_expr   := "not" not_expr | "(" expr ")" | comparison
+    comparison := NAME ("==" | "!=" | "<" | "<=" | ">" | ">=") LITERAL
+                | LITERAL ["not"] "in" NAME
+    LITERAL    := "string" | 'string' | number
+
+A comparison with a question that has no answer is false (so is `"x" in f`), which
+keeps a follow-up question hidden until the question it depends on is answered.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import msgspec
+
+Literal = str | int | float
+
+
+class Compare(msgspec.Struct, frozen=True, tag="cmp"):
+    field: str
+    op: str
+    value: Literal
+
+
+class Contains(msgspec.Struct, frozen=True, tag="in"):
+    field: str
+    value: str
+
+
+class Not(msgspec.Struct, frozen=True, tag="not"):
+    item: Condition
+
+
+class And(msgspec.Struct, frozen=True, tag="and"):
+    items: tuple[Condition, ...]
+
+
+class Or(msgspec.Struct, frozen=True, tag="or"):
+    items: tuple[Condition, ...]
+
+
+Condition = Compare | Contains | Not | And | Or
+
+
+class ExpressionError(ValueError):
+    """A `show_if` that cannot be parsed or does not fit the form; the text is Chinese."""
+
+
+_TOKEN = re.compile(
+    r"""\s*(?:
+        (?P<number>-?\d+(?:\.\d+)?(?![\w.]))
+      | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
+      | (?P<op>==|!=|<=|>=|<|>)
+      | (?P<paren>[()])
+      | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+    )""",
+    re.VERBOSE,
+)
+_KEYWORDS = {"and", "or", "not", "in"}
+
+
+def _tokenize(source: str) -> list[tuple[str, str]]:
+    tokens: list[tuple[str, str]] = []
+    pos = 0
+    source = source.rstrip()
+    while pos < len(source):
+        match = _TOKEN.match(source, pos)
+        if not match or match.end() == pos:
+            raise ExpressionError(f"无法识别第 {pos + 1} 个字符起的内容：{source[pos:pos + 10]!r}")
+        kind = match.lastgroup or ""
+        text = match.group(kind)
+        if kind == "name" and text in _KEYWORDS:
+            kind = text
+        tokens.append((kind, text))
+        pos = match.end()
+    return tokens
+
+
+class _Parser:
+    def __init__(self, source: str) -> None:
+        self.tokens = _tokenize(source)
+        self.pos = 0
+
+    def peek(self) -> str:
+        return self.tokens[self.pos][0] if self.pos < len(self.tokens) else "end"
+
+    def take(self, *kinds: str) -> str:
+        kind = self.peek()
+        if kind not in kinds:
+            found = self.tokens[self.pos][1] if kind != "end" else "表达式结尾"
+            raise ExpressionError(f"此处应为{_describe_kinds(kinds)}，实际是 {found!r}")
+        self.pos += 1
+        return self.tokens[self.pos - 1][1]
+
+    def parse(self) -> Condition:
+        if not self.tokens:
+            raise ExpressionError("表达式为空")
+        expr = self.expr()
+        if self.peek() != "end":
+            raise ExpressionError(f"多余的内容：{self.tokens[self.pos][1]!r}")
+        return expr
+
+    def expr(self) -> Condition:
+        items = [self.and_expr()]
+        while self.peek() == "or":
+            self.take("or")
+            items.append(self.and_expr())
+        return items[0] if len(items) == 1 else Or(tuple(items))
+
+    def and_expr(self) -> Condition:
+        items = [self.not_expr()]
+        while self.peek() == "and":
+            self.take("and")
+            items.append(self.not_expr())
+        return items[0] if len(items) == 1 else And(tuple(items))
+
+    def not_expr(self) -> Condition:
+        if self.peek() == "not":
+            self.take("not")
+            return Not(self.not_expr())
+        if self.peek() == "paren" and self.tokens[self.pos][1] == "(":
+            self.take("paren")
+            inner = self.expr()
+            if self.take("paren") != ")":
+                raise ExpressionError("括号不配对")
+            return inner
+        return self.comparison()
+
+    def comparison(self) -> Condition:
+        if self.peek() == "name":
+            name = self.take("name")
+            op = self.take("op")
+            return Compare(name, op, self.literal())
+        value = self.literal()
+        negated = self.peek() == "not"
+        if negated:
+            self.take("not")
+        self.take("in")
+        contains = Contains(self.take("name"), value if isinstance(value, str) else str(value))
+        return Not(contains) if negated else contains
+
+    def literal(self) -> Literal:
+        kind = self.peek()
+        text = self.take("number", "string")
+        if kind == "number":
+            return float(text) if "." in text else int(text)
+        return re.sub(r"\\(.)", r"\1", text[1:-1])
+
+
+def _describe_kinds(kinds: tuple[str, ...]) -> str:
+    names = {
+        "name": "字段名",
+        "op": "比较符号（== != < <= > >=）",
+        "number": "数字",
+        "string": "带引号的文字",
+        "in": "in",
+        "paren": "括号",
+    }
+    return "或".join(names.get(kind, kind) for kind in kinds)
+
+
+def parse(source: str) -> Condition:
+    """Parse a `show_if` expression into a condition tree."""
+    return _Parser(source).parse()
+
+
+def walk(condition: Condition):
+    """Yield every comparison (Compare or Contains) in the tree."""
+    if isinstance(condition, Compare | Contains):
+        yield condition
+    elif isinstance(condition, Not):
+        yield from walk(condition.item)
+    else:
+        for item in condition.items:
+            yield from walk(item)
+
+
+def evaluate(condition: Condition, answers: Mapping[str, Any]) -> bool:
+    """True when the condition holds for these cleaned answers (missing = unanswered)."""
+    if isinstance(condition, Compare):
+        value = answers.get(condition.field)
+        if value is None or isinstance(value, list):
+            return False
+        return _COMPARE[condition.op](value, condition.value)
+    if isinstance(condition, Contains):
+        value = answers.get(condition.field)
+        return isinstance(value, list) and condition.value in value
+    if isinstance(condition, Not):
+        return not evaluate(condition.item, answers)
+    if isinstance(condition, And):
+        return all(evaluate(item, answers) for item in condition.items)
+    return any(evaluate(item, answers) for item in condition.items)
+
+
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
+
+_OP_TEXT = {"==": "为", "!=": "不为", "<": "<", "<=": "≤", ">": ">", ">=": "≥"}
+
+
+def describe(condition: Condition, label_of: Callable[[str, Literal | None], str]) -> str:
+    """A Chinese reading of the condition, for readers whose browser runs no script.
+
+    `label_of(field, None)` gives a question's label, `label_of(field, value)` an
+    option's label.
+    """
+    if isinstance(condition, Compare):
+        question = label_of(condition.field, None)
+        if isinstance(condition.value, str):
+            return f"「{question}」{_OP_TEXT[condition.op]}“{label_of(condition.field, condition.value)}”"
+        return f"「{question}」{_OP_TEXT[condition.op]} {condition.value}"
+    if isinstance(condition, Contains):
+        return f"「{label_of(condition.field, None)}」选了“{label_of(condition.field, condition.value)}”"
+    if isinstance(condition, Not):
+        return f"并非（{describe(condition.item, label_of)}）"
+    joiner = " 且 " if isinstance(condition, And) else " 或 "
+    parts = []
+    for item in condition.items:
+        text = describe(item, label_of)
+        parts.append(f"（{text}）" if isinstance(item, And | Or) else text)
+    return joiner.join(parts)
+
+
+_json_encoder = msgspec.json.Encoder()
+
+
+def to_json(condition: Condition) -> str:
+    """The tree as JSON, evaluated in the browser by static/form.js (no second parser)."""
+    return _json_encoder.encode(condition).decode()

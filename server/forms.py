@@ -1,0 +1,492 @@
+"""Form definitions: read `forms/*.toml`, check every rule, and keep them fresh.
+
+A file becomes a `Form` (msgspec Structs) or a list of errors that name the file and
+the field. Error texts are Chinese because form authors are office staff; the guide
+that explains them is docs/form-guide.zh.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import re
+import threading
+import time
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from server import expressions
+from server.clock import CHINA, now
+from server.expressions import Compare, Condition, Contains, ExpressionError
+
+log = logging.getLogger(__name__)
+
+FORM_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+KINDS = ("five-into", "township-event", "consumer-survey", "general")
+KIND_LABELS = {
+    "five-into": "五进宣传",
+    "township-event": "质量文化乡镇行",
+    "consumer-survey": "消费者调查",
+    "general": "通用",
+}
+OTHER = "other"  # the option value `other = true` adds
+OTHER_LABEL = "其他"
+
+COMMON_KEYS = {"name", "type", "label", "hint", "required", "show_if", "personal"}
+TYPE_KEYS: dict[str, set[str]] = {
+    "text": {"max_length", "min_length"},
+    "textarea": {"max_length"},
+    "integer": {"min", "max"},
+    "number": {"min", "max"},
+    "phone": set(),
+    "email": set(),
+    "date": {"min", "max"},
+    "choice": {"options", "other"},
+    "multi": {"options", "min_choices", "max_choices", "other"},
+    "rating": {"scale", "low_label", "high_label"},
+    "consent": set(),
+    "note": set(),
+    "section": {"title"},
+}
+DISPLAY_ONLY = {"note", "section"}
+FORM_KEYS = {"title", "kind", "description", "opens", "closes", "thanks", "privacy", "fields"}
+DEFAULT_MAX_LENGTH = {"text": 200, "textarea": 2000}
+
+
+class Option(msgspec.Struct, frozen=True):
+    value: str
+    label: str
+
+
+class Field(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One question (or a note or section heading) of a form."""
+
+    name: str
+    type: str
+    label: str = ""
+    hint: str = ""
+    required: bool = False
+    show_if: str | None = None
+    condition: Condition | None = None  # show_if, parsed
+    personal: bool = False
+    max_length: int | None = None
+    min_length: int | None = None
+    min: int | float | str | None = None
+    max: int | float | str | None = None
+    options: tuple[Option, ...] = ()
+    other: bool = False
+    min_choices: int | None = None
+    max_choices: int | None = None
+    scale: int = 5
+    low_label: str = ""
+    high_label: str = ""
+    title: str = ""
+
+    @property
+    def has_answer(self) -> bool:
+        return self.type not in DISPLAY_ONLY
+
+    @property
+    def choices(self) -> tuple[Option, ...]:
+        """The options as shown, `其他` included when `other = true`."""
+        return self.options + ((Option(OTHER, OTHER_LABEL),) if self.other else ())
+
+    @property
+    def other_name(self) -> str:
+        return f"{self.name}_other"
+
+    def option_label(self, value: str) -> str:
+        for option in self.choices:
+            if option.value == value:
+                return option.label
+        return value
+
+
+class Form(msgspec.Struct, frozen=True):
+    """A form as its file defines it; `version` is a hash of the definition."""
+
+    id: str
+    title: str
+    kind: str
+    fields: tuple[Field, ...]
+    description: str = ""
+    opens: dt.datetime | None = None
+    closes: dt.datetime | None = None
+    thanks: str = ""
+    privacy: str = ""
+    version: str = ""
+
+    @property
+    def answer_fields(self) -> tuple[Field, ...]:
+        return tuple(f for f in self.fields if f.has_answer)
+
+    @property
+    def has_personal(self) -> bool:
+        return any(f.personal for f in self.fields)
+
+    def field(self, name: str) -> Field | None:
+        return next((f for f in self.fields if f.name == name), None)
+
+    def state(self, at: dt.datetime | None = None) -> str:
+        """`open`, `upcoming` or `closed` at the given moment (default now)."""
+        at = at or now()
+        if self.opens and at < self.opens:
+            return "upcoming"
+        if self.closes and at >= self.closes:
+            return "closed"
+        return "open"
+
+    def describe_condition(self, field: Field) -> str:
+        if field.condition is None:
+            return ""
+
+        def label_of(name: str, value: Any) -> str:
+            source = self.field(name)
+            if source is None:
+                return name
+            return source.label if value is None else source.option_label(str(value))
+
+        return expressions.describe(field.condition, label_of)
+
+
+class FormError(Exception):
+    """A definition broke the rules; `messages` holds one line per problem."""
+
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__("\n".join(messages))
+        self.messages = messages
+
+
+def load_form(path: Path) -> Form:
+    """Read and check one form file; raise FormError naming the file and field."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise FormError([f"{path}: 文件不是 UTF-8 编码"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise FormError([f"{path}: TOML 格式错误：{exc}"]) from None
+    problems: list[str] = []
+    form = _build_form(path.stem, raw, problems)
+    if problems or form is None:
+        raise FormError([f"{path}: {p}" for p in problems])
+    return form
+
+
+def _build_form(form_id: str, raw: dict[str, Any], problems: list[str]) -> Form | None:
+    if not FORM_ID.match(form_id):
+        problems.append("文件名必须由小写字母、数字和连字符组成（如 school-survey.toml）")
+    for key in sorted(raw.keys() - FORM_KEYS):
+        problems.append(f"未知的设置项 {key!r}")
+    for key in ("title", "kind"):
+        if not isinstance(raw.get(key), str) or not raw[key].strip():
+            problems.append(f"缺少 {key}（必填文字）")
+    for key in ("description", "thanks", "privacy"):
+        if key in raw and not isinstance(raw[key], str):
+            problems.append(f"{key} 必须是文字")
+    if isinstance(raw.get("kind"), str) and raw["kind"] not in KINDS:
+        problems.append(f"kind 必须是 {' / '.join(KINDS)} 之一，而不是 {raw['kind']!r}")
+    window = {key: _moment(raw, key, problems) for key in ("opens", "closes")}
+    if window["opens"] and window["closes"] and window["opens"] >= window["closes"]:
+        problems.append("closes 必须晚于 opens")
+
+    raw_fields = raw.get("fields")
+    if not isinstance(raw_fields, list) or not raw_fields:
+        problems.append("至少要有一个 [[fields]]")
+        raw_fields = []
+    fields: list[Field] = []
+    for index, raw_field in enumerate(raw_fields, start=1):
+        field = _build_field(index, raw_field, fields, problems)
+        if field is not None:
+            fields.append(field)
+    wants_privacy = any(isinstance(f, dict) and f.get("personal") is True for f in raw_fields)
+    if wants_privacy and not str(raw.get("privacy", "")).strip():
+        problems.append("有 personal = true 的字段时，必须写 privacy（个人信息说明）")
+    if not any(f.has_answer for f in fields) and raw_fields:
+        problems.append("表单里没有需要回答的问题")
+    if problems:
+        return None
+    form = Form(
+        id=form_id,
+        title=raw["title"].strip(),
+        kind=raw["kind"],
+        fields=tuple(fields),
+        description=raw.get("description", "").strip(),
+        opens=window["opens"],
+        closes=window["closes"],
+        thanks=raw.get("thanks", "").strip(),
+        privacy=raw.get("privacy", "").strip(),
+    )
+    return msgspec.structs.replace(form, version=definition_hash(form))
+
+
+def definition_hash(form: Form) -> str:
+    """A short, stable hash of what the definition says (not of its whitespace)."""
+    body = msgspec.json.encode(msgspec.structs.replace(form, version=""), order="sorted")
+    return hashlib.sha256(body).hexdigest()[:12]
+
+
+def _moment(raw: dict[str, Any], key: str, problems: list[str]) -> dt.datetime | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=CHINA)
+    if isinstance(value, dt.date):  # a bare date: opens at its start, closes at its end
+        start = dt.datetime.combine(value, dt.time(), CHINA)
+        return start if key == "opens" else start + dt.timedelta(days=1)
+    problems.append(f"{key} 必须是 TOML 日期时间，如 {key} = 2022-09-01T08:00:00")
+    return None
+
+
+def _build_field(
+    index: int, raw: Any, earlier: list[Field], problems: list[str]
+) -> Field | None:
+    if not isinstance(raw, dict):
+        problems.append(f"第 {index} 个字段必须是 [[fields]] 表")
+        return None
+    name = raw.get("name")
+    where = f"字段 {name!r}" if isinstance(name, str) else f"第 {index} 个字段"
+    before = len(problems)
+
+    def problem(text: str) -> None:
+        problems.append(f"{where}: {text}")
+
+    if not isinstance(name, str) or not FIELD_NAME.match(name):
+        problem("name 必须以小写字母开头，只含小写字母、数字和下划线，最长 40 个字符")
+    elif any(f.name == name for f in earlier):
+        problem("name 重复了")
+    ftype = raw.get("type")
+    if ftype not in TYPE_KEYS:
+        problem(f"未知的类型 type = {ftype!r}（可用：{'、'.join(TYPE_KEYS)}）")
+        return None
+    for key in sorted(raw.keys() - COMMON_KEYS - TYPE_KEYS[ftype]):
+        problem(f"{ftype} 类型没有 {key!r} 这个设置项")
+    if ftype != "section" and not (isinstance(raw.get("label"), str) and raw["label"].strip()):
+        problem("缺少 label（题目文字）")
+    if ftype == "section" and not (raw.get("title") or raw.get("label")):
+        problem("section 需要 title")
+
+    values = dict(raw)
+    if ftype in ("choice", "multi"):
+        values["options"] = _options(raw.get("options"), raw.get("other", False), problem)
+    if ftype == "date":
+        for key in ("min", "max"):
+            if isinstance(values.get(key), dt.date):
+                values[key] = values[key].isoformat()
+    try:
+        field = msgspec.convert(values, Field)
+    except msgspec.ValidationError as exc:
+        problem(_plain_validation_error(exc))
+        return None
+    if len(problems) > before:
+        return None
+    _check_type_rules(field, problem)
+    if field.personal and not field.has_answer:
+        problem(f"{ftype} 不收集回答，不能设 personal")
+    if field.show_if is not None:
+        try:
+            condition = expressions.parse(field.show_if)
+            _check_condition(condition, earlier)
+            field = msgspec.structs.replace(field, condition=condition)
+        except ExpressionError as exc:
+            problem(f"show_if {field.show_if!r}：{exc}")
+    if ftype in DEFAULT_MAX_LENGTH and field.max_length is None:
+        field = msgspec.structs.replace(field, max_length=DEFAULT_MAX_LENGTH[ftype])
+    if ftype == "section" and not field.title:
+        field = msgspec.structs.replace(field, title=field.label)
+    return field if len(problems) == before else None
+
+
+def _options(raw: Any, other: Any, problem) -> list[dict[str, str]]:
+    if not isinstance(raw, list) or not raw:
+        problem("options 必须是非空列表")
+        return []
+    options = []
+    for item in raw:
+        if isinstance(item, str):
+            item = {"value": item, "label": item}
+        if not (
+            isinstance(item, dict)
+            and set(item) == {"value", "label"}
+            and all(isinstance(v, str) and v.strip() for v in item.values())
+        ):
+            problem(f"选项 {item!r} 必须是文字，或 {{ value = \"…\", label = \"…\" }}")
+            continue
+        options.append({"value": item["value"].strip(), "label": item["label"].strip()})
+    values = [o["value"] for o in options]
+    for value in sorted({v for v in values if values.count(v) > 1}):
+        problem(f"选项 {value!r} 重复了")
+    if other is True and OTHER in values:
+        problem(f"已设 other = true，选项的 value 不能再用 {OTHER!r}")
+    return options
+
+
+def _plain_validation_error(exc: msgspec.ValidationError) -> str:
+    text = str(exc)
+    match = re.match(r"Expected `(\w+)`, got `(\w+)` - at `\$\.(\w+)", text)
+    if match:
+        wanted = {"int": "整数", "str": "文字", "bool": "true 或 false", "float": "数字"}
+        expected, _, key = match.groups()
+        return f"{key} 应为{wanted.get(expected, expected)}"
+    return f"设置项类型不对：{text}"
+
+
+def _check_type_rules(field: Field, problem) -> None:
+    kind = field.type
+    if kind in ("text", "textarea"):
+        low, high = field.min_length or 0, field.max_length or DEFAULT_MAX_LENGTH[kind]
+        if low < 0 or high < 1 or low > high:
+            problem("min_length / max_length 不合理")
+    elif kind in ("integer", "number"):
+        for key in ("min", "max"):
+            value = getattr(field, key)
+            if value is not None and (isinstance(value, str) or (kind == "integer" and isinstance(value, float))):
+                problem(f"{key} 应为{'整数' if kind == 'integer' else '数字'}")
+        if isinstance(field.min, int | float) and isinstance(field.max, int | float) and field.min > field.max:
+            problem("min 不能大于 max")
+    elif kind == "date":
+        for key in ("min", "max"):
+            value = getattr(field, key)
+            if value is not None and not (isinstance(value, str) and _is_date(value)):
+                problem(f"{key} 应为日期，如 2022-09-01")
+        if isinstance(field.min, str) and isinstance(field.max, str) and field.min > field.max:
+            problem("min 不能晚于 max")
+    elif kind == "multi":
+        count = len(field.choices)
+        low, high = field.min_choices, field.max_choices
+        if (low is not None and not 0 <= low <= count) or (high is not None and not 1 <= high <= count):
+            problem(f"min_choices / max_choices 应在 0 到 {count} 之间")
+        elif low is not None and high is not None and low > high:
+            problem("min_choices 不能大于 max_choices")
+    elif kind == "rating" and not 2 <= field.scale <= 10:
+        problem("scale 应在 2 到 10 之间")
+
+
+def _is_date(text: str) -> bool:
+    try:
+        return bool(DATE.match(text)) and dt.date.fromisoformat(text) is not None
+    except ValueError:
+        return False
+
+
+def _check_condition(condition: Condition, earlier: list[Field]) -> None:
+    """Every comparison must name an earlier question and fit its type."""
+    by_name = {f.name: f for f in earlier}
+    for part in expressions.walk(condition):
+        source = by_name.get(part.field)
+        if source is None:
+            raise ExpressionError(f"{part.field!r} 不是前面的字段")
+        kind = source.type
+        if not source.has_answer or kind == "consent":
+            raise ExpressionError(f"{part.field!r} 是 {kind}，不能用于条件")
+        if isinstance(part, Contains):
+            if kind != "multi":
+                raise ExpressionError(f"in 只能用于多选题（multi），{part.field!r} 是 {kind}")
+            _check_option(source, part.value)
+            continue
+        assert isinstance(part, Compare)
+        numeric = kind in ("integer", "number", "rating")
+        if kind == "multi":
+            raise ExpressionError(f"多选题 {part.field!r} 请用 \"选项\" in {part.field}")
+        if numeric != (not isinstance(part.value, str)):
+            wanted = "数字" if numeric else "带引号的文字"
+            raise ExpressionError(f"{part.field!r} 是 {kind}，比较的值应为{wanted}")
+        if part.op in ("<", "<=", ">", ">=") and not (numeric or kind == "date"):
+            raise ExpressionError(f"{part.op} 只能用于数字、评分和日期")
+        if kind == "date" and not _is_date(str(part.value)):
+            raise ExpressionError(f"日期应写成 \"2022-09-01\" 的样子，而不是 {part.value!r}")
+        if kind == "choice":
+            _check_option(source, str(part.value))
+
+
+def _check_option(field: Field, value: str) -> None:
+    if value not in {o.value for o in field.choices}:
+        raise ExpressionError(f"{value!r} 不是 {field.name!r} 的选项")
+
+
+def form_files(directory: Path) -> Iterator[Path]:
+    """The form files of a folder: `*.toml` not starting with `_`, sorted."""
+    if directory.is_dir():
+        yield from sorted(p for p in directory.glob("*.toml") if not p.name.startswith("_"))
+
+
+def check_forms(directory: Path) -> tuple[dict[str, Form], list[str]]:
+    """Load every form of the folder; broken files become error lines, never exceptions."""
+    forms: dict[str, Form] = {}
+    errors: list[str] = []
+    for path in form_files(directory):
+        try:
+            forms[path.stem] = load_form(path)
+        except FormError as exc:
+            errors.extend(exc.messages)
+        except OSError as exc:
+            errors.append(f"{path}: 无法读取：{exc.strerror}")
+    return forms, errors
+
+
+class FormCatalog:
+    """The forms the server offers, re-read when their files change.
+
+    Authors edit files while the server runs, so the folder is looked at again at
+    most every `rescan_seconds`; only files whose size or time changed are re-read.
+    A broken file is logged and left out; the other forms keep serving.
+    """
+
+    def __init__(self, directory: Path, rescan_seconds: float = 2.0) -> None:
+        self.directory = directory
+        self.rescan_seconds = rescan_seconds
+        self._lock = threading.Lock()
+        self._stamps: dict[Path, tuple[int, int]] = {}
+        self._results: dict[Path, Form | list[str]] = {}
+        self._forms: dict[str, Form] = {}
+        self._next_scan = 0.0
+        self._scan()
+
+    def get(self, form_id: str) -> Form | None:
+        self._maybe_rescan()
+        return self._forms.get(form_id)
+
+    def all(self) -> list[Form]:
+        self._maybe_rescan()
+        return list(self._forms.values())
+
+    @property
+    def errors(self) -> list[str]:
+        return [line for result in self._results.values() if isinstance(result, list) for line in result]
+
+    def _maybe_rescan(self) -> None:
+        if time.monotonic() >= self._next_scan and self._lock.acquire(blocking=False):
+            try:
+                self._scan()
+            finally:
+                self._lock.release()
+
+    def _scan(self) -> None:
+        self._next_scan = time.monotonic() + self.rescan_seconds
+        stamps: dict[Path, tuple[int, int]] = {}
+        for path in form_files(self.directory):
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            stamps[path] = (stat.st_mtime_ns, stat.st_size)
+        if stamps == self._stamps:
+            return
+        results = {p: r for p, r in self._results.items() if stamps.get(p) == self._stamps.get(p)}
+        for path in stamps.keys() - results.keys():
+            try:
+                results[path] = load_form(path)
+                log.info("form %s loaded (version %s)", path.stem, results[path].version)
+            except (FormError, OSError) as exc:
+                results[path] = exc.messages if isinstance(exc, FormError) else [f"{path}: {exc}"]
+                for message in results[path]:
+                    log.error("form skipped: %s", message)
+        self._stamps, self._results = stamps, results
+        self._forms = {p.stem: r for p, r in sorted(results.items()) if isinstance(r, Form)}

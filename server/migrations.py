@@ -1,0 +1,65 @@
+"""The database schema, as named steps applied once each, in order, in a transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlite_utils import Database
+
+from server.clock import now
+
+Migration = Callable[[Database], None]
+MIGRATIONS: list[tuple[str, Migration]] = []
+
+
+def migration(step: Migration) -> Migration:
+    MIGRATIONS.append((step.__name__, step))
+    return step
+
+
+@migration
+def create_responses(db: Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE form_versions (
+            form_id TEXT NOT NULL,
+            version TEXT NOT NULL,       -- hash of the definition
+            definition TEXT NOT NULL,    -- the definition as JSON, so old answers keep their labels
+            first_seen TEXT NOT NULL,
+            PRIMARY KEY (form_id, version)
+        )"""
+    )
+    db.execute(
+        """
+        CREATE TABLE responses (
+            id INTEGER PRIMARY KEY,
+            form_id TEXT NOT NULL,
+            form_version TEXT NOT NULL,
+            event TEXT,                  -- event code, or NULL for the form's own page
+            submission_key TEXT NOT NULL UNIQUE,
+            submitted_at TEXT NOT NULL,  -- ISO 8601, +08:00
+            answers TEXT NOT NULL,       -- JSON object: field name -> value
+            FOREIGN KEY (form_id, form_version) REFERENCES form_versions (form_id, version)
+        )"""
+    )
+    db.execute("CREATE INDEX responses_by_form ON responses (form_id, id)")
+
+
+def migrate(db: Database) -> list[str]:
+    """Apply the steps this database has not had yet; return their names."""
+    db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    applied = []
+    for name, step in MIGRATIONS:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if db.execute("SELECT 1 FROM migrations WHERE name = ?", [name]).fetchone():
+                db.execute("ROLLBACK")
+                continue
+            step(db)
+            db.execute("INSERT INTO migrations VALUES (?, ?)", [name, now().isoformat()])
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        applied.append(name)
+    return applied

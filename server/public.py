@@ -1,0 +1,228 @@
+"""Public pages: the landing page, a form, submitting it, thanks, inline checks, health.
+
+Handlers are thin: read the request, call validate/store, pick the template. An htmx
+request gets the fragment of the page it replaces; everything works without it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.exceptions import ClientException, HTTPException, NotFoundException
+from litestar.plugins.htmx import HTMXRequest
+from litestar.response import Redirect, Template
+
+from server import expressions
+from server.forms import Form
+from server.storage import StorageError, Submission, receipt_for_key, writable
+from server.validate import PRIVACY_CONSENT, Malformed, validate
+
+if TYPE_CHECKING:
+    from server.app import Context
+
+log = logging.getLogger(__name__)
+
+SUBMISSION_KEY = "_key"
+KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+MAX_FIELDS = 1000
+THEME = "推动质量变革创新 促进质量强国建设"
+
+MESSAGES = {
+    400: ("请求有误", "提交的内容格式不对。请回到问卷页面重新填写后提交。"),
+    404: ("找不到页面", "没有找到这个页面。请检查网址，或重新扫描二维码。"),
+    405: ("请求方式不对", "这个网址不支持这种请求方式。"),
+    413: ("内容太多", "提交的内容超过了 1 MB。请删减后再提交。"),
+    415: ("格式不对", "提交的格式不对。请在问卷页面里填写后提交。"),
+    500: ("服务器出错", "服务器出了点问题，请稍后再试。"),
+    503: ("暂时无法服务", "服务器暂时无法保存，请稍后再试。"),
+}
+NOTICE_RATE_LIMITED = "提交太频繁了，请 {seconds} 秒后再点“提交”。您填写的内容都还在。"
+NOTICE_NOT_STORED = "网络或服务器繁忙，这次没有保存成功。您填写的内容都还在，请稍后再点“提交”。"
+
+
+class Target(msgspec.Struct, frozen=True):
+    """What a public URL points at: a form, reached at `path` (and later, an event)."""
+
+    form: Form
+    path: str
+    event: str | None = None
+
+
+def new_submission_key() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def _form_target(ctx: Context, form_id: str) -> Target:
+    form = ctx.catalog.get(form_id)
+    if form is None:
+        raise NotFoundException()
+    return Target(form, f"/f/{form_id}")
+
+
+@get("/", sync_to_thread=False)
+def landing(ctx: Context) -> Template:
+    forms = [f for f in ctx.catalog.all() if f.state() == "open"]
+    return Template("landing.html", context={"forms": forms, "theme": THEME})
+
+
+@get("/f/{form_id:str}", sync_to_thread=False)
+def form_page(request: HTMXRequest, ctx: Context, form_id: str) -> Response[Any]:
+    return show_form(request, _form_target(ctx, form_id))
+
+
+@post("/f/{form_id:str}", status_code=200)
+async def submit_form(request: HTMXRequest, ctx: Context, form_id: str) -> Response[Any]:
+    return await submit(request, ctx, _form_target(ctx, form_id))
+
+
+@get("/f/{form_id:str}/thanks", sync_to_thread=False)
+def thanks_page(ctx: Context, form_id: str) -> Template:
+    return Template("thanks.html", context={"target": _form_target(ctx, form_id)})
+
+
+@post("/f/{form_id:str}/check/{field_name:str}", status_code=200)
+async def check_form_field(request: HTMXRequest, ctx: Context, form_id: str, field_name: str) -> Template:
+    return await check_field(request, _form_target(ctx, form_id), field_name)
+
+
+@get("/healthz", sync_to_thread=False, media_type="text/plain")
+def healthz(ctx: Context) -> Response[str]:
+    if writable(ctx.store.reader()):
+        return Response("ok", media_type="text/plain")
+    return Response("database is not writable", status_code=503, media_type="text/plain")
+
+
+ROUTES = [landing, form_page, submit_form, thanks_page, check_form_field, healthz]
+
+
+def show_form(
+    request: Request,
+    target: Target,
+    *,
+    values: dict[str, list[str]] | None = None,
+    errors: dict[str, str] | None = None,
+    key: str | None = None,
+    status: int = 200,
+    notice: str = "",
+    headers: dict[str, str] | None = None,
+) -> Response[Any]:
+    """The form page, or with htmx only the form; 410 when the form is not open."""
+    state = target.form.state()
+    if state != "open":
+        return _page(request, "closed.html", {"target": target, "state": state}, status=410)
+    context = {
+        "target": target,
+        "form": target.form,
+        "values": values or {},
+        "errors": errors or {},
+        "key": key or new_submission_key(),
+        "notice": notice,
+        "show_if_json": lambda field: expressions.to_json(field.condition),
+        "consent_name": PRIVACY_CONSENT,
+        "key_name": SUBMISSION_KEY,
+    }
+    template = "_form.html" if getattr(request, "htmx", False) else "form.html"
+    return Template(template, context=context, status_code=status, headers=headers or {})
+
+
+async def submit(request: HTMXRequest, ctx: Context, target: Target) -> Response[Any]:
+    """Validate and store one submission; the same key twice stores one response."""
+    if target.form.state() != "open":
+        return show_form(request, target)
+    data = await read_answers(request)
+    key = _submission_key(data)
+    if key and receipt_for_key(ctx.store.reader(), key):
+        return _success(request, target)
+    try:
+        outcome = validate(target.form, data)
+    except Malformed as exc:
+        raise ClientException(str(exc)) from None
+    if not outcome.ok:
+        return show_form(request, target, values=data, errors=outcome.errors, key=key, status=422)
+    address = request.client.host if request.client else "unknown"
+    if not ctx.limiter.allow(address):
+        seconds = ctx.limiter.retry_after(address)
+        return show_form(
+            request, target, values=data, key=key, status=429,
+            notice=NOTICE_RATE_LIMITED.format(seconds=seconds), headers={"Retry-After": str(seconds)},
+        )  # fmt: skip
+    submission = Submission(target.form, key or new_submission_key(), outcome.answers, target.event)
+    try:
+        await ctx.store.writer.store(submission)
+    except StorageError:
+        return show_form(request, target, values=data, key=key, status=503, notice=NOTICE_NOT_STORED)
+    return _success(request, target)
+
+
+def _submission_key(data: dict[str, list[str]]) -> str:
+    values = data.get(SUBMISSION_KEY) or [""]
+    if len(values) > 1 or (values[0] and not KEY_PATTERN.match(values[0])):
+        raise ClientException("bad submission key")
+    return values[0]
+
+
+def _success(request: HTMXRequest, target: Target) -> Response[Any]:
+    if request.htmx:
+        return Template("_thanks.html", context={"target": target})
+    return Redirect(f"{target.path}/thanks", status_code=303)
+
+
+async def check_field(request: HTMXRequest, target: Target, field_name: str) -> Template:
+    """Inline validation of one question, in the context of the whole form."""
+    field = target.form.field(field_name)
+    if field_name != PRIVACY_CONSENT and (field is None or not field.has_answer):
+        raise NotFoundException()
+    data = await read_answers(request)
+    try:
+        error = validate(target.form, data).errors.get(field_name, "")
+    except Malformed as exc:
+        raise ClientException(str(exc)) from None
+    return Template("_error.html", context={"name": field_name, "message": error})
+
+
+async def read_answers(request: Request) -> dict[str, list[str]]:
+    """The posted names and values, decoded strictly: bad bytes are a 400, not a guess."""
+    media_type = request.content_type[0]
+    if media_type == "application/x-www-form-urlencoded":
+        body = await request.body()
+        try:
+            pairs = parse_qsl(
+                body.decode("utf-8"), keep_blank_values=True, errors="strict", max_num_fields=MAX_FIELDS
+            )
+        except (UnicodeDecodeError, ValueError):
+            raise ClientException("body is not UTF-8 form data") from None
+    elif media_type == "multipart/form-data":
+        try:
+            form = await request.form()
+        except HTTPException:
+            raise
+        except Exception:  # the multipart parser has many ways to say "malformed"
+            raise ClientException("malformed multipart body") from None
+        pairs = list(form.multi_items())
+        if len(pairs) > MAX_FIELDS or not all(isinstance(v, str) for _, v in pairs):
+            raise ClientException("unexpected files or too many fields")
+    else:
+        raise HTTPException(status_code=415, detail="expected form data")
+    data: dict[str, list[str]] = {}
+    for name, value in pairs:
+        data.setdefault(name, []).append(value)
+    return data
+
+
+def _page(request: Request, template: str, context: dict[str, Any], status: int) -> Template:
+    fragment = "_" + template if getattr(request, "htmx", False) else template
+    return Template(fragment, context=context, status_code=status)
+
+
+def message_page(request: Request, status: int, headers: dict[str, str] | None = None) -> Response[Any]:
+    """A short Chinese page for an error status (a fragment for htmx requests)."""
+    title, text = MESSAGES.get(status, MESSAGES[400 if status < 500 else 500])
+    response = _page(request, "message.html", {"title": title, "text": text, "status": status}, status)
+    response.headers.update(headers or {})
+    return response

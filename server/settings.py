@@ -1,0 +1,79 @@
+"""Settings in one place: each has a name, an environment variable, a default and help.
+
+Command-line options win over the environment, which wins over the defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import msgspec
+
+
+class Setting(NamedTuple):
+    name: str
+    env: str
+    default: Any
+    help: str
+    parse: Callable[[str], Any] = str
+
+
+def _rate(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("must be 0 (off) or more")
+    return value
+
+
+SETTINGS = (
+    Setting("forms", "QF_FORMS", "forms", "folder of form files (*.toml)", Path),
+    Setting("db", "QF_DB", "data/quality-forms.db", "SQLite database file, created with its folder", Path),
+    Setting("base_url", "QF_BASE_URL", "", "public address printed in QR codes (default http://HOST:PORT)"),
+    Setting(
+        "rate_limit",
+        "QF_RATE_LIMIT",
+        600,
+        "accepted submissions per minute from one client address; 0 turns it off",
+        _rate,
+    ),
+)
+
+
+class Settings(msgspec.Struct, frozen=True):
+    forms: Path = Path("forms")
+    db: Path = Path("data/quality-forms.db")
+    base_url: str = ""
+    rate_limit: int = 600
+
+
+class SettingError(ValueError):
+    pass
+
+
+def load_settings(options: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Options (None = not given) over environment over defaults."""
+    options = options or {}
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        if options.get(setting.name) is not None:
+            raw = options[setting.name]
+        elif environ.get(setting.env):
+            raw = environ[setting.env]
+        else:
+            values[setting.name] = setting.parse(str(setting.default)) if setting.default != "" else ""
+            continue
+        try:
+            values[setting.name] = setting.parse(str(raw))
+        except ValueError as exc:
+            raise SettingError(f"{setting.env}: bad value {raw!r} ({exc})") from None
+    values["base_url"] = str(values["base_url"]).rstrip("/")
+    return Settings(**values)
+
+
+def to_environ(settings: Settings) -> dict[str, str]:
+    """The environment that makes a child process (a server worker) see these settings."""
+    return {s.env: str(getattr(settings, s.name)) for s in SETTINGS}

@@ -1,0 +1,235 @@
+"""SQLite storage: connections, the group-commit writer, and the few queries we need.
+
+Every write goes through one `Writer` thread. It takes all submissions waiting at that
+moment, stores them in one `BEGIN IMMEDIATE … COMMIT` with `synchronous=FULL`, and only
+then answers each of them: durable like one commit per row, fast like a batch.
+Reads use one connection per thread (`Store.reader`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from sqlite_utils import Database
+
+from server.clock import now
+from server.forms import Form
+from server.migrations import migrate
+
+log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 5000
+MAX_BATCH = 512
+
+
+def connect(path: Path | str, *, check_same_thread: bool = True) -> Database:
+    """Open the database with the settings every connection must have."""
+    conn = sqlite3.connect(
+        str(path), isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=check_same_thread
+    )
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return Database(conn)
+
+
+def open_database(path: Path) -> Database:
+    """Create the folder and file when missing and bring the schema up to date."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = connect(path)
+    migrate(db)
+    return db
+
+
+class Submission(msgspec.Struct, frozen=True):
+    """A validated response, ready to be stored."""
+
+    form: Form
+    submission_key: str
+    answers: dict[str, Any]
+    event: str | None = None
+
+
+class Receipt(msgspec.Struct, frozen=True):
+    response_id: int
+    submitted_at: str
+    duplicate: bool  # the key had been stored before: nothing new was written
+
+
+class StorageError(Exception):
+    """The database could not take the write (disk full, locked, read-only…)."""
+
+
+_encoder = msgspec.json.Encoder()
+
+
+class Writer:
+    """The one thread that writes responses, committing waiting ones together."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._queue: queue.SimpleQueue[tuple[Submission, concurrent.futures.Future] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="quality-forms-writer", daemon=True)
+        self._known_versions: set[tuple[str, str]] = set()
+        self.commits = 0  # counted for benchmarks and tests
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    async def store(self, submission: Submission) -> Receipt:
+        """Store one response; returns once the commit that holds it is done."""
+        return await asyncio.wrap_future(self.submit(submission))
+
+    def submit(self, submission: Submission) -> concurrent.futures.Future[Receipt]:
+        future: concurrent.futures.Future[Receipt] = concurrent.futures.Future()
+        self._queue.put((submission, future))
+        return future
+
+    def _run(self) -> None:
+        db = connect(self.path)
+        try:
+            while (first := self._queue.get()) is not None:
+                batch = [first]
+                while len(batch) < MAX_BATCH:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is None:
+                        self._queue.put(None)  # finish this batch, then stop
+                        break
+                    batch.append(item)
+                self._commit(db, batch)
+        finally:
+            db.conn.close()
+
+    def _commit(self, db: Database, batch: list[tuple[Submission, concurrent.futures.Future]]) -> None:
+        stamp = now().isoformat()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            receipts = [self._insert(db, submission, stamp) for submission, _ in batch]
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if db.conn.in_transaction:
+                db.execute("ROLLBACK")
+            self._known_versions.clear()  # the rollback may have taken new versions with it
+            log.error("could not store %d response(s): %s", len(batch), exc)
+            for _, future in batch:
+                future.set_exception(StorageError(str(exc)))
+            return
+        self.commits += 1
+        for (_, future), receipt in zip(batch, receipts, strict=True):
+            future.set_result(receipt)
+
+    def _insert(self, db: Database, submission: Submission, stamp: str) -> Receipt:
+        form = submission.form
+        if (form.id, form.version) not in self._known_versions:
+            db.execute(
+                "INSERT OR IGNORE INTO form_versions VALUES (?, ?, ?, ?)",
+                [form.id, form.version, _encoder.encode(form).decode(), stamp],
+            )
+            self._known_versions.add((form.id, form.version))
+        row = db.execute(
+            """INSERT INTO responses (form_id, form_version, event, submission_key, submitted_at, answers)
+               VALUES (?, ?, ?, ?, ?, ?)
+               ON CONFLICT (submission_key) DO NOTHING
+               RETURNING id""",
+            [
+                form.id,
+                form.version,
+                submission.event,
+                submission.submission_key,
+                stamp,
+                _encoder.encode(submission.answers).decode(),
+            ],
+        ).fetchone()
+        if row is not None:
+            return Receipt(row[0], stamp, duplicate=False)
+        earlier = receipt_for_key(db, submission.submission_key)
+        assert earlier is not None  # the conflict says the key is there
+        return earlier
+
+
+class Store:
+    """The database of one server: the writer, and a read connection per thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        open_database(path).conn.close()
+        self.writer = Writer(path)
+        self._local = threading.local()
+
+    def start(self) -> None:
+        self.writer.start()
+
+    def close(self) -> None:
+        self.writer.close()
+
+    def reader(self) -> Database:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = connect(self.path)
+        return db
+
+
+def receipt_for_key(db: Database, submission_key: str) -> Receipt | None:
+    row = db.execute(
+        "SELECT id, submitted_at FROM responses WHERE submission_key = ?", [submission_key]
+    ).fetchone()
+    return Receipt(row[0], row[1], duplicate=True) if row else None
+
+
+def response_rows(db: Database, form_id: str, event: str | None = None) -> Iterator[tuple[int, str, str | None, str]]:
+    """(id, submitted_at, event, answers JSON) of a form's responses, oldest first, streamed."""
+    sql = "SELECT id, submitted_at, event, answers FROM responses WHERE form_id = ?"
+    params: list[Any] = [form_id]
+    if event is not None:
+        sql += " AND event = ?"
+        params.append(event)
+    cursor = db.execute(sql + " ORDER BY id", params)
+    while rows := cursor.fetchmany(1000):
+        yield from rows
+
+
+def stored_definitions(db: Database, form_id: str) -> list[Form]:
+    """Every version of a form that responses were stored under, oldest first."""
+    rows = db.execute(
+        "SELECT definition FROM form_versions WHERE form_id = ? ORDER BY first_seen, rowid", [form_id]
+    ).fetchall()
+    return [msgspec.json.decode(row[0], type=Form) for row in rows]
+
+
+def fields_in_answers(db: Database, form_id: str, except_version: str) -> set[str]:
+    """Names answered in responses stored under other versions of the form."""
+    rows = db.execute(
+        """SELECT DISTINCT key FROM responses, json_each(responses.answers)
+           WHERE form_id = ? AND form_version != ?""",
+        [form_id, except_version],
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
+def writable(db: Database) -> bool:
+    """True when a write transaction can be started and committed right now."""
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("COMMIT")
+        return True
+    except sqlite3.Error:
+        if db.conn.in_transaction:
+            db.execute("ROLLBACK")
+        return False
