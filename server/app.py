@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from litestar import Litestar, Request, Response
-from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.datastructures import CacheControlHeader
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.plugins.htmx import HTMXPlugin
-from litestar.response import Template
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from server import public
+from server.context import Context
 from server.forms import KIND_LABELS, FormCatalog
 from server.ratelimit import RateLimiter
 from server.settings import Settings, load_settings
@@ -40,16 +39,6 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
 }
-
-
-@dataclass
-class Context:
-    """What every handler may need, made once per application."""
-
-    settings: Settings
-    catalog: FormCatalog
-    store: Store
-    limiter: RateLimiter
 
 
 class Assets:

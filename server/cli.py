@@ -14,7 +14,7 @@ from pathlib import Path
 from server.clock import now
 from server.export import export_csv
 from server.forms import FORM_ID, Form, FormError, check_forms, load_form
-from server.settings import SETTINGS, Settings, SettingError, load_settings, to_environ
+from server.settings import SETTINGS, SettingError, Settings, load_settings, to_environ
 from server.storage import open_database, stored_definitions
 
 

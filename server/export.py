@@ -51,9 +51,7 @@ def columns(form: Form, history: Iterable[Form], extra_names: set[str]) -> list[
     return result
 
 
-def export_csv(
-    db: Database, form: Form, *, header: Header = "labels", event: str | None = None
-) -> Iterator[bytes]:
+def export_csv(db: Database, form: Form, *, header: Header = "labels", event: str | None = None) -> Iterator[bytes]:
     """Yield the CSV of a form's responses in chunks of bytes."""
     history = storage.stored_definitions(db, form.id)
     extra = storage.fields_in_answers(db, form.id, except_version=form.version)
@@ -69,14 +67,13 @@ def export_csv(
         writer.writerow([name for name, _ in FIXED_COLUMNS] + [c.name for c in answer_columns])
 
     decode = msgspec.json.Decoder(dict[str, Any]).decode
-    count = 0
-    for response_id, submitted_at, event_code, answers_json in storage.response_rows(db, form.id, event):
+    rows = storage.response_rows(db, form.id, event)
+    for count, (response_id, submitted_at, event_code, answers_json) in enumerate(rows, start=1):
         answers = decode(answers_json)
         cells = [response_id, submitted_at, event_code or ""]
         for column in answer_columns:
             cells.append(_cell(column, answers.get(column.name), header, option_labels))
         writer.writerow(cells)
-        count += 1
         if count % ROWS_PER_CHUNK == 0:
             yield _drain(buffer)
     yield _drain(buffer)

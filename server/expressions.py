@@ -74,7 +74,7 @@ def _tokenize(source: str) -> list[tuple[str, str]]:
     while pos < len(source):
         match = _TOKEN.match(source, pos)
         if not match or match.end() == pos:
-            raise ExpressionError(f"无法识别第 {pos + 1} 个字符起的内容：{source[pos:pos + 10]!r}")
+            raise ExpressionError(f"无法识别第 {pos + 1} 个字符起的内容：{source[pos : pos + 10]!r}")
         kind = match.lastgroup or ""
         text = match.group(kind)
         if kind == "name" and text in _KEYWORDS:

@@ -208,7 +208,7 @@ def _build_form(form_id: str, raw: dict[str, Any], problems: list[str]) -> Form 
     wants_privacy = any(isinstance(f, dict) and f.get("personal") is True for f in raw_fields)
     if wants_privacy and not str(raw.get("privacy", "")).strip():
         problems.append("有 personal = true 的字段时，必须写 privacy（个人信息说明）")
-    if not any(f.has_answer for f in fields) and raw_fields:
+    if fields and len(fields) == len(raw_fields) and not any(f.has_answer for f in fields):
         problems.append("表单里没有需要回答的问题")
     if problems:
         return None
@@ -245,9 +245,7 @@ def _moment(raw: dict[str, Any], key: str, problems: list[str]) -> dt.datetime |
     return None
 
 
-def _build_field(
-    index: int, raw: Any, earlier: list[Field], problems: list[str]
-) -> Field | None:
+def _build_field(index: int, raw: Any, earlier: list[Field], problems: list[str]) -> Field | None:
     if not isinstance(raw, dict):
         problems.append(f"第 {index} 个字段必须是 [[fields]] 表")
         return None
@@ -317,7 +315,7 @@ def _options(raw: Any, other: Any, problem) -> list[dict[str, str]]:
             and set(item) == {"value", "label"}
             and all(isinstance(v, str) and v.strip() for v in item.values())
         ):
-            problem(f"选项 {item!r} 必须是文字，或 {{ value = \"…\", label = \"…\" }}")
+            problem(f'选项 {item!r} 必须是文字，或 {{ value = "…", label = "…" }}')
             continue
         options.append({"value": item["value"].strip(), "label": item["label"].strip()})
     values = [o["value"] for o in options]
@@ -330,10 +328,10 @@ def _options(raw: Any, other: Any, problem) -> list[dict[str, str]]:
 
 def _plain_validation_error(exc: msgspec.ValidationError) -> str:
     text = str(exc)
-    match = re.match(r"Expected `(\w+)`, got `(\w+)` - at `\$\.(\w+)", text)
+    match = re.match(r"Expected `(\w+)[^`]*`, got `\w+` - at `\$\.(\w+)", text)
     if match:
         wanted = {"int": "整数", "str": "文字", "bool": "true 或 false", "float": "数字"}
-        expected, _, key = match.groups()
+        expected, key = match.groups()
         return f"{key} 应为{wanted.get(expected, expected)}"
     return f"设置项类型不对：{text}"
 
@@ -394,14 +392,14 @@ def _check_condition(condition: Condition, earlier: list[Field]) -> None:
         assert isinstance(part, Compare)
         numeric = kind in ("integer", "number", "rating")
         if kind == "multi":
-            raise ExpressionError(f"多选题 {part.field!r} 请用 \"选项\" in {part.field}")
+            raise ExpressionError(f'多选题 {part.field!r} 请用 "选项" in {part.field}')
         if numeric != (not isinstance(part.value, str)):
             wanted = "数字" if numeric else "带引号的文字"
             raise ExpressionError(f"{part.field!r} 是 {kind}，比较的值应为{wanted}")
         if part.op in ("<", "<=", ">", ">=") and not (numeric or kind == "date"):
             raise ExpressionError(f"{part.op} 只能用于数字、评分和日期")
         if kind == "date" and not _is_date(str(part.value)):
-            raise ExpressionError(f"日期应写成 \"2022-09-01\" 的样子，而不是 {part.value!r}")
+            raise ExpressionError(f'日期应写成 "2022-09-01" 的样子，而不是 {part.value!r}')
         if kind == "choice":
             _check_option(source, str(part.value))
 

@@ -9,25 +9,26 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.di import NamedDependency
 from litestar.exceptions import ClientException, HTTPException, NotFoundException
+from litestar.params import FromPath
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 
 from server import expressions
+from server.context import Context as AppContext
 from server.forms import Form
 from server.storage import StorageError, Submission, receipt_for_key, writable
 from server.validate import PRIVACY_CONSENT, Malformed, validate
 
-if TYPE_CHECKING:
-    from server.app import Context
-
 log = logging.getLogger(__name__)
 
+Ctx = NamedDependency[AppContext]
 SUBMISSION_KEY = "_key"
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 MAX_FIELDS = 1000
@@ -58,7 +59,7 @@ def new_submission_key() -> str:
     return secrets.token_urlsafe(18)
 
 
-def _form_target(ctx: Context, form_id: str) -> Target:
+def _form_target(ctx: AppContext, form_id: str) -> Target:
     form = ctx.catalog.get(form_id)
     if form is None:
         raise NotFoundException()
@@ -66,33 +67,35 @@ def _form_target(ctx: Context, form_id: str) -> Target:
 
 
 @get("/", sync_to_thread=False)
-def landing(ctx: Context) -> Template:
+def landing(ctx: Ctx) -> Template:
     forms = [f for f in ctx.catalog.all() if f.state() == "open"]
     return Template("landing.html", context={"forms": forms, "theme": THEME})
 
 
 @get("/f/{form_id:str}", sync_to_thread=False)
-def form_page(request: HTMXRequest, ctx: Context, form_id: str) -> Response[Any]:
+def form_page(request: HTMXRequest, ctx: Ctx, form_id: FromPath[str]) -> Response[Any]:
     return show_form(request, _form_target(ctx, form_id))
 
 
 @post("/f/{form_id:str}", status_code=200)
-async def submit_form(request: HTMXRequest, ctx: Context, form_id: str) -> Response[Any]:
+async def submit_form(request: HTMXRequest, ctx: Ctx, form_id: FromPath[str]) -> Response[Any]:
     return await submit(request, ctx, _form_target(ctx, form_id))
 
 
 @get("/f/{form_id:str}/thanks", sync_to_thread=False)
-def thanks_page(ctx: Context, form_id: str) -> Template:
+def thanks_page(ctx: Ctx, form_id: FromPath[str]) -> Template:
     return Template("thanks.html", context={"target": _form_target(ctx, form_id)})
 
 
 @post("/f/{form_id:str}/check/{field_name:str}", status_code=200)
-async def check_form_field(request: HTMXRequest, ctx: Context, form_id: str, field_name: str) -> Template:
+async def check_form_field(
+    request: HTMXRequest, ctx: Ctx, form_id: FromPath[str], field_name: FromPath[str]
+) -> Template:
     return await check_field(request, _form_target(ctx, form_id), field_name)
 
 
 @get("/healthz", sync_to_thread=False, media_type="text/plain")
-def healthz(ctx: Context) -> Response[str]:
+def healthz(ctx: Ctx) -> Response[str]:
     if writable(ctx.store.reader()):
         return Response("ok", media_type="text/plain")
     return Response("database is not writable", status_code=503, media_type="text/plain")
@@ -131,7 +134,7 @@ def show_form(
     return Template(template, context=context, status_code=status, headers=headers or {})
 
 
-async def submit(request: HTMXRequest, ctx: Context, target: Target) -> Response[Any]:
+async def submit(request: HTMXRequest, ctx: AppContext, target: Target) -> Response[Any]:
     """Validate and store one submission; the same key twice stores one response."""
     if target.form.state() != "open":
         return show_form(request, target)
@@ -192,9 +195,7 @@ async def read_answers(request: Request) -> dict[str, list[str]]:
     if media_type == "application/x-www-form-urlencoded":
         body = await request.body()
         try:
-            pairs = parse_qsl(
-                body.decode("utf-8"), keep_blank_values=True, errors="strict", max_num_fields=MAX_FIELDS
-            )
+            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict", max_num_fields=MAX_FIELDS)
         except (UnicodeDecodeError, ValueError):
             raise ClientException("body is not UTF-8 form data") from None
     elif media_type == "multipart/form-data":

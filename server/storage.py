@@ -187,9 +187,7 @@ class Store:
 
 
 def receipt_for_key(db: Database, submission_key: str) -> Receipt | None:
-    row = db.execute(
-        "SELECT id, submitted_at FROM responses WHERE submission_key = ?", [submission_key]
-    ).fetchone()
+    row = db.execute("SELECT id, submitted_at FROM responses WHERE submission_key = ?", [submission_key]).fetchone()
     return Receipt(row[0], row[1], duplicate=True) if row else None
 
 

@@ -52,19 +52,15 @@ def validate(form: Form, data: Mapping[str, list[str]]) -> Outcome:
             answers[field.name] = value
             if field.other and OTHER in _as_list(value):
                 answers[field.other_name] = _single(data, field.other_name).strip()
-    if form.has_personal and not _single(data, PRIVACY_CONSENT):
-        if any(f.personal and f.name in answers for f in form.fields):
-            errors[PRIVACY_CONSENT] = "填写了个人信息，请先阅读并勾选同意个人信息说明"
+    gave_personal = any(f.personal and f.name in answers for f in form.fields)
+    if gave_personal and not _single(data, PRIVACY_CONSENT):
+        errors[PRIVACY_CONSENT] = "填写了个人信息，请先阅读并勾选同意个人信息说明"
     return Outcome(answers, errors)
 
 
 def visible_fields(form: Form, answers: Mapping[str, Any]) -> set[str]:
     """Names of the questions shown for these answers (for re-rendering a page)."""
-    return {
-        f.name
-        for f in form.fields
-        if f.condition is None or expressions.evaluate(f.condition, answers)
-    }
+    return {f.name for f in form.fields if f.condition is None or expressions.evaluate(f.condition, answers)}
 
 
 def clean_field(field: Field, data: Mapping[str, list[str]]) -> tuple[Any, str | None]:
