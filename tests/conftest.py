@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,3 +63,40 @@ def stored_answers(client: TestClient) -> list[dict]:
     import json
 
     return [json.loads(row["answers"]) for row in database(client).query("SELECT answers FROM responses ORDER BY id")]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(workdir: Path, *extra: str, env: dict[str, str] | None = None) -> Iterator[int]:
+    """`quality-forms serve` as a real process in workdir; yields its port once healthy."""
+    port = free_port()
+    log = (workdir / "server.log").open("w+b")  # a file, not a pipe: a full pipe would stall the server
+    process = subprocess.Popen(
+        [sys.executable, "-m", "server", "serve", "--port", str(port), *extra],
+        cwd=workdir,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as answer:
+                    if answer.read() == b"ok":
+                        break
+            except (urllib.error.URLError, ConnectionError):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    process.kill()
+                    raise AssertionError((workdir / "server.log").read_text()) from None
+                time.sleep(0.1)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        log.close()

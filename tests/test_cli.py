@@ -3,10 +3,8 @@
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -14,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, TEST_FORMS
+from tests.conftest import ROOT, TEST_FORMS, running_server
 
 CLI = [sys.executable, "-m", "server"]
 
@@ -30,12 +28,6 @@ def run(*args, cwd, input=None, env=None):
 def workdir(tmp_path):
     shutil.copytree(TEST_FORMS, tmp_path / "forms")
     return tmp_path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_check_passes_on_good_forms(workdir):
@@ -82,23 +74,6 @@ def test_bad_rate_limit_setting_is_one_line(workdir):
     assert result.returncode == 2 and result.stderr.decode().count("\n") == 1
 
 
-def serve(workdir, port, *extra):
-    process = subprocess.Popen(
-        [*CLI, "serve", "--port", str(port), *extra], cwd=workdir,
-        env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as answer:
-                if answer.read() == b"ok":
-                    return process
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.1)
-    process.kill()
-    raise AssertionError(process.stderr.read().decode())
-
-
 class NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args, **kwargs):
         return None
@@ -116,16 +91,11 @@ def post_status(port: int, path: str, fields: dict) -> int:
 
 
 def test_serve_runs_the_site_and_export_writes_what_it_stored(workdir):
-    port = free_port()
-    process = serve(workdir, port)
-    try:
+    with running_server(workdir) as port:
         page = urllib.request.urlopen(f"http://127.0.0.1:{port}/f/all-types", timeout=5).read().decode()
         key = re.search(r'name="_key" value="([^"]+)"', page).group(1)
         fields = {"_key": key, "unit": "=海口", "topics": ["食品", "电梯"]}
         assert post_status(port, "/f/all-types", fields) == 303
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
     assert (workdir / "data" / "quality-forms.db").is_file()  # the default database, folder created
 
     result = run("export", "all-types", "--header", "names", "--out", "-", cwd=workdir)
@@ -144,13 +114,8 @@ def test_serve_runs_the_site_and_export_writes_what_it_stored(workdir):
 
 
 def test_export_still_works_after_the_form_file_is_gone(workdir):
-    port = free_port()
-    process = serve(workdir, port)
-    try:
+    with running_server(workdir) as port:
         assert post_status(port, "/f/all-types", {"unit": "保留的数据"}) == 303
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
     (workdir / "forms" / "all-types.toml").unlink()
     result = run("export", "all-types", "--out", "-", cwd=workdir)
     assert result.returncode == 0

@@ -1,0 +1,145 @@
+"""A resident on a cheap phone in WeChat, in headless Chromium: with and without script.
+
+Screenshots land in tests/artifacts/ for people to look at.
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, TEST_FORMS, running_server
+
+pytestmark = pytest.mark.browser
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = ROOT / "tests" / "artifacts"
+PHONE = {"width": 360, "height": 740}
+WECHAT_UA = (
+    "Mozilla/5.0 (Linux; Android 10; V2001A Build/QP1A.190711.020; wv) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Version/4.0 Chrome/86.0.4240.99 XWEB/4317 MMWEBSDK/20220903 Mobile Safari/537.36 MMWEBID/1234 "
+    "MicroMessenger/8.0.28.2240(0x28001C57) WeChat/arm64 Weixin NetType/4G Language/zh_CN ABI/arm64"
+)
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("site")
+    shutil.copytree(TEST_FORMS, workdir / "forms")
+    for bundled in (ROOT / "forms").glob("*.toml"):
+        shutil.copy(bundled, workdir / "forms")
+    with running_server(workdir) as port:
+        yield f"http://127.0.0.1:{port}", workdir
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the browser tests: .ci/run installs Debian's chromium")
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def phone(browser, javascript=True):
+    return browser.new_context(
+        viewport=PHONE, user_agent=WECHAT_UA, java_script_enabled=javascript, locale="zh-CN", device_scale_factor=2
+    )
+
+
+def shoot(page, name):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def count_responses(workdir) -> int:
+    from server.storage import connect
+
+    return connect(workdir / "data" / "quality-forms.db")["responses"].count
+
+
+def test_with_script_show_if_inline_checks_and_thanks_swap(site, browser):
+    base, workdir = site
+    before = count_responses(workdir)
+    context = phone(browser)
+    page = context.new_page()
+    page.goto(f"{base}/f/all-types")
+    shoot(page, "form-all-types-360")
+    why = page.locator("#q-why")
+    assert why.is_hidden()  # shown only when satisfaction <= 2 and venue is school
+    page.get_by_label("学校").check()
+    page.locator("#q-satisfaction label", has_text="1").click()
+    assert why.is_visible()
+    page.locator("#q-satisfaction label", has_text="5").click()
+    assert why.is_hidden()
+
+    page.fill("#i-people", "abc")
+    page.locator("#i-people").blur()
+    page.locator("#e-people", has_text="请填写整数").wait_for()  # inline check via htmx
+
+    page.fill("#i-people", "25")
+    page.locator("#i-people").blur()
+    page.locator("#e-people:empty").wait_for(state="attached")
+    page.click("button.submit")
+    page.locator("#e-unit", has_text="此项为必填").wait_for()  # the 422 fragment swapped in
+    assert page.input_value("#i-people") == "25"  # nothing typed is lost
+
+    page.fill("#i-unit", "海口市第一中学")
+    page.click("button.submit")
+    page.locator("section.thanks").wait_for()
+    assert page.url == f"{base}/f/all-types"  # swapped in place, no reload
+    shoot(page, "thanks-360")
+    assert count_responses(workdir) == before + 1
+    context.close()
+
+
+def test_without_script_plain_post_422_and_thanks_page(site, browser):
+    base, workdir = site
+    before = count_responses(workdir)
+    context = phone(browser, javascript=False)
+    page = context.new_page()
+    page.goto(f"{base}/f/all-types")
+    assert page.locator("#q-why").is_visible()  # without script every question shows, with its condition
+    page.fill("#i-people", "abc")
+    page.click("button.submit")
+    assert page.locator("#e-unit").inner_text() == "此项为必填"
+    assert page.locator("#e-people").inner_text() == "请填写整数，如 25"
+    assert page.input_value("#i-people") == "abc"
+    shoot(page, "form-errors-no-js-360")
+    page.fill("#i-unit", "琼海市嘉积镇")
+    page.fill("#i-people", "30")
+    page.click("button.submit")
+    assert page.url == f"{base}/f/all-types/thanks"
+    assert "谢谢！" in page.inner_text("main")
+    assert count_responses(workdir) == before + 1
+    context.close()
+
+
+@pytest.mark.parametrize("form_id", sorted(p.stem for p in (ROOT / "forms").glob("*.toml")))
+def test_bundled_form_renders_on_a_phone(site, browser, form_id):
+    base, _ = site
+    context = phone(browser)
+    page = context.new_page()
+    page.goto(f"{base}/f/{form_id}")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]  # no sideways scrolling
+    shoot(page, f"form-{form_id}-360")
+    context.close()
+
+
+def test_landing_page_on_a_phone(site, browser):
+    base, _ = site
+    context = phone(browser)
+    page = context.new_page()
+    page.goto(base)
+    assert "推动质量变革创新" in page.inner_text("h1")
+    shoot(page, "landing-360")
+    context.close()
