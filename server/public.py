@@ -94,8 +94,9 @@ async def check_form_field(
     return await check_field(request, _form_target(ctx, form_id), field_name)
 
 
-@get("/healthz", sync_to_thread=False, media_type="text/plain")
+@get("/healthz", sync_to_thread=True, media_type="text/plain")
 def healthz(ctx: Ctx) -> Response[str]:
+    """`ok` when a write transaction can start (in a thread: it may wait for the lock)."""
     if writable(ctx.store.reader()):
         return Response("ok", media_type="text/plain")
     return Response("database is not writable", status_code=503, media_type="text/plain")
