@@ -21,6 +21,7 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 
 from server import expressions
+from server.campaign import THEME
 from server.context import Context as AppContext
 from server.forms import Form
 from server.storage import StorageError, Submission, receipt_for_key, writable
@@ -32,7 +33,6 @@ Ctx = NamedDependency[AppContext]
 SUBMISSION_KEY = "_key"
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 MAX_FIELDS = 1000
-THEME = "推动质量变革创新 促进质量强国建设"
 
 MESSAGES = {
     400: ("请求有误", "提交的内容格式不对。请回到问卷页面重新填写后提交。"),
