@@ -16,7 +16,8 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
-from server import public
+from server import posters, public
+from server.clock import chinese_date
 from server.context import Context
 from server.forms import KIND_LABELS, FormCatalog
 from server.ratelimit import RateLimiter
@@ -75,7 +76,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     def configure_jinja(engine: JinjaTemplateEngine) -> None:
         engine.engine.globals.update(asset_url=assets.url, kind_labels=KIND_LABELS)
-        engine.engine.filters["paragraphs"] = _paragraphs
+        engine.engine.filters.update(paragraphs=_paragraphs, chinese_date=chinese_date)
 
     static_router = create_static_files_router(
         path="/static",
@@ -90,7 +91,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         return response
 
     return Litestar(
-        route_handlers=[*public.ROUTES, static_router],
+        route_handlers=[*public.ROUTES, *posters.ROUTES, static_router],
         dependencies={"ctx": Provide(lambda: context, use_cache=True, sync_to_thread=False)},
         plugins=[HTMXPlugin()],
         template_config=TemplateConfig(
@@ -100,7 +101,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         on_shutdown=[context.store.close],
         after_request=add_security_headers,
         request_max_body_size=MAX_BODY_BYTES,
-        exception_handlers={HTTPException: _http_error},
+        exception_handlers={HTTPException: _http_error, Exception: _unexpected_error},
         openapi_config=None,
         state={"context": context},
     )
@@ -109,3 +110,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
 def _http_error(request: Request, exc: HTTPException) -> Response[Any]:
     """Errors the framework raises (404 route, 405, 413…) as short Chinese pages."""
     return public.message_page(request, exc.status_code, headers=exc.headers or {})
+
+
+def _unexpected_error(request: Request, exc: Exception) -> Response[Any]:
+    """A bug: logged with its traceback, answered with a short Chinese page, not a trace."""
+    log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return public.message_page(request, 500)

@@ -1,4 +1,4 @@
-"""The `quality-forms` command: serve, check, export.
+"""The `quality-forms` command: serve, check, export, events, QR codes and posters.
 
 Every failure is one plain line on standard error and a non-zero exit.
 """
@@ -8,14 +8,19 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+import unicodedata
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from server import events as ev
 from server.clock import now
 from server.export import export_csv
 from server.forms import FORM_ID, Form, FormError, check_forms, load_form
+from server.qr import qr_png, qr_svg
 from server.settings import SETTINGS, SettingError, Settings, load_settings, to_environ
 from server.storage import open_database, stored_definitions
+
+DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 
 
 class CommandError(Exception):
@@ -49,6 +54,37 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", help="file to write, or - for standard output")
     export.add_argument("--header", choices=("labels", "names"), default="labels")
     export.add_argument("--event", help="only responses of this event code")
+
+    event = commands.add_parser("event", parents=[common], help="create and list events")
+    event_commands = event.add_subparsers(dest="event_command", required=True, parser_class=_Parser)
+    add = event_commands.add_parser("add", parents=[common], help="create an event; prints its code and URL")
+    add.add_argument("form_id")
+    add.add_argument("--title", required=True)
+    add.add_argument("--venue-type", help="机关 企业 乡镇 社区 学校 其他 (default 其他)")
+    add.add_argument("--county", help="one of Hainan's 市县, e.g. 海口市 or 白沙")
+    add.add_argument("--township")
+    add.add_argument("--venue", help="the place, e.g. 白沙中学")
+    add.add_argument("--date", help="YYYY-MM-DD")
+    add.add_argument("--organizer", help="one of the co-hosting units, or free text")
+    add.add_argument("--expected", help="expected attendance")
+    listing = event_commands.add_parser("list", parents=[common], help="events with their numbers of responses")
+    listing.add_argument("--form", help="only events of this form")
+    listing.add_argument("--county", help="only events in this county")
+    importing = event_commands.add_parser("import", parents=[common], help="create the events of a schedule CSV")
+    importing.add_argument("file", type=Path)
+
+    qr = commands.add_parser("qr", parents=[common], help="write a QR code of a form or event URL")
+    target = qr.add_mutually_exclusive_group(required=True)
+    target.add_argument("form_id", nargs="?")
+    target.add_argument("--event", help="event code")
+    qr.add_argument("--format", choices=("svg", "png"), default="svg")
+    qr.add_argument("--out", help="file to write (default exports/qr-<id>.<format>), or - for standard output")
+
+    posters = commands.add_parser("posters", parents=[common], help="write A4 posters of events as one HTML file")
+    posters.add_argument("--event", action="append", default=[], help="event code (repeatable)")
+    posters.add_argument("--form", help="every event of this form")
+    posters.add_argument("--county", help="every event in this county")
+    posters.add_argument("--out", help="file to write (default exports/posters-<time>.html)")
     return parser
 
 
@@ -68,8 +104,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from granian import Granian
     from granian.constants import Interfaces
 
-    base_url = settings.base_url or f"http://{args.host}:{args.port}"
-    os.environ.update(to_environ(settings) | {"QF_BASE_URL": base_url})
+    # Without QF_BASE_URL, QR codes carry the address the request came to (see posters.py).
+    os.environ.update(to_environ(settings))
     _, errors = check_forms(settings.forms)
     for line in errors:
         print(f"form skipped: {line}", file=sys.stderr)
@@ -118,6 +154,11 @@ def resolve_form(settings: Settings, form_id: str) -> Form:
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     form = resolve_form(settings, args.form_id)
     db = open_database(settings.db)
+    if args.event is not None:
+        event = _event(db, args.event)
+        if event.form_id != form.id:
+            raise CommandError(f"event {event.code} belongs to form {event.form_id!r}, not {form.id!r}")
+        args.event = event.code
     chunks = export_csv(db, form, header=args.header, event=args.event)
     if args.out == "-":
         for chunk in chunks:
@@ -125,17 +166,151 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
         sys.stdout.buffer.flush()
         return 0
     out = Path(args.out) if args.out else Path("exports") / f"{form.id}-{now():%Y%m%d-%H%M%S}.csv"
+    _write(out, chunks)
+    return 0
+
+
+def _write(out: Path, chunks: Iterator[bytes] | list[bytes]) -> None:
+    """Write the file whole or not at all (a reader never sees half a file); print its path."""
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         partial = out.with_name(out.name + ".partial")
         with partial.open("wb") as file:
             for chunk in chunks:
                 file.write(chunk)
-        partial.replace(out)  # a reader never sees half a file
+        partial.replace(out)
     except OSError as exc:
         raise CommandError(f"cannot write {out}: {exc.strerror}") from None
     print(out)
+
+
+def _event(db, code: str) -> ev.Event:
+    normal = ev.normalize_code(code)
+    event = ev.get_event(db, normal) if normal else None
+    if event is None:
+        raise CommandError(f"unknown event {code!r}")
+    return event
+
+
+def _forms(settings: Settings) -> dict[str, Form]:
+    if not settings.forms.is_dir():
+        raise CommandError(f"no forms folder at {settings.forms}")
+    return check_forms(settings.forms)[0]
+
+
+def _base_url(settings: Settings) -> str:
+    if not settings.base_url:
+        print(
+            f"warning: QF_BASE_URL is not set; codes point at {DEFAULT_BASE_URL}, which phones cannot reach",
+            file=sys.stderr,
+        )
+    return settings.base_url or DEFAULT_BASE_URL
+
+
+def cmd_event(args: argparse.Namespace, settings: Settings) -> int:
+    return EVENT_COMMANDS[args.event_command](args, settings)
+
+
+def cmd_event_add(args: argparse.Namespace, settings: Settings) -> int:
+    values = {key: getattr(args, key, None) or "" for key in ev.IMPORT_HEADERS} | {"form": args.form_id}
+    try:
+        event = ev.make_event(_forms(settings), values)
+    except ev.EventError as exc:
+        raise CommandError("；".join(exc.messages)) from None
+    [event] = ev.add_events(open_database(settings.db), [event])
+    print(event.code, _base_url(settings) + event.path)
     return 0
 
 
-COMMANDS = {"serve": cmd_serve, "check": cmd_check, "export": cmd_export}
+def cmd_event_list(args: argparse.Namespace, settings: Settings) -> int:
+    county = ev.county_named(args.county) if args.county else None
+    if args.county and county is None:
+        raise CommandError(f"unknown county {args.county!r}")
+    rows = ev.list_events(open_database(settings.db), form_id=args.form, county=county)
+    table = [("code", "date", "county", "venue type", "responses", "form", "title")]
+    for row in rows:
+        e = row.event
+        table.append((e.code, e.date or "-", e.county or "-", e.venue_type, str(row.responses), e.form_id, e.title))
+    widths = [max(_width(line[i]) for line in table) for i in range(len(table[0]) - 1)]
+    for line in table:
+        cells = [cell + " " * (width - _width(cell)) for cell, width in zip(line, widths, strict=False)]
+        print("  ".join([*cells, line[-1]]))
+    print(f"{len(rows)} event(s), {sum(r.responses for r in rows)} response(s)", file=sys.stderr)
+    return 0
+
+
+def _width(text: str) -> int:
+    """Columns a terminal gives the text: Chinese characters take two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def cmd_event_import(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        data = args.file.read_bytes()
+    except OSError as exc:
+        raise CommandError(f"cannot read {args.file}: {exc.strerror}") from None
+    try:
+        events = ev.read_schedule(data, _forms(settings))
+    except ev.EventError as exc:
+        for message in exc.messages:
+            print(f"{args.file}: {message}", file=sys.stderr)
+        print(f"{args.file}: nothing imported ({len(exc.messages)} error(s))", file=sys.stderr)
+        return 1
+    db = open_database(settings.db)
+    stored = ev.add_events(db, events)
+    for event in stored:
+        print(event.code, event.date or "-", event.title, sep="\t")
+    print(f"{args.file}: imported {len(stored)} event(s)", file=sys.stderr)
+    return 0
+
+
+def cmd_qr(args: argparse.Namespace, settings: Settings) -> int:
+    if args.event:
+        path = _event(open_database(settings.db), args.event).path
+        name = path.rsplit("/", 1)[-1]
+    else:
+        form = resolve_form(settings, args.form_id)
+        path, name = f"/f/{form.id}", form.id
+    url = _base_url(settings) + path
+    image = qr_png(url) if args.format == "png" else qr_svg(url).encode("utf-8")
+    if args.out == "-":
+        sys.stdout.buffer.write(image)
+        return 0
+    _write(Path(args.out) if args.out else Path("exports") / f"qr-{name}.{args.format}", [image])
+    return 0
+
+
+def cmd_posters(args: argparse.Namespace, settings: Settings) -> int:
+    from server.app import STATIC, TEMPLATES
+    from server.posters import poster, render_sheet
+    from server.public import Target
+
+    db = open_database(settings.db)
+    forms = _forms(settings)
+    chosen = [_event(db, code) for code in args.event]
+    if args.form or args.county or not chosen:
+        county = ev.county_named(args.county) if args.county else None
+        if args.county and county is None:
+            raise CommandError(f"unknown county {args.county!r}")
+        chosen += [row.event for row in ev.list_events(db, form_id=args.form, county=county)]
+    missing = sorted({e.form_id for e in chosen} - forms.keys())
+    if missing:
+        raise CommandError(f"form file missing or broken: {', '.join(missing)}")
+    if not chosen:
+        raise CommandError("no events match")
+    base_url = _base_url(settings)
+    sheet = [poster(Target(forms[e.form_id], e.path, e), base_url + e.path) for e in chosen]
+    html = render_sheet(sheet, TEMPLATES, STATIC)
+    _write(Path(args.out) if args.out else Path("exports") / f"posters-{now():%Y%m%d-%H%M%S}.html", [html.encode()])
+    return 0
+
+
+EVENT_COMMANDS = {"add": cmd_event_add, "list": cmd_event_list, "import": cmd_event_import}
+COMMANDS = {
+    "serve": cmd_serve,
+    "check": cmd_check,
+    "export": cmd_export,
+    "event": cmd_event,
+    "qr": cmd_qr,
+    "posters": cmd_posters,
+}

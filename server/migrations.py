@@ -45,6 +45,28 @@ def create_responses(db: Database) -> None:
     db.execute("CREATE INDEX responses_by_form ON responses (form_id, id)")
 
 
+@migration
+def create_events(db: Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE events (
+            code TEXT PRIMARY KEY,       -- 7 characters, no look-alikes; the URL is /e/{code}
+            form_id TEXT NOT NULL,
+            title TEXT NOT NULL,
+            venue_type TEXT NOT NULL,    -- 机关 企业 乡镇 社区 学校 其他
+            county TEXT NOT NULL,        -- Hainan's 市县, or empty
+            township TEXT NOT NULL,
+            venue TEXT NOT NULL,
+            date TEXT NOT NULL,          -- YYYY-MM-DD, or empty
+            organizer TEXT NOT NULL,
+            expected INTEGER,            -- expected attendance
+            created_at TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX events_by_form ON events (form_id, date)")
+    db.execute("CREATE INDEX responses_by_event ON responses (event, id)")
+
+
 def migrate(db: Database) -> list[str]:
     """Apply the steps this database has not had yet; return their names."""
     db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")

@@ -23,6 +23,7 @@ from litestar.response import Redirect, Template
 from server import expressions
 from server.campaign import THEME
 from server.context import Context as AppContext
+from server.events import Event, get_event, normalize_code
 from server.forms import Form
 from server.storage import StorageError, Submission, receipt_for_key, writable
 from server.validate import PRIVACY_CONSENT, Malformed, validate
@@ -48,22 +49,36 @@ NOTICE_NOT_STORED = "网络或服务器繁忙，这次没有保存成功。您�
 
 
 class Target(msgspec.Struct, frozen=True):
-    """What a public URL points at: a form, reached at `path` (and later, an event)."""
+    """What a public URL points at: a form, at `/f/{id}`, or an event's form, at `/e/{code}`."""
 
     form: Form
     path: str
-    event: str | None = None
+    event: Event | None = None
+
+    def state(self) -> str:
+        """`open`; or `upcoming`, `closed` (the form's window) or `ended` (the event's)."""
+        return self.event.state(self.form) if self.event else self.form.state()
 
 
 def new_submission_key() -> str:
     return secrets.token_urlsafe(18)
 
 
-def _form_target(ctx: AppContext, form_id: str) -> Target:
+def form_target(ctx: AppContext, form_id: str) -> Target:
     form = ctx.catalog.get(form_id)
     if form is None:
         raise NotFoundException()
     return Target(form, f"/f/{form_id}")
+
+
+def event_target(ctx: AppContext, code: str) -> Target:
+    """The event of a code as typed (any case); 404 when there is none or its form is gone."""
+    normal = normalize_code(code)
+    event = get_event(ctx.store.reader(), normal) if normal else None
+    form = ctx.catalog.get(event.form_id) if event else None
+    if event is None or form is None:
+        raise NotFoundException()
+    return Target(form, event.path, event)
 
 
 @get("/", sync_to_thread=False)
@@ -74,24 +89,44 @@ def landing(ctx: Ctx) -> Template:
 
 @get("/f/{form_id:str}", sync_to_thread=False)
 def form_page(request: HTMXRequest, ctx: Ctx, form_id: FromPath[str]) -> Response[Any]:
-    return show_form(request, _form_target(ctx, form_id))
+    return show_form(request, form_target(ctx, form_id))
 
 
 @post("/f/{form_id:str}", status_code=200)
 async def submit_form(request: HTMXRequest, ctx: Ctx, form_id: FromPath[str]) -> Response[Any]:
-    return await submit(request, ctx, _form_target(ctx, form_id))
+    return await submit(request, ctx, form_target(ctx, form_id))
 
 
 @get("/f/{form_id:str}/thanks", sync_to_thread=False)
 def thanks_page(ctx: Ctx, form_id: FromPath[str]) -> Template:
-    return Template("thanks.html", context={"target": _form_target(ctx, form_id)})
+    return Template("thanks.html", context={"target": form_target(ctx, form_id)})
 
 
 @post("/f/{form_id:str}/check/{field_name:str}", status_code=200)
 async def check_form_field(
     request: HTMXRequest, ctx: Ctx, form_id: FromPath[str], field_name: FromPath[str]
 ) -> Template:
-    return await check_field(request, _form_target(ctx, form_id), field_name)
+    return await check_field(request, form_target(ctx, form_id), field_name)
+
+
+@get("/e/{code:str}", sync_to_thread=False)
+def event_page(request: HTMXRequest, ctx: Ctx, code: FromPath[str]) -> Response[Any]:
+    return show_form(request, event_target(ctx, code))
+
+
+@post("/e/{code:str}", status_code=200)
+async def submit_event(request: HTMXRequest, ctx: Ctx, code: FromPath[str]) -> Response[Any]:
+    return await submit(request, ctx, event_target(ctx, code))
+
+
+@get("/e/{code:str}/thanks", sync_to_thread=False)
+def event_thanks_page(ctx: Ctx, code: FromPath[str]) -> Template:
+    return Template("thanks.html", context={"target": event_target(ctx, code)})
+
+
+@post("/e/{code:str}/check/{field_name:str}", status_code=200)
+async def check_event_field(request: HTMXRequest, ctx: Ctx, code: FromPath[str], field_name: FromPath[str]) -> Template:
+    return await check_field(request, event_target(ctx, code), field_name)
 
 
 @get("/healthz", sync_to_thread=True, media_type="text/plain")
@@ -102,7 +137,18 @@ def healthz(ctx: Ctx) -> Response[str]:
     return Response("database is not writable", status_code=503, media_type="text/plain")
 
 
-ROUTES = [landing, form_page, submit_form, thanks_page, check_form_field, healthz]
+ROUTES = [
+    landing,
+    form_page,
+    submit_form,
+    thanks_page,
+    check_form_field,
+    event_page,
+    submit_event,
+    event_thanks_page,
+    check_event_field,
+    healthz,
+]
 
 
 def show_form(
@@ -116,8 +162,8 @@ def show_form(
     notice: str = "",
     headers: dict[str, str] | None = None,
 ) -> Response[Any]:
-    """The form page, or with htmx only the form; 410 when the form is not open."""
-    state = target.form.state()
+    """The form page, or with htmx only the form; 410 when the form or event is not open."""
+    state = target.state()
     if state != "open":
         return _page(request, "closed.html", {"target": target, "state": state}, status=410)
     context = {
@@ -137,7 +183,7 @@ def show_form(
 
 async def submit(request: HTMXRequest, ctx: AppContext, target: Target) -> Response[Any]:
     """Validate and store one submission; the same key twice stores one response."""
-    if target.form.state() != "open":
+    if target.state() != "open":
         return show_form(request, target)
     data = await read_answers(request)
     key = _submission_key(data)
@@ -156,7 +202,8 @@ async def submit(request: HTMXRequest, ctx: AppContext, target: Target) -> Respo
             request, target, values=data, key=key, status=429,
             notice=NOTICE_RATE_LIMITED.format(seconds=seconds), headers={"Retry-After": str(seconds)},
         )  # fmt: skip
-    submission = Submission(target.form, key or new_submission_key(), outcome.answers, target.event)
+    event_code = target.event.code if target.event else None
+    submission = Submission(target.form, key or new_submission_key(), outcome.answers, event_code)
     try:
         await ctx.store.writer.store(submission)
     except StorageError:

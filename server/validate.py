@@ -8,7 +8,6 @@ left out of the answers.
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import re
 import unicodedata
@@ -18,7 +17,8 @@ from typing import Any
 import msgspec
 
 from server import expressions
-from server.forms import DATE, OTHER, Field, Form
+from server.clock import parse_day
+from server.forms import OTHER, Field, Form
 
 PRIVACY_CONSENT = "_consent"  # the product's own consent box for forms with personal fields
 OTHER_MAX_LENGTH = 200
@@ -168,16 +168,9 @@ def _clean_email(field: Field, text: str) -> tuple[Any, str | None]:
     return address, None
 
 
-_LOOSE_DATE = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?$")
-
-
 def _clean_date(field: Field, text: str) -> tuple[Any, str | None]:
-    match = _LOOSE_DATE.match(_halfwidth(text))
-    try:
-        day = dt.date(*(int(g) for g in match.groups())).isoformat() if match else ""
-    except ValueError:
-        day = ""
-    if not DATE.match(day):
+    day = parse_day(_halfwidth(text))
+    if day is None:
         return None, "请填写正确的日期，如 2022-09-15"
     if isinstance(field.min, str) and day < field.min:
         return None, f"日期不能早于 {field.min}"

@@ -33,7 +33,7 @@ def make_app_client(tmp_path: Path, forms: Path = TEST_FORMS, **settings) -> Ite
     """A client for an app over a fresh database in tmp_path; keywords override settings."""
     forms_copy = tmp_path / "forms"
     shutil.copytree(forms, forms_copy)
-    app = create_app(Settings(forms=forms_copy, db=tmp_path / "data" / "test.db", **settings))
+    app = create_app(Settings(**{"forms": forms_copy, "db": tmp_path / "data" / "test.db"} | settings))
     with TestClient(app, base_url="http://testserver.local") as client:
         yield client
 
@@ -42,6 +42,24 @@ def make_app_client(tmp_path: Path, forms: Path = TEST_FORMS, **settings) -> Ite
 def client(tmp_path: Path) -> Iterator[TestClient]:
     with make_app_client(tmp_path) as client:
         yield client
+
+
+CLI = [sys.executable, "-m", "server"]
+
+
+def run(*args, cwd, input=None, env=None) -> subprocess.CompletedProcess:
+    """`quality-forms ARGS` as a user runs it: a subprocess in cwd."""
+    return subprocess.run(
+        [*CLI, *args], cwd=cwd, input=input, capture_output=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+    )  # fmt: skip
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """A working folder with the test forms in `forms/`, as the command line expects."""
+    shutil.copytree(TEST_FORMS, tmp_path / "forms")
+    return tmp_path
 
 
 def database(client: TestClient) -> Database:

@@ -2,32 +2,12 @@
 
 import os
 import re
-import shutil
-import subprocess
-import sys
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import ROOT, TEST_FORMS, running_server
-
-CLI = [sys.executable, "-m", "server"]
-
-
-def run(*args, cwd, input=None, env=None):
-    return subprocess.run(
-        [*CLI, *args], cwd=cwd, input=input, capture_output=True, timeout=60,
-        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
-    )  # fmt: skip
-
-
-@pytest.fixture
-def workdir(tmp_path):
-    shutil.copytree(TEST_FORMS, tmp_path / "forms")
-    return tmp_path
+from tests.conftest import run, running_server
 
 
 def test_check_passes_on_good_forms(workdir):

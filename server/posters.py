@@ -1,0 +1,106 @@
+"""QR codes and printable A4 posters for forms and events.
+
+The URL in a QR code is the public address (`QF_BASE_URL`) plus the page's path; when
+the setting is empty, the address the request came to, which is what staff typed into
+their browser. The same rendering serves the web page and `quality-forms posters`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from litestar import Request, Response, get
+from litestar.datastructures import CacheControlHeader
+from litestar.params import FromPath
+from litestar.response import Template
+
+from server.campaign import THEME, slogan_for
+from server.clock import chinese_date, now
+from server.context import Context as AppContext
+from server.events import Event
+from server.forms import Form
+from server.public import Ctx, Target, event_target, form_target
+from server.qr import qr_png, qr_svg
+
+QR_CACHE = {"Cache-Control": CacheControlHeader(max_age=86400, public=True).to_header()}
+
+
+def public_url(ctx: AppContext, request: Request, path: str) -> str:
+    base = ctx.settings.base_url or str(request.base_url).rstrip("/")
+    return base + path
+
+
+def _svg(url: str) -> Response[str]:
+    return Response(qr_svg(url), media_type="image/svg+xml", headers=QR_CACHE)
+
+
+def _png(url: str) -> Response[bytes]:
+    return Response(qr_png(url), media_type="image/png", headers=QR_CACHE)
+
+
+@get("/f/{form_id:str}/qr.svg", sync_to_thread=False)
+def form_qr_svg(request: Request, ctx: Ctx, form_id: FromPath[str]) -> Response[str]:
+    return _svg(public_url(ctx, request, form_target(ctx, form_id).path))
+
+
+@get("/f/{form_id:str}/qr.png", sync_to_thread=False)
+def form_qr_png(request: Request, ctx: Ctx, form_id: FromPath[str]) -> Response[bytes]:
+    return _png(public_url(ctx, request, form_target(ctx, form_id).path))
+
+
+@get("/e/{code:str}/qr.svg", sync_to_thread=False)
+def event_qr_svg(request: Request, ctx: Ctx, code: FromPath[str]) -> Response[str]:
+    return _svg(public_url(ctx, request, event_target(ctx, code).path))
+
+
+@get("/e/{code:str}/qr.png", sync_to_thread=False)
+def event_qr_png(request: Request, ctx: Ctx, code: FromPath[str]) -> Response[bytes]:
+    return _png(public_url(ctx, request, event_target(ctx, code).path))
+
+
+@get("/f/{form_id:str}/poster", sync_to_thread=False)
+def form_poster(request: Request, ctx: Ctx, form_id: FromPath[str]) -> Template:
+    target = form_target(ctx, form_id)
+    return Template("posters.html", context=sheet_context([poster(target, public_url(ctx, request, target.path))]))
+
+
+@get("/e/{code:str}/poster", sync_to_thread=False)
+def event_poster(request: Request, ctx: Ctx, code: FromPath[str]) -> Template:
+    target = event_target(ctx, code)
+    return Template("posters.html", context=sheet_context([poster(target, public_url(ctx, request, target.path))]))
+
+
+ROUTES = [form_qr_svg, form_qr_png, event_qr_svg, event_qr_png, form_poster, event_poster]
+
+
+def poster(target: Target, url: str) -> dict[str, Any]:
+    """What one A4 poster shows."""
+    form: Form = target.form
+    event: Event | None = target.event
+    year = int(event.date[:4]) if event and event.date else now().year
+    return {
+        "year": year,
+        "theme": THEME,
+        "slogan": slogan_for(event.code if event else form.id),
+        "title": event.title if event else form.title,
+        "form_title": form.title,
+        "event": event,
+        "url": url,
+        "short_url": url.split("://", 1)[-1],
+        "qr": qr_svg(url),
+    }
+
+
+def sheet_context(posters: list[dict[str, Any]], *, inline_css: str = "") -> dict[str, Any]:
+    """A print page of posters, one per A4 page; `inline_css` makes it a standalone file."""
+    return {"posters": posters, "inline_css": inline_css}
+
+
+def render_sheet(posters: list[dict[str, Any]], templates: Path, static: Path) -> str:
+    """The sheet as one standalone HTML file (CSS inline), for `quality-forms posters`."""
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(templates), autoescape=True)
+    environment.filters["chinese_date"] = chinese_date
+    css = (static / "poster.css").read_text(encoding="utf-8")
+    return environment.get_template("posters.html").render(sheet_context(posters, inline_css=css))
