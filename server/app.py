@@ -16,7 +16,7 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
-from server import posters, public
+from server import offline, posters, public
 from server.clock import chinese_date
 from server.context import Context
 from server.forms import KIND_LABELS, FormCatalog
@@ -91,7 +91,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         return response
 
     return Litestar(
-        route_handlers=[*public.ROUTES, *posters.ROUTES, static_router],
+        route_handlers=[*public.ROUTES, *posters.ROUTES, *offline.ROUTES, static_router],
         dependencies={"ctx": Provide(lambda: context, use_cache=True, sync_to_thread=False)},
         plugins=[HTMXPlugin()],
         template_config=TemplateConfig(

@@ -3,13 +3,15 @@
 Screenshots land in tests/artifacts/ for people to look at.
 """
 
+import datetime as dt
 import os
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, TEST_FORMS, running_server
+from tests.conftest import ROOT, TEST_FORMS, run, running_server
 
 pytestmark = pytest.mark.browser
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -143,3 +145,46 @@ def test_landing_page_on_a_phone(site, browser):
     assert "推动质量变革创新" in page.inner_text("h1")
     shoot(page, "landing-360")
     context.close()
+
+
+def pdf_pages(pdf: bytes) -> int:
+    return len(re.findall(rb"/Type\s*/Page[^s]", pdf))
+
+
+def test_qr_svg_rasterised_by_chromium_scans_and_the_poster_prints_on_one_a4_page(site, browser):
+    from tests.test_events import decode_png
+
+    base, workdir = site
+    added = run("event", "add", "all-types", "--title", "消费品安全进校园", "--venue-type", "学校", "--county", "白沙",
+                "--venue", "白沙中学", "--date", dt.date.today().isoformat(), "--organizer", "省教育厅", cwd=workdir)  # fmt: skip
+    code = added.stdout.decode().split()[0]
+    page = browser.new_page(viewport={"width": 400, "height": 400})
+    page.goto(f"{base}/e/{code}/qr.svg")
+    assert decode_png(page.screenshot()) == f"{base}/e/{code}"
+    page.close()
+
+    page = browser.new_page(viewport={"width": 794, "height": 1123})  # A4 at 96 dpi
+    page.goto(f"{base}/e/{code}/poster")
+    page.emulate_media(media="print")
+    shoot(page, "poster-a4")
+    assert decode_png(page.screenshot()) == f"{base}/e/{code}"  # the printed code scans too
+    pdf = page.pdf(prefer_css_page_size=True, print_background=True)
+    ARTIFACTS.joinpath("poster-a4.pdf").write_bytes(pdf)
+    assert pdf_pages(pdf) == 1
+    page.close()
+
+
+def test_a_sheet_of_posters_prints_one_page_per_event(site, browser):
+    _, workdir = site
+    for title in ("进机关", "进企业", "进社区"):
+        run("event", "add", "all-types", "--title", title, "--county", "琼中", "--date", "2022-09-20", cwd=workdir)
+    sheet = workdir / "sheet.html"
+    result = run(
+        "posters", "--county", "琼中", "--out", str(sheet), cwd=workdir, env={"QF_BASE_URL": "https://q.example"}
+    )
+    assert result.returncode == 0, result.stderr
+    page = browser.new_page()
+    page.goto(sheet.as_uri())
+    assert page.locator(".poster").count() == 3
+    assert pdf_pages(page.pdf(prefer_css_page_size=True, print_background=True)) == 3
+    page.close()

@@ -1,0 +1,172 @@
+"""Drafts and offline sending, in headless Chromium on a 360 px phone with script on.
+
+What is typed stays on the phone across reloads; the service worker serves the form page
+without network; a submission made offline is queued with its submission key and sent
+when the network returns, and however often it is sent, one response is stored.
+"""
+
+import json
+import shutil
+import sqlite3
+
+import pytest
+
+from server.app import SECURITY_HEADERS
+from tests import test_browser
+from tests.conftest import ROOT, running_server
+from tests.test_browser import phone, shoot
+
+pytestmark = pytest.mark.browser
+FORM = "/f/consumer-survey"
+SAVED = "已保存，联网后自动提交"
+browser = test_browser.browser  # the same headless Chromium fixture
+
+
+@pytest.fixture
+def site(tmp_path):
+    """A fresh server per test, so the database holds only this test's responses."""
+    (tmp_path / "forms").mkdir()
+    shutil.copy(ROOT / "forms" / "consumer-survey.toml", tmp_path / "forms")
+    with running_server(tmp_path) as port:
+        yield f"http://127.0.0.1:{port}", tmp_path / "data" / "quality-forms.db"
+
+
+def stored(db) -> list[tuple[str, dict]]:
+    with sqlite3.connect(db) as connection:
+        rows = connection.execute("SELECT submission_key, answers FROM responses ORDER BY id").fetchall()
+    return [(key, json.loads(answers)) for key, answers in rows]
+
+
+def kept_by_service_worker(page) -> None:
+    """Wait until the worker holds this page, so it can be reloaded without network."""
+    page.wait_for_function("() => window.caches && caches.match(location.pathname).then(Boolean)", timeout=10_000)
+
+
+def fill_survey(page) -> None:
+    page.get_by_label("听说过，也了解内容", exact=True).check()
+    page.get_by_label("知道，而且用过", exact=True).check()  # shows two conditional questions
+    page.get_by_label("宣传活动、宣传单", exact=True).check()
+    page.locator("#q-rating_12315 label", has_text="4").click()
+    page.get_by_label("食品", exact=True).check()
+    page.get_by_label("网购商品", exact=True).check()
+    page.fill("#i-online_trouble", "快递的儿童玩具 缺零件 & 没有说明书")
+    page.get_by_label("没有", exact=True).check()
+    page.fill("#i-email", "resident@example.com")
+    page.get_by_label("我已阅读并同意以上说明").check()
+
+
+def assert_survey_filled(page) -> None:
+    assert page.get_by_label("听说过，也了解内容", exact=True).is_checked()
+    assert page.get_by_label("知道，而且用过", exact=True).is_checked()
+    assert page.get_by_label("宣传活动、宣传单", exact=True).is_checked()
+    assert page.locator("#q-rating_12315 input[value='4']").is_checked()
+    assert page.get_by_label("食品", exact=True).is_checked()
+    assert page.get_by_label("网购商品", exact=True).is_checked()
+    assert not page.get_by_label("家用电器", exact=True).is_checked()
+    assert page.input_value("#i-online_trouble") == "快递的儿童玩具 缺零件 & 没有说明书"
+    assert page.get_by_label("没有", exact=True).is_checked()
+    assert page.input_value("#i-email") == "resident@example.com"
+    assert page.get_by_label("我已阅读并同意以上说明").is_checked()
+    assert page.locator("#q-food_worry").is_visible()  # conditions are applied to restored answers
+
+
+EXPECTED_ANSWERS = {
+    "fangxin_aware": "know_well",
+    "know_12315": "used",
+    "how_known_12315": ["event"],
+    "rating_12315": 4,
+    "concerns": ["food", "online"],
+    "online_trouble": "快递的儿童玩具 缺零件 & 没有说明书",
+    "had_problem": "no",
+    "email": "resident@example.com",
+}
+
+
+def test_answers_come_back_after_reload_and_an_offline_submit_is_stored_once_online(site, browser):
+    base, db = site
+    context = phone(browser)
+    page = context.new_page()
+    page.goto(base + FORM)
+    kept_by_service_worker(page)  # the first page a phone opens is kept too, without a second download
+    fill_survey(page)
+
+    context.set_offline(True)
+    response = page.reload()  # the copy the first page handed to the service worker
+    assert response.from_service_worker
+    assert response.headers["content-security-policy"] == SECURITY_HEADERS["Content-Security-Policy"]
+    assert page.locator("h1").first.inner_text() == "消费者质量意识调查"
+    assert_survey_filled(page)
+
+    context.set_offline(False)
+    page.reload()  # from the network now: the answers come from the draft
+    assert_survey_filled(page)
+
+    context.set_offline(True)
+    page.reload()  # the copy the worker kept from that network answer
+    assert_survey_filled(page)
+    page.click("button.submit")
+    page.get_by_text(SAVED).wait_for()
+    assert page.locator("form.survey").is_hidden()
+    shoot(page, "offline-saved-360")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    assert stored(db) == []
+    queue = page.evaluate("JSON.parse(localStorage.getItem('qf:queue'))")
+    assert len(queue) == 1 and queue[0]["path"] == FORM and len(queue[0]["key"]) >= 16
+
+    context.set_offline(False)  # the page hears `online` and sends the queued submission
+    page.locator("section.thanks").wait_for()
+    shoot(page, "offline-sent-thanks-360")
+    assert stored(db) == [(queue[0]["key"], EXPECTED_ANSWERS)]
+    assert page.evaluate("localStorage.getItem('qf:queue')") == "[]"
+
+    page.reload()  # the draft was cleared once the answers were stored
+    assert not page.get_by_label("听说过，也了解内容", exact=True).is_checked()
+    assert page.input_value("#i-online_trouble") == ""
+    assert page.input_value("input[name=_key]") != queue[0]["key"]
+    context.close()
+
+
+def test_a_queued_submission_sent_three_times_is_stored_once(site, browser):
+    base, db = site
+    context = phone(browser)
+    page = context.new_page()
+    page.goto(base + FORM)
+    fill_survey(page)
+    context.set_offline(True)
+    page.click("button.submit")
+    page.get_by_text(SAVED).wait_for()
+    queued = page.evaluate("localStorage.getItem('qf:queue')")
+
+    sends = []
+
+    def lose_the_first_answer(route):
+        response = route.fetch()  # the server stores the submission…
+        sends.append(response.status)
+        if len(sends) == 1:
+            route.abort("connectionreset")  # …but the phone never hears back
+        else:
+            route.fulfill(response=response)
+
+    page.route(
+        base + FORM, lambda route: lose_the_first_answer(route) if route.request.method == "POST" else route.continue_()
+    )
+    with page.expect_event("requestfailed"):
+        context.set_offline(False)  # `online`: the queued submission is sent
+    assert sends == [200]
+    assert page.get_by_text(SAVED).is_visible()  # still queued: the phone does not know it arrived
+    assert page.evaluate("localStorage.getItem('qf:queue')") == queued
+
+    page.evaluate("window.dispatchEvent(new Event('online'))")  # the next time the network comes back
+    page.locator("section.thanks").wait_for()
+    assert sends == [200, 200]
+    assert page.evaluate("localStorage.getItem('qf:queue')") == "[]"
+
+    # another tab had queued the same submission: it is sent on the next page load
+    page.evaluate("queued => localStorage.setItem('qf:queue', queued)", queued)
+    page.goto(base + "/")
+    page.wait_for_function("() => localStorage.getItem('qf:queue') === '[]'")
+    assert sends == [200, 200, 200]
+
+    key = json.loads(queued)[0]["key"]
+    assert stored(db) == [(key, EXPECTED_ANSWERS)]
+    context.close()
