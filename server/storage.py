@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import queue
 import sqlite3
@@ -123,9 +124,8 @@ class Writer:
             db.execute("BEGIN IMMEDIATE")
             receipts = [self._insert(db, submission, stamp) for submission, _ in batch]
             db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if db.conn.in_transaction:
-                db.execute("ROLLBACK")
+        except Exception as exc:  # whatever went wrong, every waiting request must get its answer
+            _rollback(db)
             self._known_versions.clear()  # the rollback may have taken new versions with it
             log.error("could not store %d response(s): %s", len(batch), exc)
             for _, future in batch:
@@ -222,12 +222,25 @@ def fields_in_answers(db: Database, form_id: str, except_version: str) -> set[st
 
 
 def writable(db: Database) -> bool:
-    """True when a write transaction can be started and committed right now."""
+    """True when a write can be committed right now: the lock is free and the file takes it.
+
+    An empty transaction writes nothing, so it commits on a read-only file or a full disk
+    too; rewriting `user_version` (which the schema does not use) makes the commit write
+    a page, as storing a response would.
+    """
     try:
         db.execute("BEGIN IMMEDIATE")
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        db.execute(f"PRAGMA user_version = {version}")
         db.execute("COMMIT")
         return True
     except sqlite3.Error:
-        if db.conn.in_transaction:
-            db.execute("ROLLBACK")
+        _rollback(db)
         return False
+
+
+def _rollback(db: Database) -> None:
+    """End a failed transaction, if SQLite has not ended it already (it may, on I/O errors)."""
+    if db.conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("ROLLBACK")
