@@ -5,6 +5,7 @@ without network; a submission made offline is queued with its submission key and
 when the network returns, and however often it is sent, one response is stored.
 """
 
+import gzip
 import json
 import shutil
 import sqlite3
@@ -169,4 +170,20 @@ def test_a_queued_submission_sent_three_times_is_stored_once(site, browser):
 
     key = json.loads(queued)[0]["key"]
     assert stored(db) == [(key, EXPECTED_ANSWERS)]
+    context.close()
+
+
+def test_first_visit_with_the_service_worker_stays_under_30_kb_gzip(site, browser):
+    """Everything a phone downloads on its first visit, the worker's own fetches included."""
+    base, _ = site
+    context = phone(browser)
+    bodies = {}
+    context.on("requestfinished", lambda request: bodies.setdefault(request.url, request.response().body()))
+    page = context.new_page()
+    page.goto(base + FORM)
+    kept_by_service_worker(page)
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+    sizes = {url.removeprefix(base): len(gzip.compress(body, 9)) for url, body in bodies.items()}
+    assert {"/sw.js", FORM} <= {url.split("?")[0] for url in sizes}, sizes
+    assert sum(sizes.values()) <= 30 * 1024, sizes
     context.close()
