@@ -13,10 +13,12 @@ from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.plugins.htmx import HTMXPlugin
 from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
-from server import offline, posters, public
+from server import office, offline, posters, public
+from server.accounts import secret_key
 from server.clock import chinese_date
 from server.context import Context
 from server.forms import KIND_LABELS, FormCatalog
@@ -69,6 +71,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         catalog=FormCatalog(settings.forms),
         store=Store(settings.db),
         limiter=RateLimiter(settings.rate_limit),
+        secret_key=secret_key(settings.secret_key, settings.db),
     )
     if not (VENDOR / "htmx.min.js").is_file():
         log.warning("htmx is not installed (run `npm ci`); pages work without it, only less smoothly")
@@ -91,7 +94,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         return response
 
     return Litestar(
-        route_handlers=[*public.ROUTES, *posters.ROUTES, *offline.ROUTES, static_router],
+        route_handlers=[*public.ROUTES, *posters.ROUTES, *offline.ROUTES, *office.ROUTES, static_router],
         dependencies={"ctx": Provide(lambda: context, use_cache=True, sync_to_thread=False)},
         plugins=[HTMXPlugin()],
         template_config=TemplateConfig(
@@ -108,7 +111,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
 
 def _http_error(request: Request, exc: HTTPException) -> Response[Any]:
-    """Errors the framework raises (404 route, 405, 413…) as short Chinese pages."""
+    """Errors the framework raises (404 route, 405, 413…) as short Chinese pages.
+
+    An office page asked for without a session sends a person to the sign-in page.
+    """
+    if exc.status_code == 401 and request.method == "GET" and "hx-request" not in request.headers:
+        return Redirect("/admin/login", status_code=303)
     return public.message_page(request, exc.status_code, headers=exc.headers or {})
 
 

@@ -35,7 +35,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     for setting in SETTINGS:
-        if setting.name != "rate_limit":  # set by QF_RATE_LIMIT only (SPEC §2)
+        if setting.option:
             flag = "--" + setting.name.replace("_", "-")
             common.add_argument(flag, default=argparse.SUPPRESS, help=f"{setting.help} [{setting.env}]")
 
@@ -79,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--event", help="event code")
     qr.add_argument("--format", choices=("svg", "png"), default="svg")
     qr.add_argument("--out", help="file to write (default exports/qr-<id>.<format>), or - for standard output")
+
+    user = commands.add_parser("user", parents=[common], help="office accounts")
+    user_commands = user.add_subparsers(dest="user_command", required=True, parser_class=_Parser)
+    add_user = user_commands.add_parser("add", parents=[common], help="create an account; password on stdin")
+    add_user.add_argument("username")
+    add_user.add_argument("--role", choices=("admin", "staff"), default="staff")
 
     posters = commands.add_parser("posters", parents=[common], help="write A4 posters of events as one HTML file")
     posters.add_argument("--event", action="append", default=[], help="event code (repeatable)")
@@ -305,6 +311,30 @@ def cmd_posters(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
+    from server.accounts import AccountError, add_user
+
+    password = _read_password()
+    try:
+        add_user(open_database(settings.db), args.username, password, args.role)
+    except AccountError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"user {args.username} ({args.role}) added", file=sys.stderr)
+    return 0
+
+
+def _read_password() -> str:
+    """The first line of standard input; on a terminal, a hidden prompt asked twice."""
+    if sys.stdin.isatty():
+        import getpass
+
+        first = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != first:
+            raise CommandError("the passwords differ")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
 EVENT_COMMANDS = {"add": cmd_event_add, "list": cmd_event_list, "import": cmd_event_import}
 COMMANDS = {
     "serve": cmd_serve,
@@ -313,4 +343,5 @@ COMMANDS = {
     "event": cmd_event,
     "qr": cmd_qr,
     "posters": cmd_posters,
+    "user": cmd_user,
 }

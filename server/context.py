@@ -16,3 +16,4 @@ class Context:
     catalog: FormCatalog
     store: Store
     limiter: RateLimiter
+    secret_key: bytes

@@ -46,6 +46,7 @@ class Event(msgspec.Struct, frozen=True):
     organizer: str = ""
     expected: int | None = None  # expected attendance
     created_at: str = ""
+    created_by: str = ""  # the office account that made it; empty from the command line
 
     @property
     def place(self) -> str:
@@ -177,9 +178,14 @@ class EventCount(msgspec.Struct, frozen=True):
     responses: int
 
 
-def list_events(db: Database, form_id: str | None = None, county: str | None = None) -> list[EventCount]:
+def list_events(
+    db: Database, form_id: str | None = None, county: str | None = None, created_by: str | None = None
+) -> list[EventCount]:
     """Events by date (undated last), with their numbers of responses."""
     where, params = [], []
+    if created_by is not None:
+        where.append("e.created_by = ?")
+        params.append(created_by)
     if form_id:
         where.append("e.form_id = ?")
         params.append(form_id)

@@ -67,6 +67,51 @@ def create_events(db: Database) -> None:
     db.execute("CREATE INDEX responses_by_event ON responses (event, id)")
 
 
+@migration
+def create_office(db: Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE users (
+            username TEXT PRIMARY KEY,
+            password_hash TEXT NOT NULL,  -- argon2id
+            role TEXT NOT NULL CHECK (role IN ('admin', 'staff')),
+            created_at TEXT NOT NULL
+        )"""
+    )
+    db.execute(
+        """
+        CREATE TABLE sessions (
+            token_hash TEXT PRIMARY KEY,  -- sha256 of the cookie: a stolen database opens no session
+            username TEXT NOT NULL REFERENCES users (username) ON DELETE CASCADE,
+            csrf TEXT NOT NULL,           -- the token every admin form carries
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL
+        )"""
+    )
+    db.execute(
+        """
+        CREATE TABLE login_failures (
+            username TEXT NOT NULL,
+            address TEXT NOT NULL,
+            failed_at TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX login_failures_by_user ON login_failures (username, failed_at)")
+    db.execute(
+        """
+        CREATE TABLE audit_log (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            username TEXT NOT NULL,
+            action TEXT NOT NULL,         -- sign-in, export, delete-response, add-event…
+            detail TEXT NOT NULL          -- what, in words (never personal answers)
+        )"""
+    )
+    # The office account that made an event; empty when it came from the command line.
+    db.execute("ALTER TABLE events ADD COLUMN created_by TEXT NOT NULL DEFAULT ''")
+    db.execute("CREATE INDEX events_by_creator ON events (created_by)")
+
+
 def migrate(db: Database) -> list[str]:
     """Apply the steps this database has not had yet; return their names."""
     db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")

@@ -19,6 +19,7 @@ class Setting(NamedTuple):
     default: Any
     help: str
     parse: Callable[[str], Any] = str
+    option: bool = True  # also a command-line option (secrets are not: `ps` would show them)
 
 
 def _rate(text: str) -> int:
@@ -38,6 +39,14 @@ SETTINGS = (
         600,
         "accepted submissions per minute from one client address; 0 turns it off",
         _rate,
+        option=False,  # SPEC §2: QF_RATE_LIMIT only
+    ),
+    Setting(
+        "secret_key",
+        "QF_SECRET_KEY",
+        "",
+        "key that signs sign-in tokens; default: made once into secret.key beside the database",
+        option=False,
     ),
 )
 
@@ -47,6 +56,7 @@ class Settings(msgspec.Struct, frozen=True):
     db: Path = Path("data/quality-forms.db")
     base_url: str = ""
     rate_limit: int = 600
+    secret_key: str = ""
 
 
 class SettingError(ValueError):

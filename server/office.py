@@ -1,0 +1,431 @@
+"""The office: sign-in, dashboard, results, responses, events, exports, audit log.
+
+Every page under /admin except the sign-in page takes a `user` dependency, which answers
+401 without a valid session (the error handler turns that into a redirect to the sign-in
+page for a plain GET). Every POST carries the session's CSRF token and must come from this
+site. `admin` may do everything; `staff` sees only the events it made and their answers,
+and deletes nothing.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import quote
+
+import anyio
+import msgspec
+from litestar import Request, Response, Router, get, post
+from litestar.di import NamedDependency, Provide
+from litestar.exceptions import ClientException, NotAuthorizedException, NotFoundException, PermissionDeniedException
+from litestar.params import FromPath
+from litestar.response import Redirect, Stream, Template
+from sqlite_utils import Database
+
+from server import accounts
+from server import events as ev
+from server.accounts import User
+from server.campaign import COUNTIES, ORGANIZERS, VENUE_TYPES
+from server.clock import now
+from server.context import Context as AppContext
+from server.export import export_csv
+from server.forms import Form
+from server.public import Ctx, read_answers
+from server.results import Filters, mask, parse_filters, summarize, where
+from server.storage import connect
+
+CurrentUser = NamedDependency[User]
+SESSION_COOKIE = "qf_session"
+LOGIN_COOKIE = "qf_login"
+CSRF_FIELD = "_csrf"
+PAGE_SIZE = 50
+
+
+def _user(request: Request, ctx: Ctx) -> User:
+    token = request.cookies.get(SESSION_COOKIE, "")
+    user = accounts.session_user(ctx.store.reader(), token) if token else None
+    if user is None:
+        raise NotAuthorizedException()
+    return user
+
+
+async def checked_form(request: Request, user: User | None, expected: str | None = None) -> dict[str, list[str]]:
+    """The posted fields of an admin form, after proving the post came from our own page."""
+    site = request.headers.get("sec-fetch-site")
+    origin = request.headers.get("origin")
+    if site == "cross-site" or (origin and origin != str(request.base_url).rstrip("/")):
+        raise PermissionDeniedException("cross-site request")
+    data = await read_answers(request)
+    token = (data.get(CSRF_FIELD) or [""])[0]
+    wanted = expected if expected is not None else (user.csrf if user else "")
+    if not token or not hmac.compare_digest(token, wanted):
+        raise PermissionDeniedException("missing or wrong CSRF token")
+    return data
+
+
+def _one(data: dict[str, list[str]], name: str) -> str:
+    return (data.get(name) or [""])[0]
+
+
+# Sign-in and sign-out -------------------------------------------------------------------
+
+
+def _login_page(request: Request, ctx: AppContext, *, message: str = "", status: int = 200, username: str = ""):
+    key = ctx.secret_key
+    token = request.cookies.get(LOGIN_COOKIE, "")
+    if not accounts.valid_signed_token(key, token):
+        token = accounts.signed_token(key)
+    response = Template(
+        "admin/login.html",
+        context={"csrf": token, "message": message, "username": username, "csrf_field": CSRF_FIELD},
+        status_code=status,
+    )
+    response.set_cookie(
+        LOGIN_COOKIE, token, httponly=True, samesite="strict", secure=_secure(request, ctx), path="/admin"
+    )
+    return response
+
+
+def _secure(request: Request, ctx: AppContext) -> bool:
+    return request.url.scheme == "https" or ctx.settings.base_url.startswith("https://")
+
+
+@get("/login", sync_to_thread=False)
+def login_page(request: Request, ctx: Ctx) -> Response[Any]:
+    return _login_page(request, ctx)
+
+
+@post("/login", status_code=303)
+async def sign_in(request: Request, ctx: Ctx) -> Response[Any]:
+    token = request.cookies.get(LOGIN_COOKIE, "")
+    if not accounts.valid_signed_token(ctx.secret_key, token):
+        raise PermissionDeniedException("missing sign-in token")
+    data = await checked_form(request, None, expected=token)
+    username, password = _one(data, "username").strip(), _one(data, "password")
+    db = ctx.store.reader()
+    wait = accounts.locked_for(db, username)
+    if wait:
+        response = _login_page(
+            request, ctx, message=f"尝试次数过多，请 {wait} 秒后再试。", status=429, username=username
+        )
+        response.headers["Retry-After"] = str(wait)
+        return response
+    address = request.client.host if request.client else "unknown"
+    # argon2 takes tens of milliseconds of CPU on purpose: off the event loop.
+    signed = await anyio.to_thread.run_sync(lambda: accounts.sign_in(ctx.store.reader(), username, password, address))
+    if signed is None:
+        return _login_page(request, ctx, message="用户名或密码不对。", status=401, username=username)
+    _, session = signed
+    response = Redirect("/admin", status_code=303)
+    response.set_cookie(SESSION_COOKIE, session, httponly=True, samesite="lax", secure=_secure(request, ctx), path="/")
+    response.delete_cookie(LOGIN_COOKIE, path="/admin")
+    return response
+
+
+@post("/logout", status_code=303)
+async def sign_out(request: Request, ctx: Ctx, user: CurrentUser) -> Response[Any]:
+    await checked_form(request, user)
+    accounts.sign_out(ctx.store.reader(), request.cookies.get(SESSION_COOKIE, ""))
+    response = Redirect("/admin/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+# Dashboard ------------------------------------------------------------------------------
+
+
+def _owner(user: CurrentUser) -> str | None:
+    """Whose events a user may see: everyone's for an admin, their own for staff."""
+    return None if user.is_admin else user.username
+
+
+def dashboard_context(ctx: AppContext, user: CurrentUser) -> dict[str, Any]:
+    db = ctx.store.reader()
+    today = now().date().isoformat()
+    owner = _owner(user)
+    scope, params = ("", []) if owner is None else (
+        "WHERE event IN (SELECT code FROM events WHERE created_by = ?)", [owner]
+    )  # fmt: skip
+    per_form = {
+        row[0]: (row[1], row[2])
+        for row in db.execute(
+            f"SELECT form_id, count(*), total(submitted_at >= ?) FROM responses {scope} GROUP BY form_id",
+            [today, *params],
+        )
+    }
+    per_event = {
+        row[0]: (row[1], row[2])
+        for row in db.execute(
+            "SELECT event, count(*), total(submitted_at >= ?) FROM responses WHERE event IS NOT NULL GROUP BY event",
+            [today],
+        )
+    }
+    forms = [(form, *per_form.get(form.id, (0, 0))) for form in ctx.catalog.all()]
+    events = [(row.event, *per_event.get(row.event.code, (0, 0))) for row in ev.list_events(db, created_by=owner)]
+    return {"forms": forms, "events": events, "updated": now(), "user": user}
+
+
+@get("/", sync_to_thread=False)
+def dashboard(ctx: Ctx, user: CurrentUser) -> Template:
+    return Template("admin/dashboard.html", context=dashboard_context(ctx, user) | _page(user, "dashboard"))
+
+
+@get("/live", sync_to_thread=False)
+def live_counts(ctx: Ctx, user: CurrentUser) -> Template:
+    """The counts alone: the dashboard asks for them every few seconds (htmx polling)."""
+    return Template("admin/_counts.html", context=dashboard_context(ctx, user))
+
+
+def _page(user: CurrentUser, section: str, **extra: Any) -> dict[str, Any]:
+    return {"user": user, "section": section, "csrf_field": CSRF_FIELD} | extra
+
+
+# Results and responses ------------------------------------------------------------------
+
+
+def _form(ctx: AppContext, form_id: str) -> Form:
+    form = ctx.catalog.get(form_id)
+    if form is None:
+        raise NotFoundException()
+    return form
+
+
+def _filters(request: Request, ctx: AppContext, user: CurrentUser) -> tuple[Filters, list[str]]:
+    filters, problems = parse_filters(dict(request.query_params))
+    if filters.event and not user.is_admin:
+        event = ev.get_event(ctx.store.reader(), filters.event)
+        if event is None or event.created_by != user.username:
+            raise PermissionDeniedException("not your event")
+    return filters, problems
+
+
+def _filter_choices(ctx: AppContext, user: CurrentUser, form: Form) -> dict[str, Any]:
+    events = [row.event for row in ev.list_events(ctx.store.reader(), form_id=form.id, created_by=_owner(user))]
+    return {"event_choices": events, "counties": COUNTIES, "venue_types": VENUE_TYPES}
+
+
+@get("/forms/{form_id:str}", sync_to_thread=True)
+def results_page(request: Request, ctx: Ctx, user: CurrentUser, form_id: FromPath[str]) -> Template:
+    form = _form(ctx, form_id)
+    filters, problems = _filters(request, ctx, user)
+    summary = summarize(ctx.store.reader(), form, filters, _owner(user))
+    context = {"form": form, "filters": filters, "problems": problems, "summary": summary}
+    return Template(
+        "admin/results.html",
+        context=context | _filter_choices(ctx, user, form) | _page(user, "results"),
+        status_code=400 if problems else 200,
+    )
+
+
+@get("/forms/{form_id:str}/responses", sync_to_thread=True)
+def responses_page(request: Request, ctx: Ctx, user: CurrentUser, form_id: FromPath[str]) -> Template:
+    form = _form(ctx, form_id)
+    filters, problems = _filters(request, ctx, user)
+    before = request.query_params.get("before", "")
+    clause, params = where(form.id, filters, _owner(user))
+    if before.isdigit():
+        clause, params = clause + " AND r.id < ?", [*params, int(before)]
+    db = ctx.store.reader()
+    rows = db.execute(
+        f"""SELECT r.id, r.submitted_at, r.event, r.answers FROM responses r WHERE {clause}
+            ORDER BY r.id DESC LIMIT {PAGE_SIZE + 1}""",
+        params,
+    ).fetchall()
+    shown = [_masked_row(form, row) for row in rows[:PAGE_SIZE]]
+    context = {
+        "form": form,
+        "filters": filters,
+        "problems": problems,
+        "rows": shown,
+        "columns": [f for f in form.answer_fields if f.type != "consent"],
+        "next_before": shown[-1]["id"] if len(rows) > PAGE_SIZE else None,
+    }
+    return Template(
+        "admin/responses.html",
+        context=context | _filter_choices(ctx, user, form) | _page(user, "results"),
+        status_code=400 if problems else 200,
+    )
+
+
+def _masked_row(form: Form | None, row: tuple) -> dict[str, Any]:
+    answers = msgspec.json.decode(row[3])
+    cells = {name: mask(form.field(name) if form else None, value) for name, value in answers.items()}
+    return {"id": row[0], "submitted_at": row[1], "event": row[2] or "", "cells": cells}
+
+
+def _response(ctx: AppContext, user: CurrentUser, response_id: int) -> tuple[dict[str, Any], Form | None]:
+    row = (
+        ctx.store.reader()
+        .execute(
+            "SELECT r.id, r.submitted_at, r.event, r.answers, r.form_id, e.created_by FROM responses r "
+            "LEFT JOIN events e ON e.code = r.event WHERE r.id = ?",
+            [response_id],
+        )
+        .fetchone()
+    )
+    if row is None:
+        raise NotFoundException()
+    if not user.is_admin and row[5] != user.username:
+        raise PermissionDeniedException("not your event")
+    form = ctx.catalog.get(row[4])
+    return _masked_row(form, row[:4]) | {"form_id": row[4]}, form
+
+
+@get("/responses/{response_id:int}", sync_to_thread=True)
+def response_page(ctx: Ctx, user: CurrentUser, response_id: FromPath[int]) -> Template:
+    shown, form = _response(ctx, user, response_id)
+    return Template("admin/response.html", context={"response": shown, "form": form} | _page(user, "results"))
+
+
+@post("/responses/{response_id:int}/delete", status_code=303)
+async def delete_response(request: Request, ctx: Ctx, user: CurrentUser, response_id: FromPath[int]) -> Response[Any]:
+    await checked_form(request, user)
+    if not user.is_admin:
+        raise PermissionDeniedException("only an admin deletes")
+    shown, _ = _response(ctx, user, response_id)
+
+    def delete() -> None:
+        with accounts.transaction(ctx.store.reader()) as db:
+            db.execute("DELETE FROM responses WHERE id = ?", [response_id])
+            accounts.log_action(db, user.username, "delete-response", f"form {shown['form_id']} response {response_id}")
+
+    await anyio.to_thread.run_sync(delete)
+    return Redirect(f"/admin/forms/{shown['form_id']}/responses", status_code=303)
+
+
+# Exports --------------------------------------------------------------------------------
+
+
+def _export_scope(request: Request, ctx: AppContext, user: CurrentUser, form: Form) -> tuple[str, str | None]:
+    """(header, event) of an export request; staff export one of their own events only."""
+    header = request.query_params.get("header", "labels")
+    if header not in ("labels", "names"):
+        raise ClientException("header must be labels or names")
+    raw = request.query_params.get("event", "")
+    event = ev.normalize_code(raw) if raw else None
+    if raw and event is None:
+        raise NotFoundException()
+    owned = ev.get_event(ctx.store.reader(), event) if event else None
+    if event and (owned is None or owned.form_id != form.id):
+        raise NotFoundException()
+    if not user.is_admin and (owned is None or owned.created_by != user.username):
+        raise PermissionDeniedException("staff export their own events")
+    return header, event
+
+
+@get("/forms/{form_id:str}/export.csv", sync_to_thread=True)
+def export_csv_file(request: Request, ctx: Ctx, user: CurrentUser, form_id: FromPath[str]) -> Stream:
+    form = _form(ctx, form_id)
+    header, event = _export_scope(request, ctx, user, form)
+    accounts.record(ctx.store.reader(), user.username, "export", f"form {form.id} csv event {event or '-'}")
+    return Stream(
+        _streamed(ctx, lambda db: export_csv(db, form, header=header, event=event)),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": _attachment(f"{form.id}-{now():%Y%m%d-%H%M%S}.csv")},
+    )
+
+
+def _streamed(ctx: AppContext, make: Callable[[Database], Iterator[bytes]]) -> Iterator[bytes]:
+    """Chunks from a connection of their own: a stream is read in other threads, after the handler."""
+    db = connect(ctx.store.path, check_same_thread=False)
+    try:
+        yield from make(db)
+    finally:
+        db.conn.close()
+
+
+def _attachment(filename: str) -> str:
+    return f"attachment; filename=\"{filename}\"; filename*=UTF-8''{quote(filename)}"
+
+
+# Events ---------------------------------------------------------------------------------
+
+
+def _event(ctx: AppContext, user: CurrentUser, code: str) -> ev.Event:
+    normal = ev.normalize_code(code)
+    event = ev.get_event(ctx.store.reader(), normal) if normal else None
+    if event is None:
+        raise NotFoundException()
+    if not user.is_admin and event.created_by != user.username:
+        raise PermissionDeniedException("not your event")
+    return event
+
+
+def _events_context(ctx: AppContext, user: CurrentUser, **extra: Any) -> dict[str, Any]:
+    rows = ev.list_events(ctx.store.reader(), created_by=_owner(user))
+    choices = {"forms": ctx.catalog.all(), "counties": COUNTIES, "venue_types": VENUE_TYPES, "organizers": ORGANIZERS}
+    return {"rows": rows, "values": {}, "problems": []} | choices | _page(user, "events") | extra
+
+
+@get("/events", sync_to_thread=False)
+def events_page(ctx: Ctx, user: CurrentUser) -> Template:
+    return Template("admin/events.html", context=_events_context(ctx, user))
+
+
+@post("/events", status_code=303)
+async def add_event(request: Request, ctx: Ctx, user: CurrentUser) -> Response[Any]:
+    data = await checked_form(request, user)
+    values = {key: _one(data, key) for key in ev.IMPORT_HEADERS}
+    forms = {form.id: form for form in ctx.catalog.all()}
+    try:
+        event = msgspec.structs.replace(ev.make_event(forms, values), created_by=user.username)
+    except ev.EventError as exc:
+        context = _events_context(ctx, user, values=values, problems=exc.messages)
+        return Template("admin/events.html", context=context, status_code=422)
+
+    def store() -> ev.Event:
+        db = ctx.store.reader()
+        [stored] = ev.add_events(db, [event])
+        accounts.record(db, user.username, "add-event", f"event {stored.code} form {stored.form_id}")
+        return stored
+
+    stored = await anyio.to_thread.run_sync(store)
+    return Redirect(f"/admin/events/{stored.code}", status_code=303)
+
+
+@get("/events/{code:str}", sync_to_thread=False)
+def event_page(request: Request, ctx: Ctx, user: CurrentUser, code: FromPath[str]) -> Template:
+    event = _event(ctx, user, code)
+    count = ctx.store.reader().execute("SELECT count(*) FROM responses WHERE event = ?", [event.code]).fetchone()[0]
+    base = ctx.settings.base_url or str(request.base_url).rstrip("/")
+    context = {"event": event, "responses": count, "url": base + event.path, "form": ctx.catalog.get(event.form_id)}
+    return Template("admin/event.html", context=context | _page(user, "events"))
+
+
+# Audit log ------------------------------------------------------------------------------
+
+
+@get("/audit", sync_to_thread=False)
+def audit_page(ctx: Ctx, user: CurrentUser) -> Template:
+    if not user.is_admin:
+        raise PermissionDeniedException("admins only")
+    rows = (
+        ctx.store.reader()
+        .execute("SELECT at, username, action, detail FROM audit_log ORDER BY id DESC LIMIT 200")
+        .fetchall()
+    )
+    return Template("admin/audit.html", context={"rows": rows} | _page(user, "audit"))
+
+
+router = Router(
+    "/admin",
+    route_handlers=[
+        login_page,
+        sign_in,
+        sign_out,
+        dashboard,
+        live_counts,
+        results_page,
+        responses_page,
+        response_page,
+        delete_response,
+        export_csv_file,
+        events_page,
+        add_event,
+        event_page,
+        audit_page,
+    ],
+    dependencies={"user": Provide(_user, sync_to_thread=False)},
+)
+ROUTES = [router]

@@ -1,0 +1,198 @@
+"""Results for the office: filters, counts per option, averages, recent answers, masking.
+
+Counting happens in SQLite (`json_each` over the stored answers, one pass per kind of
+question), so a results page stays quick with 100,000 responses: Python only sees the
+grouped counts. Filters arrive from a query string people can edit, so each value is
+checked and a bad one is a Chinese message, never a 5xx.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlencode
+
+import msgspec
+from sqlite_utils import Database
+
+from server.campaign import VENUE_TYPES, county_named
+from server.clock import now, parse_day
+from server.events import normalize_code
+from server.forms import Field, Form
+
+RECENT_TEXTS = 5
+TEXT_TYPES = ("text", "textarea")
+NUMBER_TYPES = ("integer", "number", "rating")
+
+
+class Filters(msgspec.Struct, frozen=True):
+    event: str = ""
+    county: str = ""
+    venue_type: str = ""
+    date_from: str = ""  # YYYY-MM-DD, inclusive
+    date_to: str = ""  # YYYY-MM-DD, inclusive
+
+    def query(self, **changes: str) -> str:
+        """The filters as a query string (for links that keep them)."""
+        values = msgspec.structs.asdict(msgspec.structs.replace(self, **changes))
+        return urlencode({k: v for k, v in values.items() if v})
+
+
+def parse_filters(query: Mapping[str, str]) -> tuple[Filters, list[str]]:
+    """Filters from a query string, and a Chinese message for each value that is not valid."""
+    problems = []
+    event = ""
+    if raw := query.get("event", "").strip():
+        event = normalize_code(raw) or ""
+        if not event:
+            problems.append(f"活动编号 {raw!r} 不对")
+    county = ""
+    if raw := query.get("county", "").strip():
+        county = county_named(raw) or ""
+        if not county:
+            problems.append(f"市县 {raw!r} 不是海南省的市县")
+    venue_type = query.get("venue_type", "").strip()
+    if venue_type and venue_type not in VENUE_TYPES:
+        problems.append(f"场所类型 {venue_type!r} 不对")
+        venue_type = ""
+    days = {}
+    for key, label in (("date_from", "开始日期"), ("date_to", "结束日期")):
+        raw = query.get(key, "").strip()
+        days[key] = parse_day(raw) if raw else ""
+        if days[key] is None:
+            problems.append(f"{label} {raw!r} 不对，应写成 2022-09-15")
+            days[key] = ""
+    if days["date_from"] and days["date_to"] and days["date_from"] > days["date_to"]:
+        problems.append("开始日期晚于结束日期")
+    return Filters(event, county, venue_type, days["date_from"], days["date_to"]), problems
+
+
+def where(form_id: str, filters: Filters, owner: str | None = None) -> tuple[str, list[Any]]:
+    """The WHERE clause over `responses r` for a form, the filters and (for staff) an owner."""
+    clauses, params = ["r.form_id = ?"], [form_id]
+    if filters.event:
+        clauses.append("r.event = ?")
+        params.append(filters.event)
+    wanted = {"county": filters.county, "venue_type": filters.venue_type, "created_by": owner}
+    wanted = {column: value for column, value in wanted.items() if value}
+    if wanted:  # through the events: a staff account sees only the events it made
+        conditions = " AND ".join(f"{column} = ?" for column in wanted)
+        clauses.append(f"r.event IN (SELECT code FROM events WHERE {conditions})")
+        params += wanted.values()
+    if filters.date_from:
+        clauses.append("r.submitted_at >= ?")
+        params.append(filters.date_from)
+    if filters.date_to:
+        clauses.append("r.submitted_at < ?")
+        params.append((dt.date.fromisoformat(filters.date_to) + dt.timedelta(days=1)).isoformat())
+    return " AND ".join(clauses), params
+
+
+class OptionCount(msgspec.Struct, frozen=True):
+    label: str
+    count: int
+    percent: float
+
+
+class FieldResult(msgspec.Struct, frozen=True):
+    field: Field
+    answered: int
+    options: list[OptionCount] = []
+    average: float | None = None
+    texts: list[tuple[str, str]] = []  # (submitted_at, text), newest first
+
+
+class Summary(msgspec.Struct, frozen=True):
+    total: int
+    today: int
+    fields: list[FieldResult]
+
+
+def summarize(db: Database, form: Form, filters: Filters, owner: str | None = None) -> Summary:
+    clause, params = where(form.id, filters, owner)
+    total = db.execute(f"SELECT count(*) FROM responses r WHERE {clause}", params).fetchone()[0]
+    today = db.execute(
+        f"SELECT count(*) FROM responses r WHERE {clause} AND r.submitted_at >= ?", [*params, now().date().isoformat()]
+    ).fetchone()[0]
+    fields = [f for f in form.answer_fields if f.type != "consent"]
+    single = [f.name for f in fields if f.type in ("choice", *NUMBER_TYPES)]
+    multi = [f.name for f in fields if f.type == "multi"]
+    counts: dict[str, dict[Any, int]] = {f.name: {} for f in fields}
+    for name, value, count in _grouped(db, clause, params, single, nested=False):
+        counts[name][value] = count
+    for name, value, count in _grouped(db, clause, params, multi, nested=True):
+        counts[name][value] = count
+    answered = dict(
+        db.execute(
+            f"""SELECT j.key, count(*) FROM responses r, json_each(r.answers) j
+                WHERE {clause} GROUP BY j.key""",
+            params,
+        ).fetchall()
+    )
+    results = []
+    for field in fields:
+        results.append(_field_result(db, field, counts[field.name], answered.get(field.name, 0), clause, params))
+    return Summary(total, today, results)
+
+
+def _grouped(db: Database, clause: str, params: list[Any], names: list[str], nested: bool):
+    if not names:
+        return []
+    marks = ", ".join("?" * len(names))
+    source = "json_each(r.answers) j, json_each(j.value) v" if nested else "json_each(r.answers) j"
+    value = "v.value" if nested else "j.value"
+    return db.execute(
+        f"""SELECT j.key, {value}, count(*) FROM responses r, {source}
+            WHERE {clause} AND j.key IN ({marks}) GROUP BY j.key, {value}""",
+        [*params, *names],
+    ).fetchall()
+
+
+def _field_result(
+    db: Database, field: Field, counts: dict[Any, int], answered: int, clause: str, params: list[Any]
+) -> FieldResult:
+    if field.type in ("choice", "multi"):
+        labels = {o.value: o.label for o in field.choices}
+        ordered = [*labels, *sorted(str(v) for v in counts.keys() - labels.keys())]  # removed options last
+        options = [
+            OptionCount(labels.get(v, v), counts.get(v, 0), _percent(counts.get(v, 0), answered)) for v in ordered
+        ]
+        return FieldResult(field, answered, options=options)
+    if field.type in NUMBER_TYPES:
+        total = sum(counts.values())
+        average = sum(float(v) * c for v, c in counts.items()) / total if total else None
+        options = []
+        if field.type == "rating":
+            options = [
+                OptionCount(f"{n} 分", counts.get(n, 0), _percent(counts.get(n, 0), total))
+                for n in range(field.scale, 0, -1)
+            ]
+        return FieldResult(field, answered, options=options, average=average)
+    if field.type in TEXT_TYPES and not field.personal:
+        rows = db.execute(
+            f"""SELECT r.submitted_at, json_extract(r.answers, ?) AS text FROM responses r
+                WHERE {clause} AND text IS NOT NULL ORDER BY r.id DESC LIMIT {RECENT_TEXTS}""",
+            [f"$.{field.name}", *params],
+        ).fetchall()
+        return FieldResult(field, answered, texts=[(at, str(text)) for at, text in rows])
+    return FieldResult(field, answered)
+
+
+def _percent(count: int, of: int) -> float:
+    return round(100 * count / of, 1) if of else 0.0
+
+
+def mask(field: Field | None, value: Any) -> str:
+    """What an office screen shows of an answer: personal ones masked (`138****5678`, `张**`)."""
+    if value is None or value == "":
+        return ""
+    text = "; ".join(map(str, value)) if isinstance(value, list) else str(value)
+    if field is None or not field.personal:
+        return text
+    if field.type == "phone" and len(text) == 11:
+        return f"{text[:3]}****{text[-4:]}"
+    if field.type == "email" and "@" in text:
+        local, _, domain = text.partition("@")
+        return f"{local[:1]}***@{domain}"
+    return text[:1] + "*" * min(max(len(text) - 1, 2), 6)

@@ -1,0 +1,237 @@
+"""The office, driven over HTTP as staff would: sign-in, roles, results, masking, deletion, audit."""
+
+import html
+import re
+
+import pytest
+
+from server.accounts import MAX_FAILURES, add_user
+from server.events import add_events, make_event
+from server.export import export_csv
+from server.office import router
+from tests.conftest import database, make_app_client, submission_key
+from tests.test_submit import GOOD
+
+PASSWORD = "correct horse battery"
+PERSONAL = GOOD | {"name": "张三丰", "mobile": "13812345678", "_consent": "yes"}
+
+
+@pytest.fixture
+def office(tmp_path):
+    with make_app_client(tmp_path) as client:
+        db = database(client)
+        add_user(db, "boss", PASSWORD, "admin")
+        add_user(db, "wang", PASSWORD, "staff")
+        add_user(db, "li", PASSWORD, "staff")
+        yield client
+
+
+def sign_in(client, username, password=PASSWORD, **headers):
+    client.cookies.clear()
+    page = client.get("/admin/login")
+    token = re.search(r'name="_csrf" value="([^"]+)"', page.text).group(1)
+    return client.post(
+        "/admin/login",
+        data={"_csrf": token, "username": username, "password": password},
+        headers=headers,
+        follow_redirects=False,
+    )
+
+
+def csrf(client, path="/admin"):
+    return re.search(r'name="_csrf" value="([^"]+)"', client.get(path).text).group(1)
+
+
+def new_event(client, owner, **values):
+    forms = {f.id: f for f in client.app.state["context"].catalog.all()}
+    values = {"form": "all-types", "title": "进社区", "county": "海口", "venue_type": "社区"} | values
+    event = make_event(forms, values)
+    import msgspec
+
+    [stored] = add_events(database(client), [msgspec.structs.replace(event, created_by=owner)])
+    return stored.code
+
+
+def answer(client, data, path="/f/all-types"):
+    page = client.get(path)
+    response = client.post(path, data=data | {"_key": submission_key(page.text)}, follow_redirects=False)
+    assert response.status_code == 303, response.text
+    return response
+
+
+def admin_paths():
+    for route in router.routes:
+        for method in route.methods - {"HEAD", "OPTIONS"}:
+            path = route.path.replace("{form_id:str}", "all-types").replace("{code:str}", "ABCDEFG")
+            yield method, path.replace("{response_id:int}", "1")
+
+
+@pytest.mark.parametrize("method, path", sorted(set(admin_paths())))
+def test_every_admin_page_requires_sign_in(office, method, path):
+    if path in ("/admin/login",):
+        return
+    answer_ = office.request(method, path, follow_redirects=False)
+    if method == "GET":
+        assert answer_.status_code == 303 and answer_.headers["location"] == "/admin/login"
+    else:
+        assert answer_.status_code in (401, 403)
+
+
+def test_sign_in_sets_a_safe_session_cookie_and_sign_out_ends_it(office):
+    signed = sign_in(office, "boss")
+    assert signed.status_code == 303 and signed.headers["location"] == "/admin"
+    cookie = signed.headers["set-cookie"]
+    assert "qf_session=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie.replace("Lax", "lax")
+    assert "Secure" not in cookie  # plain http in tests; see the https test below
+    assert office.get("/admin").status_code == 200
+    office.post("/admin/logout", data={"_csrf": csrf(office)}, follow_redirects=False)
+    assert office.get("/admin", follow_redirects=False).status_code == 303
+
+
+def test_the_cookie_is_secure_when_served_over_https(tmp_path):
+    with make_app_client(tmp_path, base_url="https://zlj.example.cn") as client:
+        add_user(database(client), "boss", PASSWORD, "admin")
+        client.base_url = "https://testserver.local"  # as the browser sees it, behind the TLS proxy
+        assert "Secure" in sign_in(client, "boss").headers["set-cookie"]
+
+
+def test_a_wrong_password_is_refused_and_repeated_failures_lock_the_account(office):
+    wrong = sign_in(office, "boss", "wrong password")
+    assert wrong.status_code == 401 and "用户名或密码不对" in wrong.text
+    for _ in range(MAX_FAILURES - 1):
+        sign_in(office, "boss", "wrong password")
+    locked = sign_in(office, "boss")  # even the right password waits now
+    assert locked.status_code == 429 and "尝试次数过多" in locked.text
+    assert int(locked.headers["retry-after"]) > 0
+    assert sign_in(office, "wang").status_code == 303  # other accounts are not affected
+
+
+def test_cross_site_and_token_less_posts_are_refused(office):
+    sign_in(office, "boss")
+    token = csrf(office)
+    forged = office.post("/admin/events", data={"_csrf": token, "form": "all-types", "title": "x"},
+                         headers={"Origin": "https://evil.example"}, follow_redirects=False)  # fmt: skip
+    assert forged.status_code == 403
+    tokenless = office.post("/admin/events", data={"form": "all-types", "title": "x"}, follow_redirects=False)
+    assert tokenless.status_code == 403 and "没有权限" in tokenless.text
+    assert database(office)["events"].count == 0
+    office.cookies.clear()
+    page = office.get("/admin/login")
+    assert office.post("/admin/login", data={"username": "boss", "password": PASSWORD}).status_code == 403
+    assert "_csrf" in page.text
+
+
+def test_staff_see_their_own_events_only_and_delete_nothing(office):
+    mine = new_event(office, "wang", title="王的活动")
+    theirs = new_event(office, "li", title="李的活动")
+    answer(office, PERSONAL, f"/e/{theirs}")
+    response_id = next(database(office)["responses"].rows)["id"]
+    sign_in(office, "wang")
+    dashboard = office.get("/admin").text
+    assert "王的活动" in dashboard and "李的活动" not in dashboard
+    assert office.get(f"/admin/events/{mine}").status_code == 200
+    assert office.get(f"/admin/events/{theirs}").status_code == 403
+    assert office.get(f"/admin/forms/all-types?event={theirs}").status_code == 403
+    assert office.get(f"/admin/responses/{response_id}").status_code == 403
+    assert office.get(f"/admin/forms/all-types/export.csv?event={theirs}").status_code == 403
+    assert office.get("/admin/forms/all-types/export.csv").status_code == 403  # everything: admins only
+    assert office.get(f"/admin/forms/all-types/export.csv?event={mine}").status_code == 200
+    assert office.get("/admin/audit").status_code == 403
+    results = office.get("/admin/forms/all-types").text
+    assert "<strong>0</strong> 份答卷" in results  # li's answer is not counted for wang
+    deleted = office.post(f"/admin/responses/{response_id}/delete", data={"_csrf": csrf(office)})
+    assert deleted.status_code == 403 and database(office)["responses"].count == 1
+
+
+def test_personal_answers_are_masked_on_every_screen(office):
+    answer(office, PERSONAL)
+    sign_in(office, "boss")
+    response_id = next(database(office)["responses"].rows)["id"]
+    for path in ("/admin/forms/all-types/responses", f"/admin/responses/{response_id}", "/admin/forms/all-types"):
+        page = office.get(path).text
+        assert "13812345678" not in page and "张三丰" not in page, path
+    listing = office.get("/admin/forms/all-types/responses").text
+    assert "138****5678" in listing and "张**" in listing
+
+
+def test_an_admin_deletes_a_response_and_the_audit_log_says_who(office):
+    answer(office, PERSONAL)
+    response_id = next(database(office)["responses"].rows)["id"]
+    sign_in(office, "boss")
+    deleted = office.post(
+        f"/admin/responses/{response_id}/delete", data={"_csrf": csrf(office)}, follow_redirects=False
+    )
+    assert deleted.status_code == 303
+    assert database(office)["responses"].count == 0
+    office.get("/admin/forms/all-types/export.csv")
+    log = [(row["username"], row["action"], row["detail"]) for row in database(office)["audit_log"].rows]
+    assert ("boss", "delete-response", f"form all-types response {response_id}") in log
+    assert ("boss", "export", "form all-types csv event -") in log
+    page = office.get("/admin/audit").text
+    assert "delete-response" in page and "boss" in page
+
+
+def test_the_web_csv_is_the_cli_csv(office):
+    answer(office, PERSONAL)
+    answer(office, GOOD | {"unit": "=1+1"})
+    sign_in(office, "boss")
+    download = office.get("/admin/forms/all-types/export.csv?header=names")
+    assert download.status_code == 200 and download.headers["content-type"].startswith("text/csv")
+    assert "attachment" in download.headers["content-disposition"]
+    form = office.app.state["context"].catalog.get("all-types")
+    assert download.content == b"".join(export_csv(database(office), form, header="names"))
+    assert office.get("/admin/forms/all-types/export.csv?header=bogus").status_code == 400
+    assert office.get("/admin/forms/all-types/export.csv?event=ZZZZZZZ").status_code == 404
+
+
+def test_results_count_and_filter(office):
+    school = new_event(office, "wang", county="白沙", venue_type="学校")
+    answer(office, GOOD | {"venue": "school", "satisfaction": "5"}, f"/e/{school}")
+    answer(office, GOOD | {"venue": "school", "satisfaction": "3"})
+    answer(office, GOOD | {"venue": "community", "satisfaction": "4"})
+    sign_in(office, "boss")
+    page = office.get("/admin/forms/all-types").text
+    assert "<strong>3</strong> 份答卷" in page
+    venue = page.split('id="r-venue"')[1].split("</section>")[0]
+    assert "2（66.7%）" in venue and "1（33.3%）" in venue and "<svg" in venue
+    assert "平均 <strong>4.00</strong> / 5 分" in page
+    only_baisha = office.get("/admin/forms/all-types?county=白沙").text
+    assert "<strong>1</strong> 份答卷" in only_baisha
+    bad = office.get("/admin/forms/all-types?date_from=2022-13-01&county=广州")
+    shown = html.unescape(bad.text)
+    assert bad.status_code == 400 and "开始日期 '2022-13-01' 不对" in shown and "市县 '广州'" in shown
+
+
+def test_answers_with_html_are_shown_as_text(office):
+    payload = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    answer(office, GOOD | {"unit": "学校", "venue": "school", "satisfaction": "1", "why": payload})
+    sign_in(office, "boss")
+    response_id = next(database(office)["responses"].rows)["id"]
+    for path in ("/admin/forms/all-types", "/admin/forms/all-types/responses", f"/admin/responses/{response_id}"):
+        page = office.get(path).text
+        assert "<script>alert" not in page and "<img src=x" not in page, path
+    assert "&lt;script&gt;" in office.get(f"/admin/responses/{response_id}").text
+
+
+def test_staff_create_an_event_in_the_browser(office):
+    sign_in(office, "wang")
+    fields = {"form": "all-types", "title": "进学校", "venue_type": "学校", "county": "琼中黎族苗族自治县",
+              "township": "营根镇", "venue": "琼中中学", "date": "2022-09-16", "organizer": "省教育厅", "expected": "200"}  # fmt: skip
+    made = office.post("/admin/events", data=fields | {"_csrf": csrf(office)}, follow_redirects=False)
+    assert made.status_code == 303
+    code = made.headers["location"].rsplit("/", 1)[1]
+    event = database(office)["events"].get(code)
+    assert event["created_by"] == "wang"
+    page = office.get(made.headers["location"]).text
+    assert f"/e/{code}/poster" in page and f"/e/{code}/qr.svg" in page and "琼中中学" in page
+    bad = office.post("/admin/events", data={"form": "all-types", "title": "", "date": "明天", "_csrf": csrf(office)})
+    assert bad.status_code == 422 and "缺少活动名称" in bad.text and "日期 '明天' 不对" in html.unescape(bad.text)
+
+
+def test_the_dashboard_updates_itself(office):
+    sign_in(office, "boss")
+    page = office.get("/admin").text
+    assert 'hx-get="/admin/live"' in page and 'hx-trigger="every 5s"' in page
+    answer(office, GOOD)
+    live = office.get("/admin/live", headers={"HX-Request": "true"}).text
+    assert re.search(r'data-count="all-types">1<', live)
