@@ -80,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     qr.add_argument("--format", choices=("svg", "png"), default="svg")
     qr.add_argument("--out", help="file to write (default exports/qr-<id>.<format>), or - for standard output")
 
+    report = commands.add_parser("report", parents=[common], help="write the statistics report (CSV and XLSX)")
+    report.add_argument("--from", dest="date_from", help="first day, YYYY-MM-DD")
+    report.add_argument("--to", dest="date_to", help="last day, YYYY-MM-DD")
+    report.add_argument("--out-dir", type=Path, default=Path("exports"), help="folder (default exports)")
+
     user = commands.add_parser("user", parents=[common], help="office accounts")
     user_commands = user.add_subparsers(dest="user_command", required=True, parser_class=_Parser)
     add_user = user_commands.add_parser("add", parents=[common], help="create an account; password on stdin")
@@ -311,6 +316,21 @@ def cmd_posters(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from server.report import ReportError, write_report_files
+
+    db = open_database(settings.db)
+    try:
+        paths = write_report_files(db, _forms(settings), args.out_dir, date_from=args.date_from, date_to=args.date_to)
+    except ReportError as exc:
+        raise CommandError(str(exc)) from None
+    except OSError as exc:
+        raise CommandError(f"cannot write into {args.out_dir}: {exc.strerror}") from None
+    for path in paths:
+        print(path)
+    return 0
+
+
 def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
     from server.accounts import AccountError, add_user
 
@@ -343,5 +363,6 @@ COMMANDS = {
     "event": cmd_event,
     "qr": cmd_qr,
     "posters": cmd_posters,
+    "report": cmd_report,
     "user": cmd_user,
 }

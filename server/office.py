@@ -10,7 +10,9 @@ and deletes nothing.
 from __future__ import annotations
 
 import hmac
+import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -23,7 +25,7 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Stream, Template
 from sqlite_utils import Database
 
-from server import accounts
+from server import accounts, report
 from server import events as ev
 from server.accounts import User
 from server.campaign import COUNTIES, ORGANIZERS, VENUE_TYPES
@@ -40,6 +42,7 @@ SESSION_COOKIE = "qf_session"
 LOGIN_COOKIE = "qf_login"
 CSRF_FIELD = "_csrf"
 PAGE_SIZE = 50
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def _user(request: Request, ctx: Ctx) -> User:
@@ -393,6 +396,63 @@ def event_page(request: Request, ctx: Ctx, user: CurrentUser, code: FromPath[str
     return Template("admin/event.html", context=context | _page(user, "events"))
 
 
+# Statistics report ----------------------------------------------------------------------
+
+
+def _report(request: Request, ctx: AppContext, user: User) -> tuple[report.Report | None, str]:
+    """The report for the query's dates; staff get the report of their own events."""
+    codes = None
+    if not user.is_admin:
+        codes = [row.event.code for row in ev.list_events(ctx.store.reader(), created_by=user.username)]
+    forms = {form.id: form for form in ctx.catalog.all()}
+    try:
+        built = report.build_report(
+            ctx.store.reader(),
+            forms,
+            date_from=request.query_params.get("date_from") or None,
+            date_to=request.query_params.get("date_to") or None,
+            codes=codes,
+        )
+    except report.ReportError as exc:
+        return None, str(exc)
+    return built, ""
+
+
+@get("/report", sync_to_thread=True)
+def report_page(request: Request, ctx: Ctx, user: CurrentUser) -> Template:
+    built, problem = _report(request, ctx, user)
+    context = {"report": built, "problem": problem, "query": request.url.query or ""}
+    context |= {
+        "date_from": request.query_params.get("date_from", ""),
+        "date_to": request.query_params.get("date_to", ""),
+    }
+    return Template("admin/report.html", context=context | _page(user, "report"), status_code=400 if problem else 200)
+
+
+@get("/report.csv", sync_to_thread=True)
+def report_csv_file(request: Request, ctx: Ctx, user: CurrentUser) -> Response[bytes]:
+    built, problem = _report(request, ctx, user)
+    if built is None:
+        raise ClientException(problem)
+    accounts.record(ctx.store.reader(), user.username, "export", "report csv")
+    headers = {"Content-Disposition": _attachment(f"report-{now():%Y%m%d-%H%M%S}.csv")}
+    return Response(report.report_csv(built), media_type="text/csv; charset=utf-8", headers=headers)
+
+
+@get("/report.xlsx", sync_to_thread=True)
+def report_xlsx_file(request: Request, ctx: Ctx, user: CurrentUser) -> Response[bytes]:
+    built, problem = _report(request, ctx, user)
+    if built is None:
+        raise ClientException(problem)
+    accounts.record(ctx.store.reader(), user.username, "export", "report xlsx")
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "report.xlsx"
+        report.report_xlsx(built, path)
+        content = path.read_bytes()
+    headers = {"Content-Disposition": _attachment(f"report-{now():%Y%m%d-%H%M%S}.xlsx")}
+    return Response(content, media_type=XLSX, headers=headers)
+
+
 # Audit log ------------------------------------------------------------------------------
 
 
@@ -424,6 +484,9 @@ router = Router(
         events_page,
         add_event,
         event_page,
+        report_page,
+        report_csv_file,
+        report_xlsx_file,
         audit_page,
     ],
     dependencies={"user": Provide(_user, sync_to_thread=False)},

@@ -293,3 +293,21 @@ def test_export_filters_by_event_and_qr_writes_what_the_web_serves(workdir):
     out = workdir / "qr.png"
     assert run("qr", "--event", code, "--format", "png", "--out", str(out), cwd=workdir, env=env).returncode == 0
     assert out.read_bytes() == web_png and decode_png(web_png) == f"https://q.example/e/{code}"
+
+
+def test_report_command_writes_csv_and_xlsx(workdir):
+    today = dt.date.today().isoformat()
+    code = run("event", "add", "all-types", "--title", "进学校", "--county", "五指山", "--venue-type", "学校",
+               "--date", today, cwd=workdir).stdout.decode().split()[0]  # fmt: skip
+    (workdir / "web").mkdir()
+    with make_app_client(workdir / "web", forms=workdir / "forms", db=workdir / "data" / "quality-forms.db") as client:
+        page = client.get(f"/e/{code}")
+        client.post(f"/e/{code}", data=GOOD | {"_key": submission_key(page.text)}, follow_redirects=False)
+    result = run("report", "--from", today, "--to", today, cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    paths = result.stdout.decode().split()
+    assert [p.rsplit(".", 1)[1] for p in paths] == ["csv", "xlsx"]
+    lines = (workdir / paths[0]).read_bytes().decode("utf-8-sig").splitlines()
+    assert "五指山市,学校,1,1,4.00" in lines  # GOOD answers satisfaction 4
+    bad = run("report", "--from", "2022-09-31", cwd=workdir)
+    assert bad.returncode == 2 and len(bad.stderr.decode().splitlines()) == 1

@@ -1,5 +1,6 @@
 """The office, driven over HTTP as staff would: sign-in, roles, results, masking, deletion, audit."""
 
+import datetime as dt
 import html
 import re
 
@@ -235,3 +236,35 @@ def test_the_dashboard_updates_itself(office):
     answer(office, GOOD)
     live = office.get("/admin/live", headers={"HX-Request": "true"}).text
     assert re.search(r'data-count="all-types">1<', live)
+
+
+def test_the_statistics_report_on_the_web_and_as_files(office):
+    import io
+
+    import openpyxl
+
+    today = dt.date.today().isoformat()  # events take answers until a week after their day
+    school = new_event(office, "wang", county="白沙", venue_type="学校", date=today)
+    other = new_event(office, "li", county="三沙", venue_type="机关", date=today)
+    answer(office, GOOD | {"satisfaction": "5"}, f"/e/{school}")
+    answer(office, GOOD | {"satisfaction": "2", "venue": "community"}, f"/e/{school}")
+    answer(office, GOOD | {"satisfaction": "4"}, f"/e/{other}")
+    sign_in(office, "boss")
+    page = office.get("/admin/report").text
+    rows = re.findall(r'<tr class="(\w+)"><td>([^<]*)</td><td>([^<]*)</td><td class="num">(\d+)</td>'
+                      r'<td class="num">(\d+)</td>\s*<td class="num">([^<]*)</td>', page)  # fmt: skip
+    assert ("venue", "白沙黎族自治县", "学校", "1", "2", "3.50") in rows
+    assert ("venue", "三沙市", "机关", "1", "1", "4.00") in rows
+    assert rows[-1] == ("total", "合计", "", "2", "3", "3.67")
+    sheet = openpyxl.load_workbook(io.BytesIO(office.get("/admin/report.xlsx").content)).active
+    assert [c.value for c in sheet[1]] == ["市县", "场所类型", "活动场次", "答卷数", "平均满意度（5分制）"]
+    assert [c.value for c in sheet[sheet.max_row]][2:] == [2, 3, 3.67]
+    csv_text = office.get("/admin/report.csv").content.decode("utf-8-sig")
+    assert csv_text.splitlines()[-1] == "合计,,2,3,3.67"
+    assert office.get("/admin/report?date_from=2022-02-30").status_code == 400
+    assert (
+        '<td class="num">0</td>' in office.get(f"/admin/report?date_to={dt.date.today() - dt.timedelta(days=1)}").text
+    )
+    sign_in(office, "wang")  # staff: their own events only
+    mine = office.get("/admin/report").text
+    assert "白沙黎族自治县" in mine and "三沙市" not in mine
