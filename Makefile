@@ -28,3 +28,14 @@ test: setup
 lint: setup
 	$(BIN)/ruff check server tests
 	$(BIN)/ruff format --check server tests
+
+# The benchmark suite (docs/benchmarks.md); not part of `make test`. Needs wrk, sqlite3 and
+# GNU time (for the export's peak memory); installs them on Debian when missing.
+BENCH_TOOLS := wrk sqlite3 /usr/bin/time
+bench: setup
+	@for tool in $(BENCH_TOOLS); do command -v $$tool >/dev/null 2>&1 || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq wrk sqlite3 time >/dev/null; \
+	fi
+	$(BIN)/python -m tests.bench.run

@@ -1,0 +1,269 @@
+"""The benchmark suite (issue 6): `make bench`, or `python -m tests.bench.run [--quick]`.
+
+Starts the real server as a user would, measures it with wrk, and prints a Markdown
+table that is also written to exports/bench-<date>.md. Ratios compare figures taken in
+the same run on the same machine, so they hold up better than the absolute numbers.
+See docs/benchmarks.md for what each figure means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file: make `tests.bench` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.bench import serving, writes
+from tests.bench.answers import form, variety
+from tests.bench.exporting import export_against_sqlite
+from tests.bench.serving import ROOT, SUBMIT_FORM
+
+SUBMIT_RATIO_GOAL = 1 / 3
+SUBMIT_P99_GOAL_MS = 50
+EXPORT_RATIO_GOAL = 2
+EXPORT_MEMORY_GOAL_MB = 64
+FIRST_VISIT_GOAL = 30 * 1024
+REPEAT_VISIT_GOAL = 8 * 1024
+START_UP_FORMS = 200
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (
+        f"{os.cpu_count()} cores, {model}; {platform.system()} {platform.release()}; "
+        f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, granian {version('granian')}, "
+        f"litestar {version('litestar')}; {subprocess.run(['wrk', '-v'], capture_output=True, text=True).stdout.split()[1]}"
+        f" wrk; commit {commit.stdout.strip() or '?'}; load average at start {load}"
+    )
+
+
+def met(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+def kb(size: int) -> str:
+    return f"{size / 1024:.1f} KB"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10, help="length of each wrk run (default 10)")
+    parser.add_argument("--responses", type=int, default=1_000_000, help="responses to export (default 1,000,000)")
+    parser.add_argument("--writes", type=int, default=6400, help="submissions per write benchmark (default 6400)")
+    parser.add_argument("--quick", action="store_true", help="short runs, to check the suite itself")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seconds, args.responses, args.writes = 2, 20_000, 640
+
+    began = time.monotonic()
+    today = datetime.date.today().isoformat()
+    rows: list[tuple[str, str, str, str]] = []
+    notes: list[str] = []
+    print(f"quality-forms benchmarks, {today}: about {6 * args.seconds + 90} s…", file=sys.stderr, flush=True)
+    header = machine()
+
+    with tempfile.TemporaryDirectory(prefix="qf-bench-") as tmp:
+        work = Path(tmp)
+
+        # 1. The server under load, one process and two.
+        by_workers = {}
+        for workers in (1, 2):
+            with serving.running(work, workers=workers) as server:
+                serving.wrk(server.url("/healthz"), 1)  # warm up: threads, connections, caches
+                serving.submit_load(server, 1, f"warm{workers}")
+                ceiling = serving.wrk(server.url("/healthz"), args.seconds)
+                light = serving.wrk(server.url(f"/f/{SUBMIT_FORM}/thanks"), args.seconds) if workers == 1 else None
+                submits = serving.submit_load(server, args.seconds, f"run{workers}")
+                page = serving.wrk(server.url(f"/f/{SUBMIT_FORM}"), args.seconds)
+                weights = [
+                    serving.page_weight(server, f.stem) for f in sorted(serving.BUNDLED_FORMS.glob("[!_]*.toml"))
+                ]
+            by_workers[workers] = (ceiling, light, submits, page, weights)
+            print(f"  server with {workers} worker(s) measured", file=sys.stderr, flush=True)
+
+        ceiling, light, submits, page, weights = by_workers[1]
+        ratio = submits.per_second / ceiling.requests_per_second
+        light_ratio = submits.per_second / light.requests_per_second
+        p99 = submits.load.p99_ms
+        rows += [
+            (
+                "`GET /healthz` ceiling, 64 connections",
+                f"{ceiling.requests_per_second:,.0f} req/s (p99 {ceiling.p99_ms:.1f} ms)",
+                "—",
+                "",
+            ),
+            (
+                f"`GET /f/{SUBMIT_FORM}/thanks`: a small page, no database",
+                f"{light.requests_per_second:,.0f} req/s (p99 {light.p99_ms:.1f} ms)",
+                "—",
+                "",
+            ),
+            (
+                "submit: accepted and stored per second",
+                f"{submits.per_second:,.0f} /s = **{ratio:.2f}** of `/healthz`, {light_ratio:.2f} of the thanks page",
+                "≥ 0.33 of the ceiling (both)",
+                met(min(ratio, light_ratio) >= SUBMIT_RATIO_GOAL),
+            ),
+            (
+                "submit latency p50 / p99",
+                f"{submits.load.p50_ms:.1f} / **{p99:.1f}** ms",
+                f"p99 < {SUBMIT_P99_GOAL_MS} ms",
+                met(p99 < SUBMIT_P99_GOAL_MS),
+            ),
+            (
+                "submit: 303s vs rows stored",
+                f"{submits.accepted:,} 303s, {submits.stored:,} rows, {submits.load.extra['status_other']} other statuses",
+                "rows = 303s (+ ≤ 64 in flight at the end)",
+                "ok" if submits.consistent else "**MISMATCH**",
+            ),
+            (
+                f"`GET /f/{SUBMIT_FORM}`",
+                f"{page.requests_per_second:,.0f} req/s = {page.requests_per_second / ceiling.requests_per_second:.2f}"
+                f" of ceiling (p99 {page.p99_ms:.1f} ms)",
+                "—",
+                "",
+            ),
+        ]
+        if not submits.consistent:
+            notes.append("Submissions answered 303 and rows stored disagree: investigate before trusting the figures.")
+
+        # 2. Group commit against one commit per submission, in-process.
+        survey, answers = form(), variety(500)
+        grouped = writes.group_commit(work / "group.db", survey, answers, args.writes)
+        alone = writes.commit_per_request(work / "alone.db", survey, answers, args.writes)
+        rows.append(
+            (
+                f"group commit vs one commit each ({grouped.submissions:,} submissions, 64 threads)",
+                f"{grouped.per_second:,.0f} /s in {grouped.commits:,} commits vs {alone.per_second:,.0f} /s"
+                f" = **{grouped.per_second / alone.per_second:.1f}×**",
+                "—",
+                "",
+            )
+        )
+        if alone.busy_retries:
+            notes.append(f"One commit per request: {alone.busy_retries} BEGIN IMMEDIATE waited over 5 s and retried.")
+        print("  writes measured", file=sys.stderr, flush=True)
+
+        # 3. Export.
+        export = export_against_sqlite(work, args.responses)
+        rows += [
+            (
+                f"`quality-forms export` of {export.responses:,} responses vs `sqlite3 -csv`",
+                f"{export.export.seconds:.1f} s vs {export.sqlite.seconds:.1f} s = **{export.ratio:.1f}×**",
+                f"≤ {EXPORT_RATIO_GOAL}×",
+                met(export.ratio <= EXPORT_RATIO_GOAL),
+            ),
+            (
+                "… vs `sqlite3 -csv` writing the same columns (`json_extract` per answer)",
+                f"{export.export.seconds:.1f} s vs {export.sqlite_columns.seconds:.1f} s"
+                f" = {export.export.seconds / export.sqlite_columns.seconds:.1f}×",
+                "—",
+                "",
+            ),
+            (
+                "export peak memory (max RSS)",
+                f"**{export.export.max_rss_mb:.0f} MB** (sqlite3: {export.sqlite.max_rss_mb:.0f} MB)",
+                f"≤ {EXPORT_MEMORY_GOAL_MB} MB",
+                met(export.export.max_rss_mb <= EXPORT_MEMORY_GOAL_MB),
+            ),
+        ]
+        if not export.last_line_ok:
+            notes.append("The export's last row is not the last response: the CSV is incomplete.")
+        print("  export measured", file=sys.stderr, flush=True)
+
+        # 4. Page weight, from the single-worker run.
+        for weight in weights:
+            encodings = sorted({t.encoding for t in [weight.page, *weight.assets]})
+            rows += [
+                (
+                    f"first visit `/f/{weight.form_id}` (HTML + {len(weight.assets)} assets, {'/'.join(encodings)})",
+                    f"**{kb(weight.first_visit)}** (gzipped would be {kb(weight.first_visit_if_gzipped)})",
+                    f"≤ {kb(FIRST_VISIT_GOAL)}",
+                    met(weight.first_visit <= FIRST_VISIT_GOAL),
+                ),
+                (
+                    f"repeat visit `/f/{weight.form_id}` (HTML only, {weight.page.encoding})",
+                    f"**{kb(weight.repeat_visit)}** (gzipped would be {kb(weight.repeat_visit_if_gzipped)})",
+                    f"≤ {kb(REPEAT_VISIT_GOAL)}",
+                    met(weight.repeat_visit <= REPEAT_VISIT_GOAL),
+                ),
+            ]
+        if any(t.encoding == "identity" for w in weights for t in [w.page, *w.assets]):
+            notes.append(
+                "The server does not compress: it answered `Accept-Encoding: gzip` without `Content-Encoding`. "
+                "'gzipped would be' is the same bytes through gzip level 6."
+            )
+
+        # 5. Start-up.
+        forms_dir = work / "many-forms"
+        ids = serving.many_forms(forms_dir, START_UP_FORMS)
+        many = serving.start_up_seconds(work, forms_dir, ids[-1])
+        bundled = sorted(f.stem for f in serving.BUNDLED_FORMS.glob("[!_]*.toml"))
+        few = serving.start_up_seconds(work, serving.BUNDLED_FORMS, bundled[-1])
+        rows.append(
+            (
+                f"start-up with {START_UP_FORMS} forms, until `/healthz` is ok and the last form is 200",
+                f"**{many:.2f} s** (with the {len(bundled)} bundled forms: {few:.2f} s)",
+                "—",
+                "",
+            )
+        )
+
+        # Workers: is more than one process faster?
+        worker_rows = []
+        for workers, (ceiling_w, _, submits_w, page_w, _) in by_workers.items():
+            worker_rows.append(
+                f"| {workers} | {ceiling_w.requests_per_second:,.0f} | {submits_w.per_second:,.0f} "
+                f"| {submits_w.load.p50_ms:.1f} / {submits_w.load.p99_ms:.1f} | {page_w.requests_per_second:,.0f} |"
+            )
+
+    lines = [
+        f"# quality-forms benchmarks, {today}",
+        "",
+        f"Machine: {header}.",
+        "",
+        f"Server: `quality-forms serve --workers 1` on a temporary database, `QF_RATE_LIMIT=0`; "
+        f"wrk with 2 threads, 64 connections, {args.seconds} s per run.",
+        "",
+        "| measure | figure | goal | |",
+        "| --- | --- | --- | --- |",
+        *(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows),
+        "",
+        "Server processes (`--workers`), same run:",
+        "",
+        "| workers | `/healthz` req/s | submits stored /s | submit p50 / p99 ms | form page req/s |",
+        "| --- | --- | --- | --- | --- |",
+        *worker_rows,
+        "",
+        *(f"- {note}" for note in notes),
+        "",
+        f"The suite took {time.monotonic() - began:.0f} s.",
+    ]
+    report = "\n".join(lines) + "\n"
+    print(report)
+    out = ROOT / "exports" / f"bench-{today}.md"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(report, encoding="utf-8")
+    print(f"written to {out.relative_to(ROOT)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
