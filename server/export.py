@@ -2,6 +2,7 @@
 
 UTF-8 with BOM, CRLF, RFC 4180 quoting. Columns follow the current definition; fields
 that were removed but have stored answers come last, so no data is ever hidden.
+`export_table` is that table of cells; the XLSX export (server/xlsx.py) writes the same one.
 """
 
 from __future__ import annotations
@@ -55,42 +56,62 @@ def columns(form: Form, history: Iterable[Form], extra_names: set[str]) -> list[
 
 def export_csv(db: Database, form: Form, *, header: Header = "labels", event: str | None = None) -> Iterator[bytes]:
     """Yield the CSV of a form's responses in chunks of bytes."""
+    header_row, rows = export_table(db, form, header=header, event=event)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    buffer.write(BOM)
+    writer.writerow(header_row)
+    while chunk := list(itertools.islice(rows, ROWS_PER_CHUNK)):
+        writer.writerows(chunk)
+        yield _drain(buffer)
+    if buffer.tell():  # no responses: the header alone
+        yield _drain(buffer)
+
+
+def export_table(
+    db: Database, form: Form, *, header: Header = "labels", event: str | None = None, typed: bool = False
+) -> tuple[list[str], Iterator[list[Any]]]:
+    """The header row and the rows (streamed) of a form's responses: the one table every export shows.
+
+    Cells are ready for CSV: texts that a spreadsheet would run as a formula get a `'`, numbers
+    are their plain text. With `typed`, for formats whose cells carry a type (XLSX), texts are
+    left as they are and numbers are int or float. An empty cell is "" either way.
+    """
     history = storage.stored_definitions(db, form.id)
     extra = storage.fields_in_answers(db, form.id, except_version=form.version)
     answer_columns = columns(form, history, extra)
     option_labels = _option_labels([*history, form])
-
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    buffer.write(BOM)
+    guard = _as_is if typed else _guard
     if header == "labels":
-        writer.writerow([label for _, label in FIXED_COLUMNS] + [_guard(c.label) for c in answer_columns])
+        header_row = [label for _, label in FIXED_COLUMNS] + [guard(c.label) for c in answer_columns]
     else:
-        writer.writerow([name for name, _ in FIXED_COLUMNS] + [c.name for c in answer_columns])
+        header_row = [name for name, _ in FIXED_COLUMNS] + [c.name for c in answer_columns]
+    converters = [_converter(c, header, option_labels, typed) for c in answer_columns]
+    return header_row, _rows(storage.response_rows(db, form.id, event), answer_columns, converters)
 
+
+def _rows(
+    responses: Iterator[tuple[int, str, str | None, str]],
+    answer_columns: list[Column],
+    converters: list[Callable[[Any], Any]],
+) -> Iterator[list[Any]]:
+    """One list of cells per response."""
     # One converter per column, chosen once: the loop below runs a million times on big exports.
     # A row holds fewer answers than the form has columns, so it walks the answers, not the columns.
     fixed = len(FIXED_COLUMNS)
     position = {c.name: fixed + i for i, c in enumerate(answer_columns)}
-    converters = [str] * fixed + [_converter(c, header, option_labels) for c in answer_columns]
-    blank = [""] * len(converters)
+    convert: list[Callable[[Any], Any]] = [str] * fixed + converters
+    blank = [""] * len(convert)
     decode = msgspec.json.Decoder(dict[str, Any]).decode
-    rows = storage.response_rows(db, form.id, event)
-    while chunk := list(itertools.islice(rows, ROWS_PER_CHUNK)):
-        lines = []
-        for response_id, submitted_at, event_code, answers_json in chunk:
-            line = blank.copy()
-            line[0] = response_id
-            line[1] = submitted_at
-            line[2] = event_code or ""
-            for name, value in decode(answers_json).items():
-                if value is not None and (i := position.get(name)) is not None:
-                    line[i] = converters[i](value)
-            lines.append(line)
-        writer.writerows(lines)
-        yield _drain(buffer)
-    if buffer.tell():  # no responses: the header alone
-        yield _drain(buffer)
+    for response_id, submitted_at, event_code, answers_json in responses:
+        line = blank.copy()
+        line[0] = response_id
+        line[1] = submitted_at
+        line[2] = event_code or ""
+        for name, value in decode(answers_json).items():
+            if value is not None and (i := position.get(name)) is not None:
+                line[i] = convert[i](value)
+        yield line
 
 
 def _drain(buffer: io.StringIO) -> bytes:
@@ -109,23 +130,27 @@ def _option_labels(definitions: list[Form]) -> dict[str, dict[str, str]]:
     return labels
 
 
-def _converter(column: Column, header: Header, option_labels: dict[str, dict[str, str]]) -> Callable[[Any], Any]:
+def _converter(
+    column: Column, header: Header, option_labels: dict[str, dict[str, str]], typed: bool
+) -> Callable[[Any], Any]:
     """The function that turns a column's stored answer (never None) into its cell."""
     field = column.field
     kind = field.type if field else "text"
+    guard = _as_is if typed else _guard
     if kind in ("integer", "rating"):
         return int
     if kind == "number":
-        return _plain_number
+        return float if typed else _plain_number
     if kind == "consent":
         ticked = CONSENT_CELL[header]
         return lambda value: ticked if value else ""
     if kind in ("choice", "multi") and field is not None:
-        return _choice_converter(field, option_labels.get(field.name, {}) if header == "labels" else None)
-    return _text
+        labels = option_labels.get(field.name, {}) if header == "labels" else None
+        return _choice_converter(field, labels, guard)
+    return _raw_text if typed else _text
 
 
-def _choice_converter(field: Field, labels: dict[str, str] | None) -> Callable[[Any], str]:
+def _choice_converter(field: Field, labels: dict[str, str] | None, guard: Callable[[str], str]) -> Callable[[Any], str]:
     """Options in definition order, as labels or values; remembered, as few combinations recur."""
     order = {o.value: i for i, o in enumerate(field.choices)}
     known: dict[Any, str] = {}
@@ -140,7 +165,7 @@ def _choice_converter(field: Field, labels: dict[str, str] | None) -> Callable[[
         chosen = sorted(values, key=lambda v: order.get(v, len(order)))
         if labels is not None:
             chosen = [labels.get(v, v) for v in chosen]
-        cell = _guard("; ".join(str(v) for v in chosen))
+        cell = guard("; ".join(str(v) for v in chosen))
         # Only strings are remembered: 1 == True would otherwise share a cell with "True".
         if len(known) < MAX_REMEMBERED_CHOICES and all(isinstance(v, str) for v in values):
             known[key] = cell
@@ -155,9 +180,19 @@ def _text(value: Any) -> str:
     return _guard(str(value))
 
 
+def _raw_text(value: Any) -> str:
+    if isinstance(value, list):  # a removed field we know nothing about
+        return "; ".join(str(v) for v in value)
+    return str(value)
+
+
 def _plain_number(value: Any) -> str:
     text = repr(float(value))
     return text[:-2] if text.endswith(".0") else text
+
+
+def _as_is(text: str) -> str:
+    return text
 
 
 def _guard(text: str) -> str:

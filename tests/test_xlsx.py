@@ -1,0 +1,147 @@
+"""XLSX export: the CSV's table, cell by cell, with typed cells and a frozen header."""
+
+import csv
+import io
+import tracemalloc
+import zipfile
+
+import openpyxl
+import pytest
+
+from server.export import FORMULA_STARTS, export_csv
+from server.forms import load_form
+from server.storage import connect, open_database
+from server.xlsx import export_xlsx, sheet_name, text_width
+from tests.conftest import TEST_FORMS
+from tests.test_export import FORM, store
+
+ANSWERS = [
+    {"unit": "海口, \"一中\"", "venue": "other", "venue_other": "农贸市场", "people": 120, "spend": 12.5,
+     "held_on": "2022-09-15", "topics": ["电梯", "食品"], "satisfaction": 2, "why": "第一行\n第二行",
+     "name": "张三", "mobile": "13812345678", "mail": "a@b.cn", "agree": True},
+    {"unit": "=1+2", "spend": 3.0, "topics": ["other"], "topics_other": "-玩具", "name": "@sum"},
+    {"unit": "𠀋𡈽𪚥👍🏽", "venue": "school", "people": 7, "spend": 0.25, "topics": ["油品", "食品", "电梯"],
+     "satisfaction": 5, "elevator_issue": "+8613800000000", "agree": True},
+]  # fmt: skip
+
+
+@pytest.fixture
+def db_path(tmp_path):
+    path = tmp_path / "export.db"
+    open_database(path).conn.close()
+    return path
+
+
+def csv_table(path, **kwargs) -> list[list[str]]:
+    text = b"".join(export_csv(connect(path), FORM, **kwargs)).decode("utf-8-sig")
+    return list(csv.reader(io.StringIO(text, newline="")))
+
+
+def xlsx_sheet(path, tmp_path, form=FORM, **kwargs):
+    out = tmp_path / "answers.xlsx"
+    export_xlsx(connect(path), form, out, **kwargs)
+    return openpyxl.load_workbook(out).active
+
+
+def as_csv_cell(value) -> str:
+    """An XLSX cell as the CSV writes the same answer: numbers as plain text, texts guarded."""
+    if value is None:
+        return ""
+    if isinstance(value, int | float):
+        text = repr(float(value)) if isinstance(value, float) else str(value)
+        return text.removesuffix(".0")
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
+def as_csv(sheet) -> list[list[str]]:
+    return [[as_csv_cell(value) for value in row] for row in sheet.iter_rows(values_only=True)]
+
+
+@pytest.mark.parametrize("header", ["labels", "names"])
+def test_xlsx_holds_the_csv_cell_by_cell(db_path, tmp_path, header):
+    store(db_path, *ANSWERS)
+    table = csv_table(db_path, header=header)
+    assert len(table) == 4 and len(table[0]) == 18
+    assert as_csv(xlsx_sheet(db_path, tmp_path, header=header)) == table
+
+
+def test_cells_are_typed_and_a_formula_is_only_text(db_path, tmp_path):
+    store(db_path, *ANSWERS)
+    sheet = xlsx_sheet(db_path, tmp_path, header="names")
+    columns = {cell.value: cell.column_letter for cell in sheet[1]}
+    first, second, third = (sheet[n] for n in (2, 3, 4))
+    by_name = [
+        {name: row[ord(letter) - ord("A")] for name, letter in columns.items()} for row in (first, second, third)
+    ]
+    assert [r["unit"].value for r in by_name] == ['海口, "一中"', "=1+2", "𠀋𡈽𪚥👍🏽"]
+    assert by_name[1]["unit"].data_type == "s"  # a string, not a formula (which openpyxl reads as "f")
+    assert (by_name[1]["topics_other"].value, by_name[1]["name"].value) == ("-玩具", "@sum")  # no ' in XLSX
+    assert by_name[2]["elevator_issue"].value == "+8613800000000"
+    assert [r["topics"].value for r in by_name] == ["食品; 电梯", "other", "食品; 电梯; 油品"]
+    assert [r["agree"].value for r in by_name] == ["yes", None, "yes"]
+    numbers = [[r[name].value for name in ("id", "people", "spend", "satisfaction")] for r in by_name]
+    assert numbers == [[1, 120, 12.5, 2], [2, None, 3, None], [3, 7, 0.25, 5]]
+    assert {r[name].data_type for r in by_name for name in ("id", "people", "spend", "satisfaction")} == {"n"}
+    assert by_name[0]["mobile"].value == "13812345678" and by_name[0]["mobile"].data_type == "s"  # a phone stays text
+    assert by_name[0]["why"].value == "第一行\n第二行"
+
+
+def test_labels_header_is_bold_frozen_and_columns_fit(db_path, tmp_path):
+    store(db_path, *ANSWERS)
+    sheet = xlsx_sheet(db_path, tmp_path)
+    assert sheet.title == "全部题型"
+    assert sheet.freeze_panes == "A2"
+    assert all(cell.font.b for cell in sheet[1]) and not any(cell.font.b for cell in sheet[2])
+    widths = {cell.value: sheet.column_dimensions[cell.column_letter].width for cell in sheet[1]}
+    assert widths["提交时间"] >= len("2022-09-15T10:00:00+08:00")
+    assert widths["单位"] >= text_width("𠀋𡈽𪚥👍🏽") > len("𠀋𡈽𪚥👍🏽")  # wide characters count twice
+    assert widths["人数"] < widths["单位"]
+
+
+def test_event_filter_and_removed_fields_match_the_csv(db_path, tmp_path):
+    store(db_path, {"unit": "活动甲", "people": 30}, event="ABC234")
+    store(db_path, {"unit": "无活动"})
+    source = (TEST_FORMS / "all-types.toml").read_text(encoding="utf-8")
+    (tmp_path / "all-types.toml").write_text(source.replace('name = "people"', 'name = "headcount"'), encoding="utf-8")
+    newer = load_form(tmp_path / "all-types.toml")
+    store(db_path, {"unit": "新版本", "headcount": 45}, form=newer, event="ABC234")
+    text = b"".join(export_csv(connect(db_path), newer, event="ABC234")).decode("utf-8-sig")
+    table = list(csv.reader(io.StringIO(text, newline="")))
+    assert [row[3] for row in table] == ["单位", "活动甲", "新版本"] and table[0][-1] == "人数"
+    assert as_csv(xlsx_sheet(db_path, tmp_path, form=newer, event="ABC234")) == table
+
+
+def test_empty_form_gives_the_header_alone(db_path, tmp_path):
+    sheet = xlsx_sheet(db_path, tmp_path, header="names")
+    assert as_csv(sheet) == csv_table(db_path, header="names")
+    assert sheet.max_row == 1
+
+
+def test_workbook_is_written_row_by_row_with_flat_memory(db_path, tmp_path):
+    """constant_memory mode: rows go to disk as they come, texts inline (no shared-string table)."""
+    answers = {"unit": "海南省海口市龙华区" * 2, "topics": ["食品", "电梯"], "satisfaction": 5, "why": "很好" * 20}
+    store(db_path, *[answers] * 4000)
+    out = tmp_path / "big.xlsx"
+    tracemalloc.start()
+    export_xlsx(connect(db_path), FORM, out)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    with zipfile.ZipFile(out) as archive:
+        assert "xl/sharedStrings.xml" not in archive.namelist()
+        assert b't="inlineStr"' in archive.read("xl/worksheets/sheet1.xml")
+    assert peak < 2_500_000  # the rows alone would take well over that in memory
+    assert openpyxl.load_workbook(out, read_only=True).active.max_row == 4001
+
+
+@pytest.mark.parametrize(
+    ("title", "name"),
+    [
+        ("全部题型", "全部题型"),
+        ("问卷[2022]: 进校园/进社区?", "问卷 2022   进校园 进社区"),
+        ("'引号'", "引号"),
+        ("*", "答卷"),
+    ],
+)
+def test_sheet_names_are_what_excel_accepts(title, name):
+    assert sheet_name(title) == name
+    assert len(sheet_name("很长的标题" * 10)) == 31
