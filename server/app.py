@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from litestar import Litestar, Request, Response
+from litestar.config.compression import CompressionConfig
 from litestar.datastructures import CacheControlHeader
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
@@ -88,6 +89,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
         include_in_schema=False,
     )
 
+    hosts = settings.hosts()
+
+    def check_host(request: Request) -> Response | None:
+        """Answer only to our own names (a 400 page in Chinese, before any handler runs)."""
+        if not host_allowed(request.url.hostname or "", hosts):
+            return public.message_page(request, 400)
+        return None
+
     def add_security_headers(response: Response) -> Response:
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
@@ -102,12 +111,24 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         on_startup=[context.store.start],
         on_shutdown=[context.store.close],
+        before_request=check_host,
+        compression_config=CompressionConfig(backend="gzip", gzip_compress_level=6, minimum_size=500),
         after_request=add_security_headers,
         request_max_body_size=MAX_BODY_BYTES,
         exception_handlers={HTTPException: _http_error, Exception: _unexpected_error},
         openapi_config=None,
         state={"context": context},
     )
+
+
+def host_allowed(host: str, patterns: list[str]) -> bool:
+    """`*` allows any host; `*.example.cn` allows its subdomains; anything else is exact."""
+    host = host.lower().rstrip(".")
+    for pattern in patterns:
+        pattern = pattern.lower()
+        if pattern == "*" or host == pattern or (pattern.startswith("*.") and host.endswith(pattern[1:])):
+            return True
+    return False
 
 
 def _http_error(request: Request, exc: HTTPException) -> Response[Any]:

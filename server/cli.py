@@ -80,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     qr.add_argument("--format", choices=("svg", "png"), default="svg")
     qr.add_argument("--out", help="file to write (default exports/qr-<id>.<format>), or - for standard output")
 
+    purge = commands.add_parser("purge", parents=[common], help="delete personal answers after the retention period")
+    purge.add_argument("form_id")
+    purge.add_argument("--older-than", type=int, required=True, metavar="DAYS", help="submitted more than DAYS ago")
+
     report = commands.add_parser("report", parents=[common], help="write the statistics report (CSV and XLSX)")
     report.add_argument("--from", dest="date_from", help="first day, YYYY-MM-DD")
     report.add_argument("--to", dest="date_to", help="last day, YYYY-MM-DD")
@@ -316,6 +320,29 @@ def cmd_posters(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
+    import datetime as dt
+
+    from server.accounts import record
+    from server.storage import purge_personal
+
+    if args.older_than < 0:
+        raise CommandError("--older-than must be 0 or more days")
+    form = resolve_form(settings, args.form_id)
+    db = open_database(settings.db)
+    names = sorted(
+        {f.name for version in [form, *stored_definitions(db, form.id)] for f in version.fields if f.personal}
+    )
+    if not names:
+        raise CommandError(f"form {form.id!r} has no personal questions")
+    before = (now() - dt.timedelta(days=args.older_than)).isoformat()
+    count = purge_personal(db, form.id, names, before)
+    detail = f"form {form.id}: personal answers ({', '.join(names)}) removed from {count} response(s) before {before}"
+    record(db, "command line", "purge", detail)
+    print(detail)
+    return 0
+
+
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     from server.report import ReportError, write_report_files
 
@@ -363,6 +390,7 @@ COMMANDS = {
     "event": cmd_event,
     "qr": cmd_qr,
     "posters": cmd_posters,
+    "purge": cmd_purge,
     "report": cmd_report,
     "user": cmd_user,
 }

@@ -112,6 +112,13 @@ def create_office(db: Database) -> None:
     db.execute("CREATE INDEX events_by_creator ON events (created_by)")
 
 
+@migration
+def flag_suspected_spam(db: Database) -> None:
+    # 1 when the hidden honeypot field was filled in: the response is kept, never dropped,
+    # but results and exports leave it out unless asked for.
+    db.execute("ALTER TABLE responses ADD COLUMN suspected_spam INTEGER NOT NULL DEFAULT 0")
+
+
 def migrate(db: Database) -> list[str]:
     """Apply the steps this database has not had yet; return their names."""
     db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")

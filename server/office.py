@@ -138,7 +138,7 @@ async def sign_out(request: Request, ctx: Ctx, user: CurrentUser) -> Response[An
 # Dashboard ------------------------------------------------------------------------------
 
 
-def _owner(user: CurrentUser) -> str | None:
+def _owner(user: User) -> str | None:
     """Whose events a user may see: everyone's for an admin, their own for staff."""
     return None if user.is_admin else user.username
 
@@ -151,20 +151,22 @@ def dashboard_context(ctx: AppContext, user: CurrentUser) -> dict[str, Any]:
         "WHERE event IN (SELECT code FROM events WHERE created_by = ?)", [owner]
     )  # fmt: skip
     per_form = {
-        row[0]: (row[1], row[2])
+        row[0]: (int(row[1]), int(row[2]), int(row[3]))
         for row in db.execute(
-            f"SELECT form_id, count(*), total(submitted_at >= ?) FROM responses {scope} GROUP BY form_id",
+            f"""SELECT form_id, total(NOT suspected_spam), total(submitted_at >= ? AND NOT suspected_spam),
+                       total(suspected_spam) FROM responses {scope} GROUP BY form_id""",
             [today, *params],
         )
     }
     per_event = {
         row[0]: (row[1], row[2])
         for row in db.execute(
-            "SELECT event, count(*), total(submitted_at >= ?) FROM responses WHERE event IS NOT NULL GROUP BY event",
+            """SELECT event, count(*), total(submitted_at >= ?) FROM responses
+               WHERE event IS NOT NULL AND NOT suspected_spam GROUP BY event""",
             [today],
         )
     }
-    forms = [(form, *per_form.get(form.id, (0, 0))) for form in ctx.catalog.all()]
+    forms = [(form, *per_form.get(form.id, (0, 0, 0))) for form in ctx.catalog.all()]
     events = [(row.event, *per_event.get(row.event.code, (0, 0))) for row in ev.list_events(db, created_by=owner)]
     return {"forms": forms, "events": events, "updated": now(), "user": user}
 
@@ -180,7 +182,7 @@ def live_counts(ctx: Ctx, user: CurrentUser) -> Template:
     return Template("admin/_counts.html", context=dashboard_context(ctx, user))
 
 
-def _page(user: CurrentUser, section: str, **extra: Any) -> dict[str, Any]:
+def _page(user: User, section: str, **extra: Any) -> dict[str, Any]:
     return {"user": user, "section": section, "csrf_field": CSRF_FIELD} | extra
 
 
@@ -194,7 +196,7 @@ def _form(ctx: AppContext, form_id: str) -> Form:
     return form
 
 
-def _filters(request: Request, ctx: AppContext, user: CurrentUser) -> tuple[Filters, list[str]]:
+def _filters(request: Request, ctx: AppContext, user: User) -> tuple[Filters, list[str]]:
     filters, problems = parse_filters(dict(request.query_params))
     if filters.event and not user.is_admin:
         event = ev.get_event(ctx.store.reader(), filters.event)
@@ -203,7 +205,7 @@ def _filters(request: Request, ctx: AppContext, user: CurrentUser) -> tuple[Filt
     return filters, problems
 
 
-def _filter_choices(ctx: AppContext, user: CurrentUser, form: Form) -> dict[str, Any]:
+def _filter_choices(ctx: AppContext, user: User, form: Form) -> dict[str, Any]:
     events = [row.event for row in ev.list_events(ctx.store.reader(), form_id=form.id, created_by=_owner(user))]
     return {"event_choices": events, "counties": COUNTIES, "venue_types": VENUE_TYPES}
 
@@ -226,12 +228,12 @@ def responses_page(request: Request, ctx: Ctx, user: CurrentUser, form_id: FromP
     form = _form(ctx, form_id)
     filters, problems = _filters(request, ctx, user)
     before = request.query_params.get("before", "")
-    clause, params = where(form.id, filters, _owner(user))
+    clause, params = where(form.id, filters, _owner(user), include_spam=True)
     if before.isdigit():
         clause, params = clause + " AND r.id < ?", [*params, int(before)]
     db = ctx.store.reader()
     rows = db.execute(
-        f"""SELECT r.id, r.submitted_at, r.event, r.answers FROM responses r WHERE {clause}
+        f"""SELECT r.id, r.submitted_at, r.event, r.answers, r.suspected_spam FROM responses r WHERE {clause}
             ORDER BY r.id DESC LIMIT {PAGE_SIZE + 1}""",
         params,
     ).fetchall()
@@ -254,25 +256,25 @@ def responses_page(request: Request, ctx: Ctx, user: CurrentUser, form_id: FromP
 def _masked_row(form: Form | None, row: tuple) -> dict[str, Any]:
     answers = msgspec.json.decode(row[3])
     cells = {name: mask(form.field(name) if form else None, value) for name, value in answers.items()}
-    return {"id": row[0], "submitted_at": row[1], "event": row[2] or "", "cells": cells}
+    return {"id": row[0], "submitted_at": row[1], "event": row[2] or "", "cells": cells, "spam": bool(row[4])}
 
 
-def _response(ctx: AppContext, user: CurrentUser, response_id: int) -> tuple[dict[str, Any], Form | None]:
+def _response(ctx: AppContext, user: User, response_id: int) -> tuple[dict[str, Any], Form | None]:
     row = (
         ctx.store.reader()
         .execute(
-            "SELECT r.id, r.submitted_at, r.event, r.answers, r.form_id, e.created_by FROM responses r "
-            "LEFT JOIN events e ON e.code = r.event WHERE r.id = ?",
+            """SELECT r.id, r.submitted_at, r.event, r.answers, r.suspected_spam, r.form_id, e.created_by
+           FROM responses r LEFT JOIN events e ON e.code = r.event WHERE r.id = ?""",
             [response_id],
         )
         .fetchone()
     )
     if row is None:
         raise NotFoundException()
-    if not user.is_admin and row[5] != user.username:
+    if not user.is_admin and row[6] != user.username:
         raise PermissionDeniedException("not your event")
-    form = ctx.catalog.get(row[4])
-    return _masked_row(form, row[:4]) | {"form_id": row[4]}, form
+    form = ctx.catalog.get(row[5])
+    return _masked_row(form, row[:5]) | {"form_id": row[5]}, form
 
 
 @get("/responses/{response_id:int}", sync_to_thread=True)
@@ -300,7 +302,7 @@ async def delete_response(request: Request, ctx: Ctx, user: CurrentUser, respons
 # Exports --------------------------------------------------------------------------------
 
 
-def _export_scope(request: Request, ctx: AppContext, user: CurrentUser, form: Form) -> tuple[str, str | None]:
+def _export_scope(request: Request, ctx: AppContext, user: User, form: Form) -> tuple[str, str | None]:
     """(header, event) of an export request; staff export one of their own events only."""
     header = request.query_params.get("header", "labels")
     if header not in ("labels", "names"):
@@ -345,7 +347,7 @@ def _attachment(filename: str) -> str:
 # Events ---------------------------------------------------------------------------------
 
 
-def _event(ctx: AppContext, user: CurrentUser, code: str) -> ev.Event:
+def _event(ctx: AppContext, user: User, code: str) -> ev.Event:
     normal = ev.normalize_code(code)
     event = ev.get_event(ctx.store.reader(), normal) if normal else None
     if event is None:
@@ -355,7 +357,7 @@ def _event(ctx: AppContext, user: CurrentUser, code: str) -> ev.Event:
     return event
 
 
-def _events_context(ctx: AppContext, user: CurrentUser, **extra: Any) -> dict[str, Any]:
+def _events_context(ctx: AppContext, user: User, **extra: Any) -> dict[str, Any]:
     rows = ev.list_events(ctx.store.reader(), created_by=_owner(user))
     choices = {"forms": ctx.catalog.all(), "counties": COUNTIES, "venue_types": VENUE_TYPES, "organizers": ORGANIZERS}
     return {"rows": rows, "values": {}, "problems": []} | choices | _page(user, "events") | extra

@@ -25,13 +25,16 @@ from server.campaign import THEME
 from server.context import Context as AppContext
 from server.events import Event, get_event, normalize_code
 from server.forms import Form
-from server.storage import StorageError, Submission, receipt_for_key, writable
+from server.storage import StorageError, Submission, receipt_for_key
 from server.validate import PRIVACY_CONSENT, Malformed, validate
 
 log = logging.getLogger(__name__)
 
 Ctx = NamedDependency[AppContext]
 SUBMISSION_KEY = "_key"
+# A text box people never see (it is off-screen, and its label says to leave it empty) but
+# form-filling bots do. A submission that fills it is stored, flagged as suspected spam.
+HONEYPOT = "_homepage"
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 MAX_FIELDS = 1000
 
@@ -133,8 +136,8 @@ async def check_event_field(request: HTMXRequest, ctx: Ctx, code: FromPath[str],
 
 @get("/healthz", sync_to_thread=True, media_type="text/plain")
 def healthz(ctx: Ctx) -> Response[str]:
-    """`ok` when a write transaction can start (in a thread: it may wait for the lock)."""
-    if writable(ctx.store.reader()):
+    """`ok` when the database takes writes (in a thread: the probe may wait for the lock)."""
+    if ctx.store.healthy():
         return Response("ok", media_type="text/plain")
     return Response("database is not writable", status_code=503, media_type="text/plain")
 
@@ -178,6 +181,7 @@ def show_form(
         "show_if_json": lambda field: expressions.to_json(field.condition),
         "consent_name": PRIVACY_CONSENT,
         "key_name": SUBMISSION_KEY,
+        "honeypot_name": HONEYPOT,
     }
     template = "_form.html" if getattr(request, "htmx", False) else "form.html"
     return Template(template, context=context, status_code=status, headers=headers or {})
@@ -205,7 +209,8 @@ async def submit(request: HTMXRequest, ctx: AppContext, target: Target) -> Respo
             notice=NOTICE_RATE_LIMITED.format(seconds=seconds), headers={"Retry-After": str(seconds)},
         )  # fmt: skip
     event_code = target.event.code if target.event else None
-    submission = Submission(target.form, key or new_submission_key(), outcome.answers, event_code)
+    spam = any(value.strip() for value in data.get(HONEYPOT, []))
+    submission = Submission(target.form, key or new_submission_key(), outcome.answers, event_code, spam)
     try:
         await ctx.store.writer.store(submission)
     except StorageError:

@@ -68,9 +68,16 @@ def parse_filters(query: Mapping[str, str]) -> tuple[Filters, list[str]]:
     return Filters(event, county, venue_type, days["date_from"], days["date_to"]), problems
 
 
-def where(form_id: str, filters: Filters, owner: str | None = None) -> tuple[str, list[Any]]:
-    """The WHERE clause over `responses r` for a form, the filters and (for staff) an owner."""
+def where(
+    form_id: str, filters: Filters, owner: str | None = None, include_spam: bool = False
+) -> tuple[str, list[Any]]:
+    """The WHERE clause over `responses r` for a form, the filters and (for staff) an owner.
+
+    Suspected spam (the honeypot was filled) is left out of counts unless asked for.
+    """
     clauses, params = ["r.form_id = ?"], [form_id]
+    if not include_spam:
+        clauses.append("r.suspected_spam = 0")
     if filters.event:
         clauses.append("r.event = ?")
         params.append(filters.event)

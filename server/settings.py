@@ -9,6 +9,7 @@ import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -42,6 +43,13 @@ SETTINGS = (
         option=False,  # SPEC §2: QF_RATE_LIMIT only
     ),
     Setting(
+        "allowed_hosts",
+        "QF_ALLOWED_HOSTS",
+        "",
+        "host names the server answers to, comma separated (default: the QF_BASE_URL host and localhost, or any)",
+        option=False,
+    ),
+    Setting(
         "secret_key",
         "QF_SECRET_KEY",
         "",
@@ -56,7 +64,16 @@ class Settings(msgspec.Struct, frozen=True):
     db: Path = Path("data/quality-forms.db")
     base_url: str = ""
     rate_limit: int = 600
+    allowed_hosts: str = ""
     secret_key: str = ""
+
+    def hosts(self) -> list[str]:
+        """The Host headers to answer: as configured, else the public address's, else any."""
+        if self.allowed_hosts:
+            return [h.strip() for h in self.allowed_hosts.split(",") if h.strip()]
+        if self.base_url:
+            return [urlsplit(self.base_url).hostname or "*", "localhost", "127.0.0.1"]
+        return ["*"]
 
 
 class SettingError(ValueError):

@@ -15,6 +15,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 5000
 MAX_BATCH = 512
+HEALTH_TTL = 1.0
 
 
 def connect(path: Path | str, *, check_same_thread: bool = True) -> Database:
@@ -58,6 +60,7 @@ class Submission(msgspec.Struct, frozen=True):
     submission_key: str
     answers: dict[str, Any]
     event: str | None = None
+    suspected_spam: bool = False  # the honeypot was filled: kept, but left out of results and exports
 
 
 class Receipt(msgspec.Struct, frozen=True):
@@ -144,8 +147,9 @@ class Writer:
             )
             self._known_versions.add((form.id, form.version))
         row = db.execute(
-            """INSERT INTO responses (form_id, form_version, event, submission_key, submitted_at, answers)
-               VALUES (?, ?, ?, ?, ?, ?)
+            """INSERT INTO responses
+                   (form_id, form_version, event, submission_key, submitted_at, answers, suspected_spam)
+               VALUES (?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT (submission_key) DO NOTHING
                RETURNING id""",
             [
@@ -155,6 +159,7 @@ class Writer:
                 submission.submission_key,
                 stamp,
                 _encoder.encode(submission.answers).decode(),
+                submission.suspected_spam,
             ],
         ).fetchone()
         if row is not None:
@@ -172,12 +177,30 @@ class Store:
         open_database(path).conn.close()
         self.writer = Writer(path)
         self._local = threading.local()
+        self._health_lock = threading.Lock()
+        self._healthy_until = 0.0
 
     def start(self) -> None:
         self.writer.start()
 
     def close(self) -> None:
         self.writer.close()
+
+    def healthy(self) -> bool:
+        """Whether the database takes writes; a success is trusted for `HEALTH_TTL` seconds.
+
+        Each probe is a durable one-page commit that competes with the writer for the lock,
+        so a monitor polling /healthz under load must not add a commit per request. A
+        failure is never remembered: the next check looks again.
+        """
+        if time.monotonic() < self._healthy_until:
+            return True
+        with self._health_lock:
+            if time.monotonic() < self._healthy_until:
+                return True
+            ok = writable(self.reader())
+            self._healthy_until = time.monotonic() + HEALTH_TTL if ok else 0.0
+            return ok
 
     def reader(self) -> Database:
         db = getattr(self._local, "db", None)
@@ -191,9 +214,16 @@ def receipt_for_key(db: Database, submission_key: str) -> Receipt | None:
     return Receipt(row[0], row[1], duplicate=True) if row else None
 
 
-def response_rows(db: Database, form_id: str, event: str | None = None) -> Iterator[tuple[int, str, str | None, str]]:
-    """(id, submitted_at, event, answers JSON) of a form's responses, oldest first, streamed."""
+def response_rows(
+    db: Database, form_id: str, event: str | None = None, include_spam: bool = False
+) -> Iterator[tuple[int, str, str | None, str]]:
+    """(id, submitted_at, event, answers JSON) of a form's responses, oldest first, streamed.
+
+    Responses flagged as suspected spam are left out unless asked for.
+    """
     sql = "SELECT id, submitted_at, event, answers FROM responses WHERE form_id = ?"
+    if not include_spam:
+        sql += " AND suspected_spam = 0"
     params: list[Any] = [form_id]
     if event is not None:
         sql += " AND event = ?"
@@ -244,3 +274,27 @@ def _rollback(db: Database) -> None:
     if db.conn.in_transaction:
         with contextlib.suppress(sqlite3.Error):
             db.execute("ROLLBACK")
+
+
+def purge_personal(db: Database, form_id: str, names: list[str], before: str) -> int:
+    """Remove the answers to personal questions from responses submitted before `before`.
+
+    The rest of each response stays, so the statistics keep their numbers. Returns how
+    many responses lost personal answers.
+    """
+    if not names:
+        return 0
+    paths = [f"$.{name}" for name in names]
+    present = " OR ".join("json_type(answers, ?) IS NOT NULL" for _ in paths)
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        cursor = db.execute(
+            f"""UPDATE responses SET answers = json_remove(answers, {", ".join("?" * len(paths))})
+                WHERE form_id = ? AND submitted_at < ? AND ({present})""",
+            [*paths, form_id, before, *paths],
+        )
+        db.execute("COMMIT")
+    except BaseException:
+        _rollback(db)
+        raise
+    return cursor.rowcount

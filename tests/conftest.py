@@ -33,7 +33,8 @@ def make_app_client(tmp_path: Path, forms: Path = TEST_FORMS, **settings) -> Ite
     """A client for an app over a fresh database in tmp_path; keywords override settings."""
     forms_copy = tmp_path / "forms"
     shutil.copytree(forms, forms_copy)
-    app = create_app(Settings(**{"forms": forms_copy, "db": tmp_path / "data" / "test.db"} | settings))
+    defaults = {"forms": forms_copy, "db": tmp_path / "data" / "test.db", "allowed_hosts": "*"}
+    app = create_app(Settings(**defaults | settings))
     with TestClient(app, base_url="http://testserver.local") as client:
         yield client
 

@@ -188,3 +188,77 @@ def test_a_sheet_of_posters_prints_one_page_per_event(site, browser):
     assert page.locator(".poster").count() == 3
     assert pdf_pages(page.pdf(prefer_css_page_size=True, print_background=True)) == 3
     page.close()
+
+
+def fill_like_a_resident(page, form) -> None:
+    """Answer every question on screen, in order (so questions that appear are answered too)."""
+    for field in form.answer_fields:
+        box = page.locator(f"#q-{field.name}")
+        if not box.is_visible():
+            continue  # a show_if question that these answers do not ask
+        if field.type == "rating":  # tap the labels, as a thumb does
+            box.locator("label.rating-point").last.click()  # satisfied residents: no follow-up asked
+        elif field.type == "choice":
+            box.locator("label.option").first.click()
+        elif field.type == "multi":
+            for index in range(max(1, field.min_choices or 0)):
+                box.locator("label.option").nth(index).click()
+        elif field.type == "consent":
+            box.locator("label.consent").click()
+        else:
+            page.fill(f"#i-{field.name}", sample_answer(field))
+    if form.has_personal:
+        page.locator("label.option", has=page.locator("input[name=_consent]")).click()
+
+
+def sample_answer(field) -> str:
+    if field.type in ("text", "textarea"):
+        return "琼海市嘉积镇居民"[: field.max_length].ljust(field.min_length or 0, "好")
+    if field.type in ("integer", "number"):
+        return str(field.min if field.min is not None else 1)
+    return {"phone": "138 1234 5678", "email": "resident@example.cn", "date": field.min or "2022-09-15"}[field.type]
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["script", "no-script"])
+@pytest.mark.parametrize("form_id", sorted(p.stem for p in (ROOT / "forms").glob("*.toml")))
+def test_a_resident_fills_each_bundled_form(site, browser, form_id, javascript):
+    from server.forms import load_form
+    from server.storage import connect
+
+    base, workdir = site
+    form = load_form(ROOT / "forms" / f"{form_id}.toml")
+    db = connect(workdir / "data" / "quality-forms.db")
+    before = db.execute("SELECT count(*) FROM responses WHERE form_id = ?", [form_id]).fetchone()[0]
+    context = phone(browser, javascript=javascript)
+    page = context.new_page()
+    page.goto(f"{base}/f/{form_id}")
+    fill_like_a_resident(page, form)
+    page.click("button.submit")
+    page.wait_for_selector("#thanks")
+    assert "提交成功" in page.inner_text("main")
+    if not javascript:
+        assert page.url == f"{base}/f/{form_id}/thanks"
+    shoot(page, f"thanks-{form_id}-{'js' if javascript else 'nojs'}-360")
+    context.close()
+    after = db.execute("SELECT count(*) FROM responses WHERE form_id = ?", [form_id]).fetchone()[0]
+    assert after == before + 1
+
+
+def test_the_office_signs_in_and_sees_the_dashboard_and_results(site, browser):
+    base, workdir = site
+    assert run("user", "add", "boss", "--role", "admin", input=b"correct horse battery\n", cwd=workdir).returncode == 0
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+    page = context.new_page()
+    page.goto(f"{base}/admin/forms/five-into-session")
+    assert page.url == f"{base}/admin/login"  # sent to sign in first
+    page.fill("#username", "boss")
+    page.fill("#password", "correct horse battery")
+    page.click("button.submit")
+    assert page.url == f"{base}/admin"
+    shoot(page, "office-dashboard")
+    page.goto(f"{base}/admin/forms/five-into-session")
+    assert page.locator("svg.chart").count() >= 3  # bar charts of choice, multi and rating questions
+    shoot(page, "office-results")
+    page.goto(f"{base}/admin/report")
+    shoot(page, "office-report")
+    context.close()
