@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", help="file to write, or - for standard output")
     export.add_argument("--header", choices=("labels", "names"), default="labels")
     export.add_argument("--event", help="only responses of this event code")
+    export.add_argument("--include-spam", action="store_true", help="also responses flagged as suspected spam")
 
     event = commands.add_parser("event", parents=[common], help="create and list events")
     event_commands = event.add_subparsers(dest="event_command", required=True, parser_class=_Parser)
@@ -174,7 +175,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
         if event.form_id != form.id:
             raise CommandError(f"event {event.code} belongs to form {event.form_id!r}, not {form.id!r}")
         args.event = event.code
-    chunks = export_csv(db, form, header=args.header, event=args.event)
+    chunks = export_csv(db, form, header=args.header, event=args.event, include_spam=args.include_spam)
     if args.out == "-":
         for chunk in chunks:
             sys.stdout.buffer.write(chunk)

@@ -54,9 +54,11 @@ def columns(form: Form, history: Iterable[Form], extra_names: set[str]) -> list[
     return result
 
 
-def export_csv(db: Database, form: Form, *, header: Header = "labels", event: str | None = None) -> Iterator[bytes]:
-    """Yield the CSV of a form's responses in chunks of bytes."""
-    header_row, rows = export_table(db, form, header=header, event=event)
+def export_csv(
+    db: Database, form: Form, *, header: Header = "labels", event: str | None = None, include_spam: bool = False
+) -> Iterator[bytes]:
+    """Yield the CSV of a form's responses in chunks of bytes (suspected spam only when asked)."""
+    header_row, rows = export_table(db, form, header=header, event=event, include_spam=include_spam)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     buffer.write(BOM)
@@ -69,7 +71,13 @@ def export_csv(db: Database, form: Form, *, header: Header = "labels", event: st
 
 
 def export_table(
-    db: Database, form: Form, *, header: Header = "labels", event: str | None = None, typed: bool = False
+    db: Database,
+    form: Form,
+    *,
+    header: Header = "labels",
+    event: str | None = None,
+    typed: bool = False,
+    include_spam: bool = False,
 ) -> tuple[list[str], Iterator[list[Any]]]:
     """The header row and the rows (streamed) of a form's responses: the one table every export shows.
 
@@ -87,7 +95,8 @@ def export_table(
     else:
         header_row = [name for name, _ in FIXED_COLUMNS] + [c.name for c in answer_columns]
     converters = [_converter(c, header, option_labels, typed) for c in answer_columns]
-    return header_row, _rows(storage.response_rows(db, form.id, event), answer_columns, converters)
+    responses = storage.response_rows(db, form.id, event, include_spam=include_spam)
+    return header_row, _rows(responses, answer_columns, converters)
 
 
 def _rows(

@@ -36,6 +36,7 @@ from server.forms import Form
 from server.public import Ctx, read_answers
 from server.results import Filters, mask, parse_filters, summarize, where
 from server.storage import connect
+from server.xlsx import export_xlsx
 
 CurrentUser = NamedDependency[User]
 SESSION_COOKIE = "qf_session"
@@ -302,8 +303,19 @@ async def delete_response(request: Request, ctx: Ctx, user: CurrentUser, respons
 # Exports --------------------------------------------------------------------------------
 
 
-def _export_scope(request: Request, ctx: AppContext, user: User, form: Form) -> tuple[str, str | None]:
-    """(header, event) of an export request; staff export one of their own events only."""
+class ExportScope(msgspec.Struct, frozen=True):
+    header: str
+    event: str | None
+    include_spam: bool
+
+    def describe(self, form: Form, kind: str) -> str:
+        return f"form {form.id} {kind} event {self.event or '-'}" + (
+            " with suspected spam" if self.include_spam else ""
+        )
+
+
+def _export_scope(request: Request, ctx: AppContext, user: User, form: Form) -> ExportScope:
+    """What an export request asks for; staff export one of their own events only."""
     header = request.query_params.get("header", "labels")
     if header not in ("labels", "names"):
         raise ClientException("header must be labels or names")
@@ -316,19 +328,35 @@ def _export_scope(request: Request, ctx: AppContext, user: User, form: Form) -> 
         raise NotFoundException()
     if not user.is_admin and (owned is None or owned.created_by != user.username):
         raise PermissionDeniedException("staff export their own events")
-    return header, event
+    return ExportScope(header, event, request.query_params.get("spam") == "include")
 
 
 @get("/forms/{form_id:str}/export.csv", sync_to_thread=True)
 def export_csv_file(request: Request, ctx: Ctx, user: CurrentUser, form_id: FromPath[str]) -> Stream:
     form = _form(ctx, form_id)
-    header, event = _export_scope(request, ctx, user, form)
-    accounts.record(ctx.store.reader(), user.username, "export", f"form {form.id} csv event {event or '-'}")
+    scope = _export_scope(request, ctx, user, form)
+    accounts.record(ctx.store.reader(), user.username, "export", scope.describe(form, "csv"))
+    options = {"header": scope.header, "event": scope.event, "include_spam": scope.include_spam}
     return Stream(
-        _streamed(ctx, lambda db: export_csv(db, form, header=header, event=event)),
+        _streamed(ctx, lambda db: export_csv(db, form, **options)),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": _attachment(f"{form.id}-{now():%Y%m%d-%H%M%S}.csv")},
     )
+
+
+@get("/forms/{form_id:str}/export.xlsx", sync_to_thread=True)
+def export_xlsx_file(request: Request, ctx: Ctx, user: CurrentUser, form_id: FromPath[str]) -> Response[bytes]:
+    """XLSX is a zip: it is written whole to a temporary file (in constant memory), then sent."""
+    form = _form(ctx, form_id)
+    scope = _export_scope(request, ctx, user, form)
+    accounts.record(ctx.store.reader(), user.username, "export", scope.describe(form, "xlsx"))
+    options = {"header": scope.header, "event": scope.event, "include_spam": scope.include_spam}
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "export.xlsx"
+        export_xlsx(ctx.store.reader(), form, path, **options)
+        content = path.read_bytes()
+    headers = {"Content-Disposition": _attachment(f"{form.id}-{now():%Y%m%d-%H%M%S}.xlsx")}
+    return Response(content, media_type=XLSX, headers=headers)
 
 
 def _streamed(ctx: AppContext, make: Callable[[Database], Iterator[bytes]]) -> Iterator[bytes]:
@@ -483,6 +511,7 @@ router = Router(
         response_page,
         delete_response,
         export_csv_file,
+        export_xlsx_file,
         events_page,
         add_event,
         event_page,

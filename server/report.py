@@ -136,8 +136,11 @@ class _Filters:
     codes: str | None  # a JSON array, so any number of codes is one parameter
 
     def responses(self, alias: str) -> tuple[str, dict[str, str]]:
-        """SQL conditions on responses submitted within the days, for the chosen events."""
-        where, params = ["1"], {}
+        """SQL conditions on responses submitted within the days, for the chosen events.
+
+        Suspected spam (the honeypot was filled) is never counted.
+        """
+        where, params = [f"{alias}.suspected_spam = 0"], {}
         if self.date_from:
             where.append(f"{alias}.submitted_at >= :submitted_from")
             params["submitted_from"] = self.date_from

@@ -85,6 +85,7 @@ class Writer:
         self._thread = threading.Thread(target=self._run, name="quality-forms-writer", daemon=True)
         self._known_versions: set[tuple[str, str]] = set()
         self.commits = 0  # counted for benchmarks and tests
+        self.failed_at = -1.0  # monotonic time of the last commit that failed
 
     def start(self) -> None:
         self._thread.start()
@@ -129,6 +130,7 @@ class Writer:
             db.execute("COMMIT")
         except Exception as exc:  # whatever went wrong, every waiting request must get its answer
             _rollback(db)
+            self.failed_at = time.monotonic()
             self._known_versions.clear()  # the rollback may have taken new versions with it
             log.error("could not store %d response(s): %s", len(batch), exc)
             for _, future in batch:
@@ -178,7 +180,7 @@ class Store:
         self.writer = Writer(path)
         self._local = threading.local()
         self._health_lock = threading.Lock()
-        self._healthy_until = 0.0
+        self._healthy_since = -1.0  # monotonic time of the last successful probe
 
     def start(self) -> None:
         self.writer.start()
@@ -193,14 +195,20 @@ class Store:
         so a monitor polling /healthz under load must not add a commit per request. A
         failure is never remembered: the next check looks again.
         """
-        if time.monotonic() < self._healthy_until:
+        if self._trust_health():
             return True
         with self._health_lock:
-            if time.monotonic() < self._healthy_until:
+            if self._trust_health():
                 return True
+            probed_at = time.monotonic()
             ok = writable(self.reader())
-            self._healthy_until = time.monotonic() + HEALTH_TTL if ok else 0.0
+            self._healthy_since = probed_at if ok else -1.0
             return ok
+
+    def _trust_health(self) -> bool:
+        """The last probe succeeded, recently, and no commit has failed since."""
+        since = self._healthy_since
+        return since >= 0 and time.monotonic() < since + HEALTH_TTL and self.writer.failed_at < since
 
     def reader(self) -> Database:
         db = getattr(self._local, "db", None)
@@ -276,8 +284,8 @@ def _rollback(db: Database) -> None:
             db.execute("ROLLBACK")
 
 
-def purge_personal(db: Database, form_id: str, names: list[str], before: str) -> int:
-    """Remove the answers to personal questions from responses submitted before `before`.
+def purge_personal(db: Database, form_id: str, names: list[str], until: str) -> int:
+    """Remove the answers to personal questions from responses submitted up to `until`.
 
     The rest of each response stays, so the statistics keep their numbers. Returns how
     many responses lost personal answers.
@@ -290,8 +298,8 @@ def purge_personal(db: Database, form_id: str, names: list[str], before: str) ->
     try:
         cursor = db.execute(
             f"""UPDATE responses SET answers = json_remove(answers, {", ".join("?" * len(paths))})
-                WHERE form_id = ? AND submitted_at < ? AND ({present})""",
-            [*paths, form_id, before, *paths],
+                WHERE form_id = ? AND submitted_at <= ? AND ({present})""",
+            [*paths, form_id, until, *paths],
         )
         db.execute("COMMIT")
     except BaseException:

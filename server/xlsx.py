@@ -32,11 +32,17 @@ SHEET_NAME_LENGTH = 31  # Excel's limit
 
 
 def export_xlsx(
-    db: Database, form: Form, path: Path | str, *, header: Header = "labels", event: str | None = None
+    db: Database,
+    form: Form,
+    path: Path | str,
+    *,
+    header: Header = "labels",
+    event: str | None = None,
+    include_spam: bool = False,
 ) -> None:
     """Write a form's responses as a one-sheet workbook at path: the CSV's table, typed cells,
     a bold frozen header row and columns as wide as their contents."""
-    header_row, rows = export_table(db, form, header=header, event=event, typed=True)
+    header_row, rows = export_table(db, form, header=header, event=event, typed=True, include_spam=include_spam)
     widest = [text_width(title) for title in header_row]
     with xlsxwriter.Workbook(str(path), {"constant_memory": True}) as workbook:
         sheet = workbook.add_worksheet(sheet_name(form.title))

@@ -268,3 +268,20 @@ def test_the_statistics_report_on_the_web_and_as_files(office):
     sign_in(office, "wang")  # staff: their own events only
     mine = office.get("/admin/report").text
     assert "白沙黎族自治县" in mine and "三沙市" not in mine
+
+
+def test_the_xlsx_export_matches_the_csv(office):
+    import io
+
+    import openpyxl
+
+    answer(office, PERSONAL)
+    sign_in(office, "boss")
+    workbook = openpyxl.load_workbook(io.BytesIO(office.get("/admin/forms/all-types/export.xlsx").content))
+    sheet = workbook.active
+    csv_rows = office.get("/admin/forms/all-types/export.csv").content.decode("utf-8-sig").splitlines()
+    assert [c.value for c in sheet[1]] == csv_rows[0].split(",")
+    assert sheet.freeze_panes == "A2"
+    assert "13812345678" in [c.value for c in sheet[2]]  # exports carry personal answers whole
+    log = [row["detail"] for row in database(office)["audit_log"].rows if row["action"] == "export"]
+    assert log == ["form all-types xlsx event -", "form all-types csv event -"]
