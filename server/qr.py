@@ -7,6 +7,7 @@ PyPNG, so Pillow is not needed.
 
 from __future__ import annotations
 
+import functools
 import io
 
 import qrcode
@@ -24,6 +25,7 @@ def _code(url: str) -> qrcode.QRCode:
     return code
 
 
+@functools.lru_cache(maxsize=256)  # drawing one takes ~10 ms of pure Python; a poster page asks often
 def qr_svg(url: str, *, size: str = "") -> str:
     """An SVG QR code: one path of dark runs on a white square (a few hundred bytes).
 
@@ -52,6 +54,7 @@ def qr_svg(url: str, *, size: str = "") -> str:
     )
 
 
+@functools.lru_cache(maxsize=256)
 def qr_png(url: str, *, module_pixels: int = PNG_MODULE_PIXELS) -> bytes:
     """A black-and-white PNG QR code, `module_pixels` pixels per module."""
     code = _code(url)

@@ -25,6 +25,7 @@ if __package__ in (None, ""):  # run as a file: make `tests.bench` importable
 
 from tests.bench import serving, writes
 from tests.bench.answers import form, variety
+from tests.bench.events import EventFigures
 from tests.bench.exporting import export_against_sqlite
 from tests.bench.serving import ROOT, SUBMIT_FORM
 
@@ -225,6 +226,30 @@ def main(argv: list[str] | None = None) -> int:
                 "",
             )
         )
+
+        # 6. Events: the office's schedule, and posters for the whole campaign.
+        events = EventFigures(work / "events")
+        rows += [
+            (
+                "`quality-forms event import` of a 500-row schedule (whole command)",
+                f"**{events.import_500:.2f} s**",
+                "< 1 s",
+                met(events.import_500 < 1),
+            ),
+            (
+                "`quality-forms posters` for 1,000 events (whole command)",
+                f"**{events.posters_1000:.2f} s**, {events.sheet_bytes / 1e6:.1f} MB of HTML",
+                "—",
+                "",
+            ),
+            (
+                "QR codes (error correction H)",
+                f"{events.png_per_second:,.0f} PNG/s, {events.svg_per_second:,.0f} SVG/s",
+                "—",
+                "",
+            ),
+        ]
+        print("  events measured", file=sys.stderr, flush=True)
 
         # Workers: is more than one process faster?
         worker_rows = []
