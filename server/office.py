@@ -75,7 +75,9 @@ def _one(data: dict[str, list[str]], name: str) -> str:
 # Sign-in and sign-out -------------------------------------------------------------------
 
 
-def _login_page(request: Request, ctx: AppContext, *, message: str = "", status: int = 200, username: str = ""):
+def _login_page(
+    request: Request, ctx: AppContext, *, message: str = "", status: int = 200, username: str = ""
+) -> Template:
     key = ctx.secret_key
     token = request.cookies.get(LOGIN_COOKIE, "")
     if not accounts.valid_signed_token(key, token):
@@ -346,17 +348,11 @@ def export_csv_file(request: Request, ctx: Ctx, user: CurrentUser, form_id: From
 
 @get("/forms/{form_id:str}/export.xlsx", sync_to_thread=True)
 def export_xlsx_file(request: Request, ctx: Ctx, user: CurrentUser, form_id: FromPath[str]) -> Response[bytes]:
-    """XLSX is a zip: it is written whole to a temporary file (in constant memory), then sent."""
     form = _form(ctx, form_id)
     scope = _export_scope(request, ctx, user, form)
-    accounts.record(ctx.store.reader(), user.username, "export", scope.describe(form, "xlsx"))
     options = {"header": scope.header, "event": scope.event, "include_spam": scope.include_spam}
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "export.xlsx"
-        export_xlsx(ctx.store.reader(), form, path, **options)
-        content = path.read_bytes()
-    headers = {"Content-Disposition": _attachment(f"{form.id}-{now():%Y%m%d-%H%M%S}.xlsx")}
-    return Response(content, media_type=XLSX, headers=headers)
+    content = _xlsx_bytes(lambda path: export_xlsx(ctx.store.reader(), form, path, **options))
+    return _download(ctx, user, scope.describe(form, "xlsx"), content, f"{form.id}.xlsx")
 
 
 def _streamed(ctx: AppContext, make: Callable[[Database], Iterator[bytes]]) -> Iterator[bytes]:
@@ -459,28 +455,40 @@ def report_page(request: Request, ctx: Ctx, user: CurrentUser) -> Template:
     return Template("admin/report.html", context=context | _page(user, "report"), status_code=400 if problem else 200)
 
 
-@get("/report.csv", sync_to_thread=True)
-def report_csv_file(request: Request, ctx: Ctx, user: CurrentUser) -> Response[bytes]:
+def _report_or_400(request: Request, ctx: AppContext, user: User) -> report.Report:
     built, problem = _report(request, ctx, user)
     if built is None:
         raise ClientException(problem)
-    accounts.record(ctx.store.reader(), user.username, "export", "report csv")
-    headers = {"Content-Disposition": _attachment(f"report-{now():%Y%m%d-%H%M%S}.csv")}
-    return Response(report.report_csv(built), media_type="text/csv; charset=utf-8", headers=headers)
+    return built
+
+
+@get("/report.csv", sync_to_thread=True)
+def report_csv_file(request: Request, ctx: Ctx, user: CurrentUser) -> Response[bytes]:
+    content = report.report_csv(_report_or_400(request, ctx, user))
+    return _download(ctx, user, "report csv", content, "report.csv")
 
 
 @get("/report.xlsx", sync_to_thread=True)
 def report_xlsx_file(request: Request, ctx: Ctx, user: CurrentUser) -> Response[bytes]:
-    built, problem = _report(request, ctx, user)
-    if built is None:
-        raise ClientException(problem)
-    accounts.record(ctx.store.reader(), user.username, "export", "report xlsx")
+    built = _report_or_400(request, ctx, user)
+    return _download(ctx, user, "report xlsx", _xlsx_bytes(lambda path: report.report_xlsx(built, path)), "report.xlsx")
+
+
+def _xlsx_bytes(write: Callable[[Path], None]) -> bytes:
+    """XLSX is a zip: xlsxwriter writes it whole to a temporary file (in constant memory)."""
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "report.xlsx"
-        report.report_xlsx(built, path)
-        content = path.read_bytes()
-    headers = {"Content-Disposition": _attachment(f"report-{now():%Y%m%d-%H%M%S}.xlsx")}
-    return Response(content, media_type=XLSX, headers=headers)
+        path = Path(folder) / "download.xlsx"
+        write(path)
+        return path.read_bytes()
+
+
+def _download(ctx: AppContext, user: User, what: str, content: bytes, filename: str) -> Response[bytes]:
+    """A file to save, named with the time, and a line in the audit log saying who took it."""
+    accounts.record(ctx.store.reader(), user.username, "export", what)
+    stem, _, suffix = filename.rpartition(".")
+    media_type = XLSX if suffix == "xlsx" else "text/csv; charset=utf-8"
+    headers = {"Content-Disposition": _attachment(f"{stem}-{now():%Y%m%d-%H%M%S}.{suffix}")}
+    return Response(content, media_type=media_type, headers=headers)
 
 
 # Audit log ------------------------------------------------------------------------------
