@@ -6,11 +6,14 @@ Every failure is one plain line on standard error and a non-zero exit.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import unicodedata
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+import msgspec
 
 from server import events as ev
 from server.clock import now
@@ -21,6 +24,9 @@ from server.settings import SETTINGS, SettingError, Settings, load_settings, to_
 from server.storage import open_database, stored_definitions
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
+# Two processes serve submissions ~1.7x faster than one with p99 under 50 ms (docs/benchmarks.md);
+# more than two would only add writers taking turns at the one SQLite lock.
+DEFAULT_WORKERS = min(2, os.cpu_count() or 1)
 
 
 class CommandError(Exception):
@@ -45,7 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", parents=[common], help="run the web server")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=DEFAULT_WORKERS,
+        help=f"server processes (default {DEFAULT_WORKERS}: one per core, at most 2)",
+    )
 
     commands.add_parser("check", parents=[common], help="validate every form file")
 
@@ -120,8 +131,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from granian import Granian
     from granian.constants import Interfaces
 
+    if args.workers < 1:
+        raise CommandError("--workers must be 1 or more")
+    # Each process keeps its own rate-limit buckets, so each gets its share of the limit.
+    share = msgspec.structs.replace(settings, rate_limit=math.ceil(settings.rate_limit / args.workers))
     # Without QF_BASE_URL, QR codes carry the address the request came to (see posters.py).
-    os.environ.update(to_environ(settings))
+    os.environ.update(to_environ(share))
     _, errors = check_forms(settings.forms)
     for line in errors:
         print(f"form skipped: {line}", file=sys.stderr)

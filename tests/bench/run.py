@@ -23,6 +23,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: make `tests.bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from server.cli import DEFAULT_WORKERS
 from tests.bench import serving, writes
 from tests.bench.answers import form, variety
 from tests.bench.events import EventFigures
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                 serving.wrk(server.url("/healthz"), 1)  # warm up: threads, connections, caches
                 serving.submit_load(server, 1, f"warm{workers}")
                 ceiling = serving.wrk(server.url("/healthz"), args.seconds)
-                light = serving.wrk(server.url(f"/f/{SUBMIT_FORM}/thanks"), args.seconds) if workers == 1 else None
+                light = serving.wrk(server.url(f"/f/{SUBMIT_FORM}/thanks"), args.seconds)
                 submits = serving.submit_load(server, args.seconds, f"run{workers}")
                 page = serving.wrk(server.url(f"/f/{SUBMIT_FORM}"), args.seconds)
                 weights = [
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             by_workers[workers] = (ceiling, light, submits, page, weights)
             print(f"  server with {workers} worker(s) measured", file=sys.stderr, flush=True)
 
-        ceiling, light, submits, page, weights = by_workers[1]
+        ceiling, light, submits, page, weights = by_workers[DEFAULT_WORKERS]
         ratio = submits.per_second / ceiling.requests_per_second
         light_ratio = submits.per_second / light.requests_per_second
         p99 = submits.load.p99_ms
@@ -189,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             notes.append("The export's last row is not the last response: the CSV is incomplete.")
         print("  export measured", file=sys.stderr, flush=True)
 
-        # 4. Page weight, from the single-worker run.
+        # 4. Page weight, from the run with the default number of workers.
         for weight in weights:
             encodings = sorted({t.encoding for t in [weight.page, *weight.assets]})
             rows += [
@@ -264,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Machine: {header}.",
         "",
-        f"Server: `quality-forms serve --workers 1` on a temporary database, `QF_RATE_LIMIT=0`; "
+        f"Server: `quality-forms serve` (its default, `--workers {DEFAULT_WORKERS}` here) on a temporary database, "
+        "`QF_RATE_LIMIT=0`; "
         f"wrk with 2 threads, 64 connections, {args.seconds} s per run.",
         "",
         "| measure | figure | goal | |",
