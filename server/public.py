@@ -184,7 +184,29 @@ def show_form(
         "honeypot_name": HONEYPOT,
     }
     template = "_form.html" if getattr(request, "htmx", False) else "form.html"
-    return Template(template, context=context, status_code=status, headers=headers or {})
+    if values or errors or notice or status != 200:
+        return Template(template, context=context, status_code=status, headers=headers or {})
+    return Response(_blank_page(request, template, context), media_type="text/html; charset=utf-8")
+
+
+_KEY_SLOT = "QF-SUBMISSION-KEY-SLOT"  # never a real key: keys are 24 URL-safe characters
+_blank_pages: dict[tuple, str] = {}
+_BLANK_PAGES_KEPT = 512
+
+
+def _blank_page(request: Request, template: str, context: dict[str, Any]) -> str:
+    """A form as first shown: rendered once per form version (and event), then only the key
+    changes. Rendering the questions is most of the cost of a page view."""
+    target: Target = context["target"]
+    slot = (template, target.path, target.form.version, target.event)
+    page = _blank_pages.get(slot)
+    if page is None:
+        engine = request.app.template_engine
+        page = engine.get_template(template).render(**context | {"key": _KEY_SLOT})
+        if len(_blank_pages) >= _BLANK_PAGES_KEPT:
+            _blank_pages.clear()
+        _blank_pages[slot] = page
+    return page.replace(_KEY_SLOT, context["key"], 1)
 
 
 async def submit(request: HTMXRequest, ctx: AppContext, target: Target) -> Response[Any]:

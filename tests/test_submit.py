@@ -233,3 +233,17 @@ def test_the_definition_version_is_stored_with_each_response(client):
     version = next(db["form_versions"].rows)
     assert response["form_version"] == version["version"]
     assert json.loads(version["definition"])["title"] == "全部题型"
+
+
+def test_a_blank_form_page_follows_edits_to_its_file_and_keys_never_repeat(client):
+    first = client.get("/f/all-types").text
+    catalog = client.app.state["context"].catalog
+    path = catalog.directory / "all-types.toml"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace('title = "全部题型"', 'title = "全部题型（修订）"'), "utf-8"
+    )
+    catalog._next_scan = 0  # as if the two seconds between looks had passed
+    second = client.get("/f/all-types").text
+    assert "全部题型（修订）" not in first and "全部题型（修订）" in second
+    keys = {submission_key(client.get("/f/all-types").text) for _ in range(20)} | {submission_key(first)}
+    assert len(keys) == 21
