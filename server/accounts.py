@@ -15,6 +15,7 @@ import hmac
 import os
 import re
 import secrets
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -146,16 +147,24 @@ def transaction(db: Database) -> Iterator[Database]:
 
 
 def secret_key(configured: str, database: Path) -> bytes:
-    """QF_SECRET_KEY, else the key in `secret.key` beside the database, made once (0600)."""
+    """QF_SECRET_KEY, else the key in `secret.key` beside the database, made once (0600).
+
+    Server processes start together: the key is written whole to a file of its own and
+    linked into place, so no process ever reads a half-written key.
+    """
     if configured:
         return configured.encode()
     path = database.parent / "secret.key"
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_bytes().strip()
-    with os.fdopen(descriptor, "w") as file:
-        file.write(secrets.token_urlsafe(48))
+    if not path.exists():
+        descriptor, draft = tempfile.mkstemp(dir=database.parent, prefix=".secret-")  # mode 0600
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_urlsafe(48))
+        try:
+            os.link(draft, path)  # fails if another process was first: then theirs is the key
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(draft)
     return path.read_bytes().strip()
 
 

@@ -285,3 +285,13 @@ def test_the_xlsx_export_matches_the_csv(office):
     assert "13812345678" in [c.value for c in sheet[2]]  # exports carry personal answers whole
     log = [row["detail"] for row in database(office)["audit_log"].rows if row["action"] == "export"]
     assert log == ["form all-types xlsx event -", "form all-types csv event -"]
+
+
+def test_the_secret_key_is_made_once_beside_the_database_and_kept_private(tmp_path):
+    from server.accounts import secret_key
+
+    first = secret_key("", tmp_path / "quality-forms.db")
+    assert len(first) >= 32 and (tmp_path / "secret.key").stat().st_mode & 0o777 == 0o600
+    assert secret_key("", tmp_path / "quality-forms.db") == first
+    assert secret_key("from the environment", tmp_path / "quality-forms.db") == b"from the environment"
+    assert [p.name for p in tmp_path.iterdir()] == ["secret.key"]  # no drafts left behind
