@@ -35,10 +35,10 @@ HEALTH_TTL = 1.0
 CHECKPOINT_EVERY = 50  # group commits between WAL checkpoints (a commit is a few pages)
 
 
-def connect(path: Path | str, *, check_same_thread: bool = True, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Database:
+def connect(path: Path | str, *, check_same_thread: bool = True) -> Database:
     """Open the database with the settings every connection must have."""
     conn = sqlite3.connect(
-        str(path), isolation_level=None, timeout=busy_timeout_ms / 1000, check_same_thread=check_same_thread
+        str(path), isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=check_same_thread
     )
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
@@ -106,8 +106,12 @@ class Writer:
         return future
 
     def _run(self) -> None:
-        db = connect(self.path, busy_timeout_ms=0)  # waits for the lock itself: see _begin
-        db.execute("PRAGMA wal_autocheckpoint = 0")  # checkpoints run after answering: see _commit
+        db = connect(self.path)
+        # Set up with the usual busy timeout (the WAL pragma may wait for another writer); from
+        # here on the writer waits for the lock itself (see _begin), and checkpoints run after
+        # answering (see _commit).
+        db.execute("PRAGMA busy_timeout = 0")
+        db.execute("PRAGMA wal_autocheckpoint = 0")
         try:
             while (first := self._queue.get()) is not None:
                 batch = [first]
