@@ -27,6 +27,7 @@ DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 # Two processes serve submissions ~1.7x faster than one with p99 under 50 ms (docs/benchmarks.md);
 # more than two would only add writers taking turns at the one SQLite lock.
 DEFAULT_WORKERS = min(2, os.cpu_count() or 1)
+SHUTDOWN_SECONDS = 5  # a stopping server finishes answers in flight for this long, then exits
 
 
 class CommandError(Exception):
@@ -147,6 +148,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         port=args.port,
         interface=Interfaces.ASGI,
         workers=args.workers,
+        workers_kill_timeout=SHUTDOWN_SECONDS,  # idle keep-alive connections must not hold a stop
         log_access=False,
     ).serve()
     return 0

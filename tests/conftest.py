@@ -117,5 +117,11 @@ def running_server(workdir: Path, *extra: str, env: dict[str, str] | None = None
         yield port
     finally:
         process.terminate()
-        process.wait(timeout=10)
-        log.close()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:  # a stop that hangs is a bug: say so, and clean up
+            process.kill()
+            process.wait()
+            raise AssertionError("the server did not stop within 15 s of SIGTERM") from None
+        finally:
+            log.close()
