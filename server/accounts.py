@@ -8,7 +8,6 @@ before the next try, so a password cannot be guessed at speed.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -16,7 +15,6 @@ import os
 import re
 import secrets
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
@@ -25,6 +23,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlite_utils import Database
 
 from server.clock import now
+from server.storage import transaction
 
 ROLES = ("admin", "staff")
 USERNAME = re.compile(r"^[A-Za-z0-9_.-]{2,32}$")
@@ -132,18 +131,6 @@ def log_action(db: Database, username: str, action: str, detail: str) -> None:
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-@contextlib.contextmanager
-def transaction(db: Database) -> Iterator[Database]:
-    """`BEGIN IMMEDIATE … COMMIT`, or ROLLBACK when the block raises."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield db
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
 
 
 def secret_key(configured: str, database: Path) -> bytes:

@@ -218,8 +218,7 @@ def _write(out: Path, chunks: Iterator[bytes] | list[bytes]) -> None:
 
 
 def _event(db, code: str) -> ev.Event:
-    normal = ev.normalize_code(code)
-    event = ev.get_event(db, normal) if normal else None
+    event = ev.get_event(db, code)
     if event is None:
         raise CommandError(f"unknown event {code!r}")
     return event

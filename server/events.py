@@ -25,6 +25,7 @@ from sqlite_utils import Database
 from server.campaign import COUNTIES, VENUE_TYPES, county_named, venue_type_named
 from server.clock import now, parse_day
 from server.forms import Form
+from server.storage import transaction
 
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 CODE_LENGTH = 7
@@ -144,8 +145,7 @@ def add_events(db: Database, events: Iterable[Event]) -> list[Event]:
     """Store new events in one transaction, each with a fresh code; all or none."""
     stamp = now().isoformat(timespec="seconds")
     stored = []
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(db):
         for event in events:
             while True:
                 event = msgspec.structs.replace(event, code=new_code(), created_at=stamp)
@@ -158,10 +158,6 @@ def add_events(db: Database, events: Iterable[Event]) -> list[Event]:
                 except sqlite3.IntegrityError:  # the code was taken: draw again
                     continue
             stored.append(event)
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
     return stored
 
 
@@ -169,7 +165,9 @@ COLUMNS = tuple(Event.__struct_fields__)
 
 
 def get_event(db: Database, code: str) -> Event | None:
-    row = db.execute(f"SELECT {', '.join(COLUMNS)} FROM events WHERE code = ?", [code]).fetchone()
+    """The event of a code as typed from a poster (any case); None when there is none."""
+    normal = normalize_code(code)
+    row = db.execute(f"SELECT {', '.join(COLUMNS)} FROM events WHERE code = ?", [normal]).fetchone() if normal else None
     return Event(*row) if row else None
 
 

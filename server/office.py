@@ -35,7 +35,7 @@ from server.export import export_csv
 from server.forms import Form
 from server.public import Ctx, read_answers
 from server.results import Filters, mask, parse_filters, summarize, where
-from server.storage import connect
+from server.storage import connect, transaction
 from server.xlsx import export_xlsx
 
 CurrentUser = NamedDependency[User]
@@ -294,7 +294,7 @@ async def delete_response(request: Request, ctx: Ctx, user: CurrentUser, respons
     shown, _ = _response(ctx, user, response_id)
 
     def delete() -> None:
-        with accounts.transaction(ctx.store.reader()) as db:
+        with transaction(ctx.store.reader()) as db:
             db.execute("DELETE FROM responses WHERE id = ?", [response_id])
             accounts.log_action(db, user.username, "delete-response", f"form {shown['form_id']} response {response_id}")
 
@@ -321,16 +321,13 @@ def _export_scope(request: Request, ctx: AppContext, user: User, form: Form) -> 
     header = request.query_params.get("header", "labels")
     if header not in ("labels", "names"):
         raise ClientException("header must be labels or names")
-    raw = request.query_params.get("event", "")
-    event = ev.normalize_code(raw) if raw else None
-    if raw and event is None:
+    asked = request.query_params.get("event", "")
+    event = ev.get_event(ctx.store.reader(), asked) if asked else None
+    if asked and (event is None or event.form_id != form.id):
         raise NotFoundException()
-    owned = ev.get_event(ctx.store.reader(), event) if event else None
-    if event and (owned is None or owned.form_id != form.id):
-        raise NotFoundException()
-    if not user.is_admin and (owned is None or owned.created_by != user.username):
+    if not user.is_admin and (event is None or event.created_by != user.username):
         raise PermissionDeniedException("staff export their own events")
-    return ExportScope(header, event, request.query_params.get("spam") == "include")
+    return ExportScope(header, event.code if event else None, request.query_params.get("spam") == "include")
 
 
 @get("/forms/{form_id:str}/export.csv", sync_to_thread=True)
@@ -372,8 +369,7 @@ def _attachment(filename: str) -> str:
 
 
 def _event(ctx: AppContext, user: User, code: str) -> ev.Event:
-    normal = ev.normalize_code(code)
-    event = ev.get_event(ctx.store.reader(), normal) if normal else None
+    event = ev.get_event(ctx.store.reader(), code)
     if event is None:
         raise NotFoundException()
     if not user.is_admin and event.created_by != user.username:

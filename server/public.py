@@ -23,7 +23,7 @@ from litestar.response import Redirect, Template
 from server import expressions
 from server.campaign import THEME
 from server.context import Context as AppContext
-from server.events import Event, get_event, normalize_code
+from server.events import Event, get_event
 from server.forms import Form
 from server.storage import StorageError, Submission, receipt_for_key
 from server.validate import PRIVACY_CONSENT, Malformed, validate
@@ -78,8 +78,7 @@ def form_target(ctx: AppContext, form_id: str) -> Target:
 
 def event_target(ctx: AppContext, code: str) -> Target:
     """The event of a code as typed (any case); 404 when there is none or its form is gone."""
-    normal = normalize_code(code)
-    event = get_event(ctx.store.reader(), normal) if normal else None
+    event = get_event(ctx.store.reader(), code)
     form = ctx.catalog.get(event.form_id) if event else None
     if event is None or form is None:
         raise NotFoundException()

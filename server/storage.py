@@ -305,6 +305,18 @@ def writable(db: Database) -> bool:
         return False
 
 
+@contextlib.contextmanager
+def transaction(db: Database) -> Iterator[Database]:
+    """`BEGIN IMMEDIATE … COMMIT`, or ROLLBACK when the block raises (for writes outside the writer)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        _rollback(db)
+        raise
+    db.execute("COMMIT")
+
+
 def _rollback(db: Database) -> None:
     """End a failed transaction, if SQLite has not ended it already (it may, on I/O errors)."""
     if db.conn.in_transaction:
@@ -322,15 +334,10 @@ def purge_personal(db: Database, form_id: str, names: list[str], until: str) -> 
         return 0
     paths = [f"$.{name}" for name in names]
     present = " OR ".join("json_type(answers, ?) IS NOT NULL" for _ in paths)
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(db):
         cursor = db.execute(
             f"""UPDATE responses SET answers = json_remove(answers, {", ".join("?" * len(paths))})
                 WHERE form_id = ? AND submitted_at <= ? AND ({present})""",
             [*paths, form_id, until, *paths],
         )
-        db.execute("COMMIT")
-    except BaseException:
-        _rollback(db)
-        raise
     return cursor.rowcount
