@@ -117,43 +117,33 @@ class Summary(msgspec.Struct, frozen=True):
 
 
 def summarize(db: Database, form: Form, filters: Filters, owner: str | None = None) -> Summary:
+    """Counts for every question in one pass over the answers (one `json_each` scan).
+
+    Questions whose answers are counted by value (choices, numbers, ratings) are grouped by
+    their stored JSON value; a multi answer groups as its whole list, which is split here,
+    so the few distinct combinations cross into Python rather than every response.
+    """
     clause, params = where(form.id, filters, owner)
-    total = db.execute(f"SELECT count(*) FROM responses r WHERE {clause}", params).fetchone()[0]
-    today = db.execute(
-        f"SELECT count(*) FROM responses r WHERE {clause} AND r.submitted_at >= ?", [*params, now().date().isoformat()]
-    ).fetchone()[0]
+    total, today = db.execute(
+        f"SELECT count(*), total(r.submitted_at >= ?) FROM responses r WHERE {clause}",
+        [now().date().isoformat(), *params],
+    ).fetchone()
     fields = [f for f in form.answer_fields if f.type != "consent"]
-    single = [f.name for f in fields if f.type in ("choice", *NUMBER_TYPES)]
-    multi = [f.name for f in fields if f.type == "multi"]
+    by_value = [f.name for f in fields if f.type in ("choice", "multi", *NUMBER_TYPES)]
     counts: dict[str, dict[Any, int]] = {f.name: {} for f in fields}
-    for name, value, count in _grouped(db, clause, params, single, nested=False):
-        counts[name][value] = count
-    for name, value, count in _grouped(db, clause, params, multi, nested=True):
-        counts[name][value] = count
-    answered = dict(
-        db.execute(
-            f"""SELECT j.key, count(*) FROM responses r, json_each(r.answers) j
-                WHERE {clause} GROUP BY j.key""",
-            params,
-        ).fetchall()
-    )
-    results = []
-    for field in fields:
-        results.append(_field_result(db, field, counts[field.name], answered.get(field.name, 0), clause, params))
-    return Summary(total, today, results)
-
-
-def _grouped(db: Database, clause: str, params: list[Any], names: list[str], nested: bool):
-    if not names:
-        return []
-    marks = ", ".join("?" * len(names))
-    source = "json_each(r.answers) j, json_each(j.value) v" if nested else "json_each(r.answers) j"
-    value = "v.value" if nested else "j.value"
-    return db.execute(
-        f"""SELECT j.key, {value}, count(*) FROM responses r, {source}
-            WHERE {clause} AND j.key IN ({marks}) GROUP BY j.key, {value}""",
-        [*params, *names],
-    ).fetchall()
+    answered: dict[str, int] = {}
+    for name, value, kind, count in db.execute(
+        f"""SELECT j.key, CASE WHEN j.key IN ({", ".join("?" * len(by_value)) or "NULL"}) THEN j.value END AS value,
+                   j.type, count(*)
+            FROM responses r, json_each(r.answers) j WHERE {clause} GROUP BY j.key, value""",
+        [*by_value, *params],
+    ):
+        answered[name] = answered.get(name, 0) + count
+        if name in counts and value is not None:
+            for item in msgspec.json.decode(value) if kind == "array" else [value]:
+                counts[name][item] = counts[name].get(item, 0) + count
+    results = [_field_result(db, f, counts[f.name], answered.get(f.name, 0), clause, params) for f in fields]
+    return Summary(total, int(today), results)
 
 
 def _field_result(

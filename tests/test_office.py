@@ -196,6 +196,8 @@ def test_results_count_and_filter(office):
     venue = page.split('id="r-venue"')[1].split("</section>")[0]
     assert "2（66.7%）" in venue and "1（33.3%）" in venue and "<svg" in venue
     assert "平均 <strong>4.00</strong> / 5 分" in page
+    topics = page.split('id="r-topics"')[1].split("</section>")[0]  # multi: each ticked option counted
+    assert "3 人回答" in topics and topics.count("3（100.0%）") == 2 and "0（0.0%）" in topics
     only_baisha = office.get("/admin/forms/all-types?county=白沙").text
     assert "<strong>1</strong> 份答卷" in only_baisha
     bad = office.get("/admin/forms/all-types?date_from=2022-13-01&county=广州")

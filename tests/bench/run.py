@@ -28,6 +28,7 @@ from tests.bench import serving, writes
 from tests.bench.answers import form, variety
 from tests.bench.events import EventFigures
 from tests.bench.exporting import export_against_sqlite
+from tests.bench.office import OfficeFigures
 from tests.bench.serving import ROOT, SUBMIT_FORM
 
 SUBMIT_RATIO_GOAL = 1 / 3
@@ -251,6 +252,19 @@ def main(argv: list[str] | None = None) -> int:
             ),
         ]
         print("  events measured", file=sys.stderr, flush=True)
+
+        # 7. The office's pages over many responses.
+        office = OfficeFigures(work / "office.db", args.responses // 10)
+        rows.append(
+            (
+                f"office results page over {office.responses:,} responses (counts and averages of every question)",
+                f"**{office.results:.2f} s** ({office.results_filtered:.2f} s with a date filter);"
+                f" statistics report {office.report:.2f} s",
+                "—",
+                "",
+            )
+        )
+        print("  office measured", file=sys.stderr, flush=True)
 
         # Workers: is more than one process faster?
         worker_rows = []
