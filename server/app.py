@@ -19,7 +19,7 @@ from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
-from server import office, offline, posters, public
+from server import downloads, office, offline, posters, public, signin
 from server.accounts import secret_key
 from server.clock import chinese_date
 from server.context import Context
@@ -104,7 +104,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
         return response
 
     return Litestar(
-        route_handlers=[*public.ROUTES, *posters.ROUTES, *offline.ROUTES, *office.ROUTES, static_router],
+        route_handlers=[
+            *public.ROUTES,
+            *posters.ROUTES,
+            *offline.ROUTES,
+            signin.router,
+            office.router,
+            downloads.router,
+            static_router,
+        ],
         dependencies={"ctx": Provide(lambda: context, use_cache=True, sync_to_thread=False)},
         plugins=[HTMXPlugin()],
         template_config=TemplateConfig(

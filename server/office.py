@@ -1,29 +1,20 @@
-"""The office: sign-in, dashboard, results, responses, events, exports, audit log.
+"""The office pages: dashboard, results, responses, events, the report page, the audit log.
 
-Every page under /admin except the sign-in page takes a `user` dependency, which answers
-401 without a valid session (the error handler turns that into a redirect to the sign-in
-page for a plain GET). Every POST carries the session's CSRF token and must come from this
-site. `admin` may do everything; `staff` sees only the events it made and their answers,
-and deletes nothing.
+Sign-in and the session are `signin.py`; file downloads are `downloads.py`. `admin` may do
+everything; `staff` sees only the events it made and their answers, and deletes nothing.
 """
 
 from __future__ import annotations
 
-import hmac
-import tempfile
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import anyio
 import msgspec
 from litestar import Request, Response, Router, get, post
-from litestar.di import NamedDependency, Provide
-from litestar.exceptions import ClientException, NotAuthorizedException, NotFoundException, PermissionDeniedException
+from litestar.di import Provide
+from litestar.exceptions import ClientException, NotFoundException, PermissionDeniedException
 from litestar.params import FromPath
-from litestar.response import Redirect, Stream, Template
-from sqlite_utils import Database
+from litestar.response import Redirect, Template
 
 from server import accounts, report
 from server import events as ev
@@ -31,111 +22,13 @@ from server.accounts import User
 from server.campaign import COUNTIES, ORGANIZERS, VENUE_TYPES
 from server.clock import now
 from server.context import Context as AppContext
-from server.export import export_csv
 from server.forms import Form
-from server.public import Ctx, read_answers
+from server.public import Ctx
 from server.results import Filters, mask, parse_filters, summarize, where
-from server.storage import connect, transaction
-from server.xlsx import export_xlsx
+from server.signin import CSRF_FIELD, CurrentUser, checked_form, current_user, form_value
+from server.storage import transaction
 
-CurrentUser = NamedDependency[User]
-SESSION_COOKIE = "qf_session"
-LOGIN_COOKIE = "qf_login"
-CSRF_FIELD = "_csrf"
 PAGE_SIZE = 50
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-
-def _user(request: Request, ctx: Ctx) -> User:
-    token = request.cookies.get(SESSION_COOKIE, "")
-    user = accounts.session_user(ctx.store.reader(), token) if token else None
-    if user is None:
-        raise NotAuthorizedException()
-    return user
-
-
-async def checked_form(request: Request, user: User | None, expected: str | None = None) -> dict[str, list[str]]:
-    """The posted fields of an admin form, after proving the post came from our own page."""
-    site = request.headers.get("sec-fetch-site")
-    origin = request.headers.get("origin")
-    if site == "cross-site" or (origin and origin != str(request.base_url).rstrip("/")):
-        raise PermissionDeniedException("cross-site request")
-    data = await read_answers(request)
-    token = (data.get(CSRF_FIELD) or [""])[0]
-    wanted = expected if expected is not None else (user.csrf if user else "")
-    if not token or not hmac.compare_digest(token, wanted):
-        raise PermissionDeniedException("missing or wrong CSRF token")
-    return data
-
-
-def _one(data: dict[str, list[str]], name: str) -> str:
-    return (data.get(name) or [""])[0]
-
-
-# Sign-in and sign-out -------------------------------------------------------------------
-
-
-def _login_page(
-    request: Request, ctx: AppContext, *, message: str = "", status: int = 200, username: str = ""
-) -> Template:
-    key = ctx.secret_key
-    token = request.cookies.get(LOGIN_COOKIE, "")
-    if not accounts.valid_signed_token(key, token):
-        token = accounts.signed_token(key)
-    response = Template(
-        "admin/login.html",
-        context={"csrf": token, "message": message, "username": username, "csrf_field": CSRF_FIELD},
-        status_code=status,
-    )
-    response.set_cookie(
-        LOGIN_COOKIE, token, httponly=True, samesite="strict", secure=_secure(request, ctx), path="/admin"
-    )
-    return response
-
-
-def _secure(request: Request, ctx: AppContext) -> bool:
-    return request.url.scheme == "https" or ctx.settings.base_url.startswith("https://")
-
-
-@get("/login", sync_to_thread=False)
-def login_page(request: Request, ctx: Ctx) -> Response[Any]:
-    return _login_page(request, ctx)
-
-
-@post("/login", status_code=303)
-async def sign_in(request: Request, ctx: Ctx) -> Response[Any]:
-    token = request.cookies.get(LOGIN_COOKIE, "")
-    if not accounts.valid_signed_token(ctx.secret_key, token):
-        raise PermissionDeniedException("missing sign-in token")
-    data = await checked_form(request, None, expected=token)
-    username, password = _one(data, "username").strip(), _one(data, "password")
-    db = ctx.store.reader()
-    wait = accounts.locked_for(db, username)
-    if wait:
-        response = _login_page(
-            request, ctx, message=f"尝试次数过多，请 {wait} 秒后再试。", status=429, username=username
-        )
-        response.headers["Retry-After"] = str(wait)
-        return response
-    address = request.client.host if request.client else "unknown"
-    # argon2 takes tens of milliseconds of CPU on purpose: off the event loop.
-    signed = await anyio.to_thread.run_sync(lambda: accounts.sign_in(ctx.store.reader(), username, password, address))
-    if signed is None:
-        return _login_page(request, ctx, message="用户名或密码不对。", status=401, username=username)
-    _, session = signed
-    response = Redirect("/admin", status_code=303)
-    response.set_cookie(SESSION_COOKIE, session, httponly=True, samesite="lax", secure=_secure(request, ctx), path="/")
-    response.delete_cookie(LOGIN_COOKIE, path="/admin")
-    return response
-
-
-@post("/logout", status_code=303)
-async def sign_out(request: Request, ctx: Ctx, user: CurrentUser) -> Response[Any]:
-    await checked_form(request, user)
-    accounts.sign_out(ctx.store.reader(), request.cookies.get(SESSION_COOKIE, ""))
-    response = Redirect("/admin/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/")
-    return response
 
 
 # Dashboard ------------------------------------------------------------------------------
@@ -192,7 +85,7 @@ def _page(user: User, section: str, **extra: Any) -> dict[str, Any]:
 # Results and responses ------------------------------------------------------------------
 
 
-def _form(ctx: AppContext, form_id: str) -> Form:
+def form_or_404(ctx: AppContext, form_id: str) -> Form:
     form = ctx.catalog.get(form_id)
     if form is None:
         raise NotFoundException()
@@ -215,7 +108,7 @@ def _filter_choices(ctx: AppContext, user: User, form: Form) -> dict[str, Any]:
 
 @get("/forms/{form_id:str}", sync_to_thread=True)
 def results_page(request: Request, ctx: Ctx, user: CurrentUser, form_id: FromPath[str]) -> Template:
-    form = _form(ctx, form_id)
+    form = form_or_404(ctx, form_id)
     filters, problems = _filters(request, ctx, user)
     summary = summarize(ctx.store.reader(), form, filters, _owner(user))
     context = {"form": form, "filters": filters, "problems": problems, "summary": summary}
@@ -228,7 +121,7 @@ def results_page(request: Request, ctx: Ctx, user: CurrentUser, form_id: FromPat
 
 @get("/forms/{form_id:str}/responses", sync_to_thread=True)
 def responses_page(request: Request, ctx: Ctx, user: CurrentUser, form_id: FromPath[str]) -> Template:
-    form = _form(ctx, form_id)
+    form = form_or_404(ctx, form_id)
     filters, problems = _filters(request, ctx, user)
     before = request.query_params.get("before", "")
     clause, params = where(form.id, filters, _owner(user), include_spam=True)
@@ -302,69 +195,6 @@ async def delete_response(request: Request, ctx: Ctx, user: CurrentUser, respons
     return Redirect(f"/admin/forms/{shown['form_id']}/responses", status_code=303)
 
 
-# Exports --------------------------------------------------------------------------------
-
-
-class ExportScope(msgspec.Struct, frozen=True):
-    header: str
-    event: str | None
-    include_spam: bool
-
-    def describe(self, form: Form, kind: str) -> str:
-        return f"form {form.id} {kind} event {self.event or '-'}" + (
-            " with suspected spam" if self.include_spam else ""
-        )
-
-
-def _export_scope(request: Request, ctx: AppContext, user: User, form: Form) -> ExportScope:
-    """What an export request asks for; staff export one of their own events only."""
-    header = request.query_params.get("header", "labels")
-    if header not in ("labels", "names"):
-        raise ClientException("header must be labels or names")
-    asked = request.query_params.get("event", "")
-    event = ev.get_event(ctx.store.reader(), asked) if asked else None
-    if asked and (event is None or event.form_id != form.id):
-        raise NotFoundException()
-    if not user.is_admin and (event is None or event.created_by != user.username):
-        raise PermissionDeniedException("staff export their own events")
-    return ExportScope(header, event.code if event else None, request.query_params.get("spam") == "include")
-
-
-@get("/forms/{form_id:str}/export.csv", sync_to_thread=True)
-def export_csv_file(request: Request, ctx: Ctx, user: CurrentUser, form_id: FromPath[str]) -> Stream:
-    form = _form(ctx, form_id)
-    scope = _export_scope(request, ctx, user, form)
-    accounts.record(ctx.store.reader(), user.username, "export", scope.describe(form, "csv"))
-    options = {"header": scope.header, "event": scope.event, "include_spam": scope.include_spam}
-    return Stream(
-        _streamed(ctx, lambda db: export_csv(db, form, **options)),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": _attachment(f"{form.id}-{now():%Y%m%d-%H%M%S}.csv")},
-    )
-
-
-@get("/forms/{form_id:str}/export.xlsx", sync_to_thread=True)
-def export_xlsx_file(request: Request, ctx: Ctx, user: CurrentUser, form_id: FromPath[str]) -> Response[bytes]:
-    form = _form(ctx, form_id)
-    scope = _export_scope(request, ctx, user, form)
-    options = {"header": scope.header, "event": scope.event, "include_spam": scope.include_spam}
-    content = _xlsx_bytes(lambda path: export_xlsx(ctx.store.reader(), form, path, **options))
-    return _download(ctx, user, scope.describe(form, "xlsx"), content, f"{form.id}.xlsx")
-
-
-def _streamed(ctx: AppContext, make: Callable[[Database], Iterator[bytes]]) -> Iterator[bytes]:
-    """Chunks from a connection of their own: a stream is read in other threads, after the handler."""
-    db = connect(ctx.store.path, check_same_thread=False)
-    try:
-        yield from make(db)
-    finally:
-        db.conn.close()
-
-
-def _attachment(filename: str) -> str:
-    return f"attachment; filename=\"{filename}\"; filename*=UTF-8''{quote(filename)}"
-
-
 # Events ---------------------------------------------------------------------------------
 
 
@@ -391,7 +221,7 @@ def events_page(ctx: Ctx, user: CurrentUser) -> Template:
 @post("/events", status_code=303)
 async def add_event(request: Request, ctx: Ctx, user: CurrentUser) -> Response[Any]:
     data = await checked_form(request, user)
-    values = {key: _one(data, key) for key in ev.IMPORT_HEADERS}
+    values = {key: form_value(data, key) for key in ev.IMPORT_HEADERS}
     forms = {form.id: form for form in ctx.catalog.all()}
     try:
         event = msgspec.structs.replace(ev.make_event(forms, values), created_by=user.username)
@@ -451,40 +281,11 @@ def report_page(request: Request, ctx: Ctx, user: CurrentUser) -> Template:
     return Template("admin/report.html", context=context | _page(user, "report"), status_code=400 if problem else 200)
 
 
-def _report_or_400(request: Request, ctx: AppContext, user: User) -> report.Report:
+def report_or_400(request: Request, ctx: AppContext, user: User) -> report.Report:
     built, problem = _report(request, ctx, user)
     if built is None:
         raise ClientException(problem)
     return built
-
-
-@get("/report.csv", sync_to_thread=True)
-def report_csv_file(request: Request, ctx: Ctx, user: CurrentUser) -> Response[bytes]:
-    content = report.report_csv(_report_or_400(request, ctx, user))
-    return _download(ctx, user, "report csv", content, "report.csv")
-
-
-@get("/report.xlsx", sync_to_thread=True)
-def report_xlsx_file(request: Request, ctx: Ctx, user: CurrentUser) -> Response[bytes]:
-    built = _report_or_400(request, ctx, user)
-    return _download(ctx, user, "report xlsx", _xlsx_bytes(lambda path: report.report_xlsx(built, path)), "report.xlsx")
-
-
-def _xlsx_bytes(write: Callable[[Path], None]) -> bytes:
-    """XLSX is a zip: xlsxwriter writes it whole to a temporary file (in constant memory)."""
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "download.xlsx"
-        write(path)
-        return path.read_bytes()
-
-
-def _download(ctx: AppContext, user: User, what: str, content: bytes, filename: str) -> Response[bytes]:
-    """A file to save, named with the time, and a line in the audit log saying who took it."""
-    accounts.record(ctx.store.reader(), user.username, "export", what)
-    stem, _, suffix = filename.rpartition(".")
-    media_type = XLSX if suffix == "xlsx" else "text/csv; charset=utf-8"
-    headers = {"Content-Disposition": _attachment(f"{stem}-{now():%Y%m%d-%H%M%S}.{suffix}")}
-    return Response(content, media_type=media_type, headers=headers)
 
 
 # Audit log ------------------------------------------------------------------------------
@@ -505,25 +306,17 @@ def audit_page(ctx: Ctx, user: CurrentUser) -> Template:
 router = Router(
     "/admin",
     route_handlers=[
-        login_page,
-        sign_in,
-        sign_out,
         dashboard,
         live_counts,
         results_page,
         responses_page,
         response_page,
         delete_response,
-        export_csv_file,
-        export_xlsx_file,
         events_page,
         add_event,
         event_page,
         report_page,
-        report_csv_file,
-        report_xlsx_file,
         audit_page,
     ],
-    dependencies={"user": Provide(_user, sync_to_thread=False)},
+    dependencies={"user": Provide(current_user, sync_to_thread=False)},
 )
-ROUTES = [router]

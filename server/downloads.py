@@ -1,0 +1,133 @@
+"""Office downloads: a form's responses as CSV or XLSX, and the statistics report.
+
+Each download is named with the time and written to the audit log with who took it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import msgspec
+from litestar import Request, Response, Router, get
+from litestar.di import Provide
+from litestar.exceptions import ClientException, NotFoundException, PermissionDeniedException
+from litestar.params import FromPath
+from litestar.response import Stream
+from sqlite_utils import Database
+
+from server import accounts, report
+from server import events as ev
+from server.accounts import User
+from server.clock import now
+from server.context import Context as AppContext
+from server.export import export_csv
+from server.forms import Form
+from server.office import form_or_404, report_or_400
+from server.public import Ctx
+from server.signin import CurrentUser, current_user
+from server.storage import connect
+from server.xlsx import export_xlsx
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+# Exports --------------------------------------------------------------------------------
+
+
+class ExportScope(msgspec.Struct, frozen=True):
+    header: str
+    event: str | None
+    include_spam: bool
+
+    def describe(self, form: Form, kind: str) -> str:
+        return f"form {form.id} {kind} event {self.event or '-'}" + (
+            " with suspected spam" if self.include_spam else ""
+        )
+
+
+def _export_scope(request: Request, ctx: AppContext, user: User, form: Form) -> ExportScope:
+    """What an export request asks for; staff export one of their own events only."""
+    header = request.query_params.get("header", "labels")
+    if header not in ("labels", "names"):
+        raise ClientException("header must be labels or names")
+    asked = request.query_params.get("event", "")
+    event = ev.get_event(ctx.store.reader(), asked) if asked else None
+    if asked and (event is None or event.form_id != form.id):
+        raise NotFoundException()
+    if not user.is_admin and (event is None or event.created_by != user.username):
+        raise PermissionDeniedException("staff export their own events")
+    return ExportScope(header, event.code if event else None, request.query_params.get("spam") == "include")
+
+
+@get("/forms/{form_id:str}/export.csv", sync_to_thread=True)
+def export_csv_file(request: Request, ctx: Ctx, user: CurrentUser, form_id: FromPath[str]) -> Stream:
+    form = form_or_404(ctx, form_id)
+    scope = _export_scope(request, ctx, user, form)
+    accounts.record(ctx.store.reader(), user.username, "export", scope.describe(form, "csv"))
+    options = {"header": scope.header, "event": scope.event, "include_spam": scope.include_spam}
+    return Stream(
+        _streamed(ctx, lambda db: export_csv(db, form, **options)),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": _attachment(f"{form.id}-{now():%Y%m%d-%H%M%S}.csv")},
+    )
+
+
+@get("/forms/{form_id:str}/export.xlsx", sync_to_thread=True)
+def export_xlsx_file(request: Request, ctx: Ctx, user: CurrentUser, form_id: FromPath[str]) -> Response[bytes]:
+    form = form_or_404(ctx, form_id)
+    scope = _export_scope(request, ctx, user, form)
+    options = {"header": scope.header, "event": scope.event, "include_spam": scope.include_spam}
+    content = _xlsx_bytes(lambda path: export_xlsx(ctx.store.reader(), form, path, **options))
+    return _download(ctx, user, scope.describe(form, "xlsx"), content, f"{form.id}.xlsx")
+
+
+def _streamed(ctx: AppContext, make: Callable[[Database], Iterator[bytes]]) -> Iterator[bytes]:
+    """Chunks from a connection of their own: a stream is read in other threads, after the handler."""
+    db = connect(ctx.store.path, check_same_thread=False)
+    try:
+        yield from make(db)
+    finally:
+        db.conn.close()
+
+
+def _attachment(filename: str) -> str:
+    return f"attachment; filename=\"{filename}\"; filename*=UTF-8''{quote(filename)}"
+
+
+@get("/report.csv", sync_to_thread=True)
+def report_csv_file(request: Request, ctx: Ctx, user: CurrentUser) -> Response[bytes]:
+    content = report.report_csv(report_or_400(request, ctx, user))
+    return _download(ctx, user, "report csv", content, "report.csv")
+
+
+@get("/report.xlsx", sync_to_thread=True)
+def report_xlsx_file(request: Request, ctx: Ctx, user: CurrentUser) -> Response[bytes]:
+    built = report_or_400(request, ctx, user)
+    return _download(ctx, user, "report xlsx", _xlsx_bytes(lambda path: report.report_xlsx(built, path)), "report.xlsx")
+
+
+def _xlsx_bytes(write: Callable[[Path], None]) -> bytes:
+    """XLSX is a zip: xlsxwriter writes it whole to a temporary file (in constant memory)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "download.xlsx"
+        write(path)
+        return path.read_bytes()
+
+
+def _download(ctx: AppContext, user: User, what: str, content: bytes, filename: str) -> Response[bytes]:
+    """A file to save, named with the time, and a line in the audit log saying who took it."""
+    accounts.record(ctx.store.reader(), user.username, "export", what)
+    stem, _, suffix = filename.rpartition(".")
+    media_type = XLSX if suffix == "xlsx" else "text/csv; charset=utf-8"
+    headers = {"Content-Disposition": _attachment(f"{stem}-{now():%Y%m%d-%H%M%S}.{suffix}")}
+    return Response(content, media_type=media_type, headers=headers)
+
+
+router = Router(
+    "/admin",
+    route_handlers=[export_csv_file, export_xlsx_file, report_csv_file, report_xlsx_file],
+    dependencies={"user": Provide(current_user, sync_to_thread=False)},
+)

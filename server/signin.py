@@ -1,0 +1,127 @@
+"""Signing in and out of the office, the session behind every office page, and CSRF.
+
+Every page under /admin except the sign-in page takes a `user` dependency (`current_user`),
+which answers 401 without a valid session (the error handler turns that into a redirect to
+the sign-in page for a plain GET). Every POST carries the session's CSRF token and must
+come from this site.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+import anyio
+from litestar import Request, Response, Router, get, post
+from litestar.di import NamedDependency, Provide
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.response import Redirect, Template
+
+from server import accounts
+from server.accounts import User
+from server.context import Context as AppContext
+from server.public import Ctx, read_answers
+
+CurrentUser = NamedDependency[User]
+SESSION_COOKIE = "qf_session"
+LOGIN_COOKIE = "qf_login"
+CSRF_FIELD = "_csrf"
+
+
+def current_user(request: Request, ctx: Ctx) -> User:
+    token = request.cookies.get(SESSION_COOKIE, "")
+    user = accounts.session_user(ctx.store.reader(), token) if token else None
+    if user is None:
+        raise NotAuthorizedException()
+    return user
+
+
+async def checked_form(request: Request, user: User | None, expected: str | None = None) -> dict[str, list[str]]:
+    """The posted fields of an admin form, after proving the post came from our own page."""
+    site = request.headers.get("sec-fetch-site")
+    origin = request.headers.get("origin")
+    if site == "cross-site" or (origin and origin != str(request.base_url).rstrip("/")):
+        raise PermissionDeniedException("cross-site request")
+    data = await read_answers(request)
+    token = (data.get(CSRF_FIELD) or [""])[0]
+    wanted = expected if expected is not None else (user.csrf if user else "")
+    if not token or not hmac.compare_digest(token, wanted):
+        raise PermissionDeniedException("missing or wrong CSRF token")
+    return data
+
+
+def form_value(data: dict[str, list[str]], name: str) -> str:
+    return (data.get(name) or [""])[0]
+
+
+# Sign-in and sign-out -------------------------------------------------------------------
+
+
+def _login_page(
+    request: Request, ctx: AppContext, *, message: str = "", status: int = 200, username: str = ""
+) -> Template:
+    key = ctx.secret_key
+    token = request.cookies.get(LOGIN_COOKIE, "")
+    if not accounts.valid_signed_token(key, token):
+        token = accounts.signed_token(key)
+    response = Template(
+        "admin/login.html",
+        context={"csrf": token, "message": message, "username": username, "csrf_field": CSRF_FIELD},
+        status_code=status,
+    )
+    response.set_cookie(
+        LOGIN_COOKIE, token, httponly=True, samesite="strict", secure=_secure(request, ctx), path="/admin"
+    )
+    return response
+
+
+def _secure(request: Request, ctx: AppContext) -> bool:
+    return request.url.scheme == "https" or ctx.settings.base_url.startswith("https://")
+
+
+@get("/login", sync_to_thread=False)
+def login_page(request: Request, ctx: Ctx) -> Response[Any]:
+    return _login_page(request, ctx)
+
+
+@post("/login", status_code=303)
+async def sign_in(request: Request, ctx: Ctx) -> Response[Any]:
+    token = request.cookies.get(LOGIN_COOKIE, "")
+    if not accounts.valid_signed_token(ctx.secret_key, token):
+        raise PermissionDeniedException("missing sign-in token")
+    data = await checked_form(request, None, expected=token)
+    username, password = form_value(data, "username").strip(), form_value(data, "password")
+    db = ctx.store.reader()
+    wait = accounts.locked_for(db, username)
+    if wait:
+        response = _login_page(
+            request, ctx, message=f"尝试次数过多，请 {wait} 秒后再试。", status=429, username=username
+        )
+        response.headers["Retry-After"] = str(wait)
+        return response
+    address = request.client.host if request.client else "unknown"
+    # argon2 takes tens of milliseconds of CPU on purpose: off the event loop.
+    signed = await anyio.to_thread.run_sync(lambda: accounts.sign_in(ctx.store.reader(), username, password, address))
+    if signed is None:
+        return _login_page(request, ctx, message="用户名或密码不对。", status=401, username=username)
+    _, session = signed
+    response = Redirect("/admin", status_code=303)
+    response.set_cookie(SESSION_COOKIE, session, httponly=True, samesite="lax", secure=_secure(request, ctx), path="/")
+    response.delete_cookie(LOGIN_COOKIE, path="/admin")
+    return response
+
+
+@post("/logout", status_code=303)
+async def sign_out(request: Request, ctx: Ctx, user: CurrentUser) -> Response[Any]:
+    await checked_form(request, user)
+    accounts.sign_out(ctx.store.reader(), request.cookies.get(SESSION_COOKIE, ""))
+    response = Redirect("/admin/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+router = Router(
+    "/admin",
+    route_handlers=[login_page, sign_in, sign_out],
+    dependencies={"user": Provide(current_user, sync_to_thread=False)},
+)
