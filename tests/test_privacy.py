@@ -46,9 +46,9 @@ label = "手机"
 personal = true
 """
 # The next version: the phone question removed, the name no longer marked personal.
-CONTACT_V2 = CONTACT.replace('label = "姓名"\npersonal = true', 'label = "姓名"').split('[[fields]]\nname = "mobile"')[
-    0
-]
+CONTACT_V2 = CONTACT.partition('[[fields]]\nname = "mobile"')[0].replace(
+    'label = "姓名"\npersonal = true', 'label = "姓名"'
+)
 ANSWERS = {"unit": "海口一中", "reach": "other", "reach_other": OTHER_TEXT, "name": "欧阳娜娜", "mobile": PHONE}
 
 
