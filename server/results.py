@@ -9,7 +9,7 @@ checked and a bad one is a Chinese message, never a 5xx.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
@@ -20,6 +20,7 @@ from server.campaign import VENUE_TYPES, county_named
 from server.clock import now, parse_day
 from server.events import normalize_code
 from server.forms import Field, Form
+from server.storage import stored_definitions
 
 RECENT_TEXTS = 5
 TEXT_TYPES = ("text", "textarea")
@@ -129,6 +130,7 @@ def summarize(db: Database, form: Form, filters: Filters, owner: str | None = No
         [now().date().isoformat(), *params],
     ).fetchone()
     fields = [f for f in form.answer_fields if f.type != "consent"]
+    personal = personal_fields_of(db, form.id, form)
     by_value = [f.name for f in fields if f.type in ("choice", "multi", *NUMBER_TYPES)]
     counts: dict[str, dict[Any, int]] = {f.name: {} for f in fields}
     answered: dict[str, int] = {}
@@ -142,12 +144,15 @@ def summarize(db: Database, form: Form, filters: Filters, owner: str | None = No
         if name in counts and value is not None:
             for item in msgspec.json.decode(value) if kind == "array" else [value]:
                 counts[name][item] = counts[name].get(item, 0) + count
-    results = [_field_result(db, f, counts[f.name], answered.get(f.name, 0), clause, params) for f in fields]
+    results = [
+        _field_result(db, f, counts[f.name], answered.get(f.name, 0), clause, params, f.name in personal)
+        for f in fields
+    ]
     return Summary(total, int(today), results)
 
 
 def _field_result(
-    db: Database, field: Field, counts: dict[Any, int], answered: int, clause: str, params: list[Any]
+    db: Database, field: Field, counts: dict[Any, int], answered: int, clause: str, params: list[Any], personal: bool
 ) -> FieldResult:
     if field.type in ("choice", "multi"):
         labels = {o.value: o.label for o in field.choices}
@@ -166,7 +171,7 @@ def _field_result(
                 for n in range(field.scale, 0, -1)
             ]
         return FieldResult(field, answered, options=options, average=average)
-    if field.type in TEXT_TYPES and not field.personal:
+    if field.type in TEXT_TYPES and not personal:  # personal in any version: never shown
         rows = db.execute(
             f"""SELECT r.submitted_at, json_extract(r.answers, ?) AS text FROM responses r
                 WHERE {clause} AND text IS NOT NULL ORDER BY r.id DESC LIMIT {RECENT_TEXTS}""",
@@ -178,6 +183,28 @@ def _field_result(
 
 def _percent(count: int, of: int) -> float:
     return round(100 * count / of, 1) if of else 0.0
+
+
+def personal_fields(definitions: Iterable[Form]) -> dict[str, Field]:
+    """Answer key -> the field to mask it by, for every key personal in any of the definitions.
+
+    A question stays personal once any stored version said so, even after it is removed
+    from the file or loses `personal`. The 其他 text (`<name>_other`) of a personal question
+    is personal too. A later definition's field wins, so its type picks the mask.
+    """
+    personal: dict[str, Field] = {}
+    for definition in definitions:
+        for field in definition.fields:
+            if field.personal:
+                personal[field.name] = field
+                if field.type in ("choice", "multi"):  # whether or not this version has `other`
+                    personal[field.other_name] = Field(field.other_name, "text", personal=True)
+    return personal
+
+
+def personal_fields_of(db: Database, form_id: str, current: Form | None = None) -> dict[str, Field]:
+    """`personal_fields` over every stored version of a form and its current file (once per page)."""
+    return personal_fields([*stored_definitions(db, form_id), *([current] if current else [])])
 
 
 def mask(field: Field | None, value: Any) -> str:
