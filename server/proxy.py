@@ -88,8 +88,12 @@ def _values(raw: list[bytes]) -> list[str]:
 
 
 def forwarded_hops(headers: dict[bytes, list[bytes]]) -> list[Hop]:
-    """What each proxy said, the nearest last: from `Forwarded` (RFC 7239), else `X-Forwarded-*`."""
-    if b"forwarded" in headers:
+    """What each proxy said, the nearest last: from `X-Forwarded-*`, else `Forwarded` (RFC 7239).
+
+    The X- headers win because nginx and Caddy set them and pass a `Forwarded` header that a
+    phone wrote straight through: believing that one would let the phone pick its address.
+    """
+    if b"forwarded" in headers and not any(name in headers for name in FORWARDING[1:]):
         hops = []
         for element in _values(headers[b"forwarded"]):
             pairs = dict(p.strip().partition("=")[::2] for p in element.split(";"))

@@ -195,4 +195,5 @@ def test_two_residents_behind_nginx_have_separate_rate_limits(site):
     ):
         assert [submit(first), submit(first)] == [303, 303]  # QF_RATE_LIMIT=2
         assert submit(first, **{"X-Forwarded-For": "203.0.113.9"}) == 429  # nginx appends the real address
+        assert submit(first, Forwarded="for=203.0.113.10") == 429  # nginx drops it
         assert submit(second) == 303

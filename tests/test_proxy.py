@@ -160,6 +160,11 @@ def test_the_client_is_the_right_most_forwarded_address_not_itself_trusted():
     assert believe("127.0.0.1", all_trusted, TRUSTED)[0] == "10.0.0.1"
 
 
+def test_behind_a_proxy_that_appends_to_x_forwarded_for_a_phones_own_forwarded_header_is_ignored():
+    headers = {b"forwarded": [b"for=198.51.100.1"], b"x-forwarded-for": [b"203.0.113.9"]}
+    assert believe("127.0.0.1", forwarded_hops(headers), TRUSTED)[0] == "203.0.113.9"
+
+
 def test_a_forwarded_entry_that_is_no_address_stops_the_walk():
     hops = forwarded_hops({b"x-forwarded-for": [b"203.0.113.9, unknown"]})
     assert believe("10.0.0.7", hops, TRUSTED)[0] == "10.0.0.7"
