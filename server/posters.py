@@ -32,6 +32,7 @@ from server.qr import qr_png, qr_svg
 # hand a code made for one Host (an attacker's) to someone else.
 SHARED = {"Cache-Control": "public, max-age=86400"}
 PRIVATE = {"Cache-Control": "private, max-age=86400"}
+PRIVATE_PAGE = {"Cache-Control": "private, no-cache"}  # a poster also shows the event, which may change
 
 
 def public_url(ctx: AppContext, request: Request, path: str) -> str:
@@ -71,14 +72,17 @@ def event_qr_png(request: Request, ctx: Ctx, code: FromPath[str]) -> Response[by
 
 @get("/f/{form_id:str}/poster", sync_to_thread=True)
 def form_poster(request: Request, ctx: Ctx, form_id: FromPath[str]) -> Template:
-    target = form_target(ctx, form_id)
-    return Template("posters.html", context=sheet_context([poster(target, public_url(ctx, request, target.path))]))
+    return _poster_page(ctx, request, form_target(ctx, form_id))
 
 
 @get("/e/{code:str}/poster", sync_to_thread=True)
 def event_poster(request: Request, ctx: Ctx, code: FromPath[str]) -> Template:
-    target = event_target(ctx, code)
-    return Template("posters.html", context=sheet_context([poster(target, public_url(ctx, request, target.path))]))
+    return _poster_page(ctx, request, event_target(ctx, code))
+
+
+def _poster_page(ctx: AppContext, request: Request, target: Target) -> Template:
+    context = sheet_context([poster(target, public_url(ctx, request, target.path))])
+    return Template("posters.html", context=context, headers={} if ctx.settings.base_url else PRIVATE_PAGE)
 
 
 ROUTES = [form_qr_svg, form_qr_png, event_qr_svg, event_qr_png, form_poster, event_poster]

@@ -221,6 +221,7 @@ def test_a_qr_code_made_from_the_request_host_is_never_kept_by_shared_caches(tmp
     with make_app_client(tmp_path / "a") as client:  # no QF_BASE_URL: the code follows the Host
         answer = client.get("/f/all-types/qr.png", headers=phishing)
         assert answer.status_code == 200 and answer.headers["cache-control"] == "private, max-age=86400"
+        assert client.get("/f/all-types/poster", headers=phishing).headers["cache-control"] == "private, no-cache"
     with make_app_client(tmp_path / "b", base_url="https://zlj.hainan.example.cn") as client:
         answer = client.get("/f/all-types/qr.svg", headers=phishing)  # allowed_hosts "*" in tests
         assert answer.headers["cache-control"] == "public, max-age=86400"
