@@ -188,15 +188,15 @@ class FrontDoor:
             return
         host = b""
         forwarding: dict[bytes, list[bytes]] = {}
-        peer = scope.get("client")
-        believed = bool(peer and self.trusted and peer[0] in self.trusted)
+        peer = scope["client"][0] if scope.get("client") else ""
+        believed = bool(peer and self.trusted and peer in self.trusted)
         for name, value in scope["headers"]:
             if name == b"host":
                 host = value
             elif believed and name in FORWARDING:
                 forwarding.setdefault(name, []).append(value)
         if forwarding:
-            host = self._rewrite(scope, peer[0], forwarding) or host
+            host = self._rewrite(scope, peer, forwarding) or host
         if not host and scope.get("server"):
             host = scope["server"][0].encode("latin-1")  # HTTP/1.0 sends no Host
         name = host_name(host)

@@ -7,6 +7,7 @@ would send; residents who reach the server directly come from 127.0.0.2 and up.
 
 import asyncio
 import re
+import shlex
 import shutil
 import sqlite3
 
@@ -15,9 +16,10 @@ import pytest
 
 from server import posters
 from server.app import SECURITY_HEADERS
+from server.cli import build_parser
 from server.proxy import Hop, TrustedProxies, believe, forwarded_hops
 from server.qr import qr_svg
-from tests.conftest import TEST_FORMS, free_port, make_app_client, run, running_server, submission_key
+from tests.conftest import ROOT, TEST_FORMS, free_port, make_app_client, run, running_server, submission_key
 
 ANSWERS = {"unit": "琼海市嘉积镇", "venue": "school", "satisfaction": "4"}
 PASSWORD = "correct horse battery"
@@ -242,3 +244,22 @@ def test_every_answer_carries_the_security_headers(client, path, host, status):
     assert answer.status_code == status
     for name, value in SECURITY_HEADERS.items():
         assert answer.headers.get_list(name) == [value]
+
+
+def test_the_shipped_systemd_unit_runs_serve_as_its_own_user_with_private_state():
+    lines = (ROOT / "deploy" / "quality-forms.service").read_text().splitlines()
+    settings: dict[str, list[str]] = {}
+    for line in lines:
+        if "=" in line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            settings.setdefault(key, []).append(value)
+    assert settings["User"] == ["quality-forms"] and settings["Restart"] == ["on-failure"]
+    assert settings["UMask"] == ["0077"] and settings["StateDirectory"] == ["quality-forms"]
+    assert "QF_DB=/var/lib/quality-forms/quality-forms.db" in settings["Environment"]
+    program, *args = shlex.split(settings["ExecStart"][0])
+    serve = build_parser().parse_args(args)  # the options exist
+    assert program.endswith("/quality-forms") and (serve.command, serve.host, serve.port) == (
+        "serve",
+        "127.0.0.1",
+        8000,
+    )
