@@ -24,6 +24,7 @@ from server.accounts import secret_key
 from server.clock import chinese_date
 from server.context import Context
 from server.forms import KIND_LABELS, FormCatalog
+from server.proxy import FrontDoor, TrustedProxies
 from server.ratelimit import RateLimiter
 from server.settings import Settings, load_settings
 from server.storage import Store
@@ -90,20 +91,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         include_in_schema=False,
     )
 
-    hosts = settings.hosts()
-
-    def check_host(request: Request) -> Response | None:
-        """Answer only to our own names (a 400 page in Chinese, before any handler runs)."""
-        if not host_allowed(request.url.hostname or "", hosts):
-            return public.message_page(request, 400)
-        return None
-
-    def add_security_headers(response: Response) -> Response:
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response
-
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             *public.ROUTES,
             *posters.ROUTES,
@@ -120,14 +108,27 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         on_startup=[context.store.start, _freeze_startup_objects],
         on_shutdown=[context.store.close],
-        before_request=check_host,
         compression_config=CompressionConfig(backend="gzip", gzip_compress_level=6, minimum_size=500),
-        after_request=add_security_headers,
         request_max_body_size=MAX_BODY_BYTES,
         exception_handlers={HTTPException: _http_error, Exception: _unexpected_error},
         openapi_config=None,
         state={"context": context},
     )
+    # Before routing, so that 404s, static files and error pages pass the same door.
+    app.asgi_handler = FrontDoor(
+        app.asgi_handler,
+        trusted=TrustedProxies(settings.trusted_proxies),
+        hosts=settings.hosts(),
+        security_headers=SECURITY_HEADERS,
+        refusal=_refusal_page(app),
+    )
+    return app
+
+
+def _refusal_page(app: Litestar) -> str:
+    """The Chinese 400 page for a host we do not answer to, rendered once."""
+    title, text = public.MESSAGES[400]
+    return app.template_engine.get_template("message.html").render(title=title, text=text, status=400)
 
 
 def _freeze_startup_objects() -> None:
@@ -136,16 +137,6 @@ def _freeze_startup_objects() -> None:
     spikes under load."""
     gc.collect()
     gc.freeze()
-
-
-def host_allowed(host: str, patterns: list[str]) -> bool:
-    """`*` allows any host; `*.example.cn` allows its subdomains; anything else is exact."""
-    host = host.lower().rstrip(".")
-    for pattern in patterns:
-        pattern = pattern.lower()
-        if pattern == "*" or host == pattern or (pattern.startswith("*.") and host.endswith(pattern[1:])):
-            return True
-    return False
 
 
 def _http_error(request: Request, exc: HTTPException) -> Response[Any]:

@@ -6,6 +6,7 @@ Every failure is one plain line on standard error and a non-zero exit.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import math
 import os
 import sys
@@ -138,10 +139,21 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     share = msgspec.structs.replace(settings, rate_limit=math.ceil(settings.rate_limit / args.workers))
     # Without QF_BASE_URL, QR codes carry the address the request came to (see posters.py).
     os.environ.update(to_environ(share))
+    try:
+        loopback = args.host == "localhost" or ipaddress.ip_address(args.host).is_loopback
+    except ValueError:
+        loopback = False
+    if not settings.base_url and not loopback:
+        print(
+            f"WARNING: QF_BASE_URL is not set: QR codes, posters and links will point at whatever host "
+            f"each request came to. Set QF_BASE_URL to the public address, e.g. https://forms.example.cn "
+            f"(serving on {args.host})",
+            file=sys.stderr,
+        )
     _, errors = check_forms(settings.forms)
     for line in errors:
         print(f"form skipped: {line}", file=sys.stderr)
-    Granian(
+    server = Granian(
         "server.app:create_app",
         factory=True,
         address=args.host,
@@ -150,7 +162,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         workers=args.workers,
         workers_kill_timeout=SHUTDOWN_SECONDS,  # idle keep-alive connections must not hold a stop
         log_access=False,
-    ).serve()
+    )
+    try:
+        server.serve()
+    except RuntimeError as exc:  # granian's word for a socket it cannot bind
+        raise CommandError(f"cannot serve on {args.host}:{args.port}: {str(exc).splitlines()[0]}") from None
     return 0
 
 

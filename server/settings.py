@@ -5,6 +5,7 @@ Command-line options win over the environment, which wins over the defaults.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -30,6 +31,16 @@ def _rate(text: str) -> int:
     return value
 
 
+def _proxies(text: str) -> str:
+    """Addresses and CIDR ranges, comma separated, or `none`; checked here, parsed in proxy.py."""
+    if text.strip().lower() == "none":
+        return "none"
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    for item in items:
+        ipaddress.ip_network(item, strict=False)  # ValueError names the bad item
+    return ",".join(items)
+
+
 SETTINGS = (
     Setting("forms", "QF_FORMS", "forms", "folder of form files (*.toml)", Path),
     Setting("db", "QF_DB", "data/quality-forms.db", "SQLite database file, created with its folder", Path),
@@ -50,6 +61,15 @@ SETTINGS = (
         option=False,
     ),
     Setting(
+        "trusted_proxies",
+        "QF_TRUSTED_PROXIES",
+        "127.0.0.1,::1",
+        "proxies believed about X-Forwarded-For/-Proto/-Host and Forwarded: addresses or CIDR ranges, "
+        "comma separated; none trusts nobody",
+        _proxies,
+        option=False,  # SPEC §5.1: QF_TRUSTED_PROXIES only
+    ),
+    Setting(
         "secret_key",
         "QF_SECRET_KEY",
         "",
@@ -65,6 +85,7 @@ class Settings(msgspec.Struct, frozen=True):
     base_url: str = ""
     rate_limit: int = 600
     allowed_hosts: str = ""
+    trusted_proxies: str = "127.0.0.1,::1"
     secret_key: str = ""
 
     def hosts(self) -> list[str]:

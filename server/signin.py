@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 from litestar import Request, Response, Router, get, post
@@ -40,7 +41,17 @@ async def checked_form(request: Request, user: User | None, expected: str | None
     """The posted fields of an admin form, after proving the post came from our own page."""
     site = request.headers.get("sec-fetch-site")
     origin = request.headers.get("origin")
-    if site == "cross-site" or (origin and origin != str(request.base_url).rstrip("/")):
+    if origin:
+        # Our origin as the browser sees it: the public address, or this request's scheme and
+        # host (which the front door took from a trusted proxy, when there is one).
+        base = request.base_url
+        own = {f"{base.scheme}://{base.netloc}".lower()}
+        if public := request.app.state["context"].settings.base_url:
+            parts = urlsplit(public)
+            own.add(f"{parts.scheme}://{parts.netloc}".lower())
+        if origin.lower() not in own:
+            raise PermissionDeniedException("cross-site request")
+    if site == "cross-site":
         raise PermissionDeniedException("cross-site request")
     data = await read_answers(request)
     token = (data.get(CSRF_FIELD) or [""])[0]
@@ -76,7 +87,8 @@ def _login_page(
 
 
 def _secure(request: Request, ctx: AppContext) -> bool:
-    return request.url.scheme == "https" or ctx.settings.base_url.startswith("https://")
+    """Cookies only over TLS when the browser uses it (a trusted proxy's X-Forwarded-Proto counts)."""
+    return request.scope.get("scheme") == "https" or ctx.settings.base_url.startswith("https://")
 
 
 @get("/login", sync_to_thread=False)
