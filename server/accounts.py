@@ -80,7 +80,7 @@ class Account(msgspec.Struct, frozen=True):
 
 
 def add_user(db: Database, username: str, password: str, role: str) -> None:
-    if not USERNAME.match(username):
+    if not USERNAME.fullmatch(username):
         raise AccountError("username: 2–32 letters, digits, '.', '_' or '-'")
     if role not in ROLES:
         raise AccountError(f"role must be one of {', '.join(ROLES)}")
@@ -103,7 +103,7 @@ def _check_password(password: str, username: str) -> None:
 
 def plausible(username: str, password: str) -> bool:
     """Whether the pair could sign in at all: anything else is refused without hashing or storing."""
-    return bool(USERNAME.match(username)) and 0 < len(password) <= passwords.MAX_LENGTH
+    return bool(USERNAME.fullmatch(username)) and 0 < len(password) <= passwords.MAX_LENGTH
 
 
 def address_key(address: str) -> str:
@@ -191,7 +191,7 @@ def sign_in(db: Database, username: str, password: str, address: str) -> tuple[U
     return User(username, row[1], csrf), token
 
 
-def accounts(db: Database) -> list[Account]:
+def list_accounts(db: Database) -> list[Account]:
     rows = db.execute(
         "SELECT username, role, created_at, disabled_at, last_sign_in_at FROM users ORDER BY username"
     ).fetchall()

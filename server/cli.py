@@ -395,7 +395,7 @@ def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
             accounts.add_user(db, name, _read_password(), args.role)
             print(f"user {name} ({args.role}) added", file=sys.stderr)
         elif args.user_command == "list":
-            _print_accounts(accounts.accounts(db))
+            _print_accounts(accounts.list_accounts(db))
         elif args.user_command == "passwd":
             ended = accounts.set_password(db, name, _read_password())
             print(f"password of {name} changed; {ended} session(s) ended", file=sys.stderr)
