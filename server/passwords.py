@@ -1,7 +1,7 @@
 """Passwords: the rules a new one must meet, and argon2id hashing at a bounded cost.
 
 Each check costs 19 MiB and about 30 ms of one core (OWASP's m=19 MiB, t=2, p=1), and
-a process runs at most `HASH_SLOTS` at once, in threads of lowered priority: a flood of
+a process runs at most `HASH_SLOTS` at once, in threads of the lowest priority: a flood of
 sign-ins can neither fill the memory nor take the CPU from residents' submissions.
 """
 
@@ -164,7 +164,11 @@ def _pool() -> concurrent.futures.ThreadPoolExecutor:
 
 
 def _lower_priority() -> None:
-    """Hashing threads run at nice 10, so the threads answering residents come first."""
+    """Hashing threads run at nice 19: they get the CPU that answering residents leaves over.
+
+    The database work of a sign-in stays in ordinary threads, so a starved hash never holds
+    a lock that a resident's submission waits for.
+    """
     if sys.platform == "linux":  # there a thread id names the thread alone
         with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
