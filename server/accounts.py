@@ -175,6 +175,7 @@ def sign_in(db: Database, username: str, password: str, address: str) -> tuple[U
                 return None
             # This address's earlier mistakes on the account are forgiven; other addresses' are not.
             db.execute("DELETE FROM login_failures WHERE username = ? AND address = ?", [username, key])
+            db.execute("DELETE FROM sessions WHERE expires_at <= ?", [now().isoformat()])
             db.execute(
                 "INSERT INTO sessions VALUES (?, ?, ?, ?, ?)",
                 [_digest(token), username, csrf, now().isoformat(), (now() + SESSION_LIFETIME).isoformat()],
@@ -195,7 +196,10 @@ def list_accounts(db: Database) -> list[Account]:
     rows = db.execute(
         "SELECT username, role, created_at, disabled_at, last_sign_in_at FROM users ORDER BY username"
     ).fetchall()
-    return [Account(*row, locked_for=_wait(db, "username", row[0], ACCOUNT_LIMIT)) for row in rows]
+    return [
+        Account(name, role, created_at, disabled_at, last_sign_in_at, _wait(db, "username", name, ACCOUNT_LIMIT))
+        for name, role, created_at, disabled_at, last_sign_in_at in rows
+    ]
 
 
 def set_password(db: Database, username: str, password: str) -> int:

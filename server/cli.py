@@ -16,7 +16,7 @@ from pathlib import Path
 import msgspec
 
 from server import events as ev
-from server.accounts import AccountError, check_secret_key
+from server.accounts import Account, AccountError, check_secret_key
 from server.clock import now
 from server.export import export_csv
 from server.forms import FORM_ID, Form, FormError, check_forms, load_form
@@ -413,7 +413,7 @@ def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _print_accounts(rows: list) -> None:
+def _print_accounts(rows: list[Account]) -> None:
     table = [("username", "role", "state", "created", "last sign-in")]
     for row in rows:
         state = "disabled" if row.disabled_at else f"locked {row.locked_for} s" if row.locked_for else "active"

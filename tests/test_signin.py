@@ -141,6 +141,14 @@ def test_failures_older_than_the_window_are_forgotten(office, monkeypatch):
     assert sign_in(office, "boss", PASSWORD).status_code == 303
 
 
+def test_expired_sessions_are_removed_at_the_next_sign_in(office, monkeypatch):
+    assert sign_in(office, "boss", PASSWORD).status_code == 303
+    later = now() + accounts.SESSION_LIFETIME + dt.timedelta(minutes=1)
+    monkeypatch.setattr(accounts, "now", lambda: later)
+    assert sign_in(office, "wang", PASSWORD).status_code == 303
+    assert [row["username"] for row in database(office)["sessions"].rows] == ["wang"]
+
+
 # Item 4: one address cannot lock the owner out ------------------------------------------
 
 
