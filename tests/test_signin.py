@@ -11,6 +11,7 @@ from argon2 import PasswordHasher
 from server import accounts, passwords
 from server.accounts import ADDRESS_LIMIT, add_user
 from server.clock import now
+from server.storage import open_database
 from tests.conftest import database, make_app_client, run, running_server, sign_in
 
 PASSWORD = "correct horse battery"
@@ -163,32 +164,38 @@ def _attempt(client: httpx.Client, username: str, password: str) -> httpx.Respon
     return client.post("/admin/login", data={"_csrf": token, "username": username, "password": password})
 
 
-def test_a_flood_from_one_address_does_not_lock_the_owner_out_and_unlock_clears_a_lock(workdir):
+def test_a_flood_from_one_address_does_not_lock_the_owner_out(workdir):
     assert run("user", "add", "boss", "--role", "admin", input=PASSWORD.encode() + b"\n", cwd=workdir).returncode == 0
     with running_server(workdir, "--workers", "1") as port:
-        with _from(port, "127.0.0.2") as owner:
-            assert _attempt(owner, "boss", PASSWORD).status_code == 303  # the owner's usual address
         with _from(port, "127.0.0.3") as attacker:
             for _ in range(ADDRESS_LIMIT):
                 assert _attempt(attacker, "boss", "wrong password").status_code == 401
             assert _attempt(attacker, "boss", "wrong password").status_code == 429
+            assert _attempt(attacker, "wang", "wrong password").status_code == 429  # whatever the account
             assert _attempt(attacker, "boss", PASSWORD).status_code == 429
-        with _from(port, "127.0.0.4") as travelling_owner:
-            assert _attempt(travelling_owner, "boss", PASSWORD).status_code == 303
-        # Many addresses together can lock the account, though not for its usual address.
-        for n in range(accounts.ACCOUNT_LIMIT // ADDRESS_LIMIT):
-            with _from(port, f"127.0.1.{n + 1}") as bot:
-                for _ in range(ADDRESS_LIMIT):
-                    assert _attempt(bot, "boss", "wrong password").status_code in (401, 429)
-        with _from(port, "127.0.0.4") as travelling_owner:  # where the account last signed in from
-            assert _attempt(travelling_owner, "boss", PASSWORD).status_code == 303
-        with _from(port, "127.0.0.5") as new_address:
-            assert _attempt(new_address, "boss", PASSWORD).status_code == 429
-            listed = run("user", "list", cwd=workdir)
-            assert re.search(rb"boss +admin +locked \d+ s ", listed.stdout), listed.stdout
-            unlocked = run("user", "unlock", "boss", cwd=workdir)
-            assert unlocked.returncode == 0 and unlocked.stderr.startswith(b"user boss unlocked; ")
-            assert _attempt(new_address, "boss", PASSWORD).status_code == 303
+        with _from(port, "127.0.0.4") as owner:
+            assert _attempt(owner, "boss", PASSWORD).status_code == 303
+
+
+def test_many_addresses_lock_the_account_except_for_its_last_address_until_unlocked(workdir, monkeypatch):
+    # Sixty password checks: at the real cost they would make this test slow, not truer.
+    monkeypatch.setattr(passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    db_path = workdir / "data" / "quality-forms.db"
+    db = open_database(db_path)
+    add_user(db, "boss", PASSWORD, "admin")
+    assert accounts.sign_in(db, "boss", PASSWORD, "10.0.0.1") is not None  # the owner's office
+    for bot in range(accounts.ACCOUNT_LIMIT // ADDRESS_LIMIT):
+        for _ in range(ADDRESS_LIMIT):
+            assert accounts.sign_in(db, "boss", "wrong password", f"192.0.2.{bot}") is None
+    with pytest.raises(accounts.Throttled) as locked:
+        accounts.sign_in(db, "boss", PASSWORD, "198.51.100.7")
+    assert 0 < locked.value.seconds <= 15 * 60
+    listed = run("user", "list", cwd=workdir)
+    assert re.search(rb"boss +admin +locked \d+ s ", listed.stdout), listed.stdout
+    assert accounts.sign_in(db, "boss", PASSWORD, "10.0.0.1") is not None  # the office still gets in
+    unlocked = run("user", "unlock", "boss", cwd=workdir)
+    assert unlocked.returncode == 0 and unlocked.stderr == b"user boss unlocked; 50 failed sign-in(s) forgotten\n"
+    assert accounts.sign_in(db, "boss", PASSWORD, "198.51.100.7") is not None
 
 
 def test_ipv6_addresses_are_throttled_by_their_64_prefix():
