@@ -35,7 +35,8 @@ from server.passwords import PasswordError
 from server.storage import transaction
 
 ROLES = ("admin", "staff")
-USERNAME = re.compile(r"^[A-Za-z0-9_.-]{2,32}$")
+MAX_USERNAME = 32
+USERNAME = re.compile(rf"[A-Za-z0-9_.-]{{2,{MAX_USERNAME}}}")  # fullmatch
 SESSION_LIFETIME = dt.timedelta(hours=12)
 WINDOW = dt.timedelta(minutes=15)
 ADDRESS_LIMIT = 10

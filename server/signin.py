@@ -57,6 +57,7 @@ def form_value(data: dict[str, list[str]], name: str) -> str:
 # Sign-in and sign-out -------------------------------------------------------------------
 
 WRONG = "用户名或密码不对。"
+BUSY = "登录的人太多，请稍等几秒再试。"
 
 
 def _login_page(
@@ -75,7 +76,7 @@ def _login_page(
             "message": message,
             "username": username,
             "csrf_field": CSRF_FIELD,
-            "max_username": 32,
+            "max_username": accounts.MAX_USERNAME,
             "max_password": passwords.MAX_LENGTH,
         },
         status_code=status,
@@ -86,7 +87,9 @@ def _login_page(
     return response
 
 
-def _wait_page(request: Request, ctx: AppContext, message: str, seconds: int, username: str) -> Template:
+def _wait_page(request: Request, ctx: AppContext, message: str | None, seconds: int, username: str) -> Template:
+    """429 with the sign-in page; without a message, it says how long too many failures must wait."""
+    message = message or f"尝试次数过多，请 {seconds} 秒后再试。"
     response = _login_page(request, ctx, message=message, status=429, username=username)
     response.headers["Retry-After"] = str(seconds)
     return response
@@ -114,19 +117,19 @@ async def sign_in(request: Request, ctx: Ctx) -> Response[Any]:
     address = request.client.host if request.client else "unknown"
     wait = accounts.throttled_for(ctx.store.reader(), username, address)  # spares a flood the hashing queue
     if wait:
-        return _wait_page(request, ctx, f"尝试次数过多，请 {wait} 秒后再试。", wait, username)
+        return _wait_page(request, ctx, None, wait, username)
     with passwords.hash_slot() as free:
         if not free:
-            return _wait_page(request, ctx, "登录的人太多，请稍等几秒再试。", 2, username)
+            return _wait_page(request, ctx, BUSY, 2, username)
         try:
             # The count, the decision and argon2's tens of milliseconds, in a thread off the event loop.
             signed = await anyio.to_thread.run_sync(
                 lambda: accounts.sign_in(ctx.store.reader(), username, password, address)
             )
         except accounts.Throttled as exc:
-            return _wait_page(request, ctx, f"尝试次数过多，请 {exc.seconds} 秒后再试。", exc.seconds, username)
+            return _wait_page(request, ctx, None, exc.seconds, username)
         except accounts.Busy:
-            return _wait_page(request, ctx, "登录的人太多，请稍等几秒再试。", 2, username)
+            return _wait_page(request, ctx, BUSY, 2, username)
     if signed is None:
         return _login_page(request, ctx, message=WRONG, status=401, username=username)
     _, session = signed
