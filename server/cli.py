@@ -17,6 +17,7 @@ from pathlib import Path
 import msgspec
 
 from server import events as ev
+from server.accounts import Account, AccountError, check_secret_key
 from server.clock import now
 from server.export import export_csv
 from server.forms import FORM_ID, Form, FormError, check_forms, load_form
@@ -108,6 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_user = user_commands.add_parser("add", parents=[common], help="create an account; password on stdin")
     add_user.add_argument("username")
     add_user.add_argument("--role", choices=("admin", "staff"), default="staff")
+    user_commands.add_parser("list", parents=[common], help="every account: role, state, last sign-in")
+    for name, text in (
+        ("passwd", "give an account a new password (on stdin) and end its sessions"),
+        ("disable", "refuse the account's sign-ins and end its sessions"),
+        ("enable", "let a disabled account sign in again"),
+        ("unlock", "forget the account's failed sign-ins"),
+    ):
+        user_commands.add_parser(name, parents=[common], help=text).add_argument("username")
 
     posters = commands.add_parser("posters", parents=[common], help="write A4 posters of events as one HTML file")
     posters.add_argument("--event", action="append", default=[], help="event code (repeatable)")
@@ -121,8 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         settings = load_settings({s.name: getattr(args, s.name, None) for s in SETTINGS})
+        check_secret_key(settings.secret_key)
         return COMMANDS[args.command](args, settings)
-    except (CommandError, SettingError) as exc:
+    except (CommandError, SettingError, AccountError) as exc:
         print(f"quality-forms: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `export --out - | head`
@@ -394,15 +404,42 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
-    from server.accounts import AccountError, add_user
+    from server import accounts
 
-    password = _read_password()
+    db = open_database(settings.db)
+    name = getattr(args, "username", "")
     try:
-        add_user(open_database(settings.db), args.username, password, args.role)
-    except AccountError as exc:
+        if args.user_command == "add":
+            accounts.add_user(db, name, _read_password(), args.role)
+            print(f"user {name} ({args.role}) added", file=sys.stderr)
+        elif args.user_command == "list":
+            _print_accounts(accounts.list_accounts(db))
+        elif args.user_command == "passwd":
+            ended = accounts.set_password(db, name, _read_password())
+            print(f"password of {name} changed; {ended} session(s) ended", file=sys.stderr)
+        elif args.user_command == "disable":
+            ended = accounts.disable(db, name)
+            print(f"user {name} disabled; {ended} session(s) ended", file=sys.stderr)
+        elif args.user_command == "enable":
+            accounts.enable(db, name)
+            print(f"user {name} enabled", file=sys.stderr)
+        else:
+            forgotten = accounts.unlock(db, name)
+            print(f"user {name} unlocked; {forgotten} failed sign-in(s) forgotten", file=sys.stderr)
+    except accounts.AccountError as exc:
         raise CommandError(str(exc)) from None
-    print(f"user {args.username} ({args.role}) added", file=sys.stderr)
     return 0
+
+
+def _print_accounts(rows: list[Account]) -> None:
+    table = [("username", "role", "state", "created", "last sign-in")]
+    for row in rows:
+        state = "disabled" if row.disabled_at else f"locked {row.locked_for} s" if row.locked_for else "active"
+        table.append((row.username, row.role, state, row.created_at[:16], (row.last_sign_in_at or "never")[:16]))
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]) - 1)]
+    for line in table:
+        print("  ".join([*(cell.ljust(width) for cell, width in zip(line, widths, strict=False)), line[-1]]))
+    print(f"{len(rows)} user(s)", file=sys.stderr)
 
 
 def _read_password() -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 
 from sqlite_utils import Database
@@ -117,6 +118,20 @@ def flag_suspected_spam(db: Database) -> None:
     # 1 when the hidden honeypot field was filled in: the response is kept, never dropped,
     # but results and exports leave it out unless asked for.
     db.execute("ALTER TABLE responses ADD COLUMN suspected_spam INTEGER NOT NULL DEFAULT 0")
+
+
+@migration
+def harden_sign_in(db: Database) -> None:
+    # `user disable` sets disabled_at; NULL is an active account.
+    db.execute("ALTER TABLE users ADD COLUMN disabled_at TEXT")
+    db.execute("ALTER TABLE users ADD COLUMN last_sign_in_at TEXT")
+    # The throttle's key of the address it last signed in from: a locked account still lets it in.
+    db.execute("ALTER TABLE users ADD COLUMN last_sign_in_from TEXT")
+    db.execute("CREATE INDEX login_failures_by_address ON login_failures (address, failed_at)")
+    db.execute("CREATE INDEX login_failures_by_time ON login_failures (failed_at)")
+    # Failures were kept forever, with names of any size; only the last 15 minutes count now.
+    db.execute("DELETE FROM login_failures WHERE failed_at <= ?", [(now() - dt.timedelta(minutes=15)).isoformat()])
+    db.execute("DELETE FROM login_failures WHERE length(username) > 32 OR length(address) > 64")
 
 
 def migrate(db: Database) -> list[str]:

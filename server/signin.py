@@ -18,7 +18,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.response import Redirect, Template
 
-from server import accounts
+from server import accounts, passwords
 from server.accounts import User
 from server.context import Context as AppContext
 from server.public import Ctx, read_answers
@@ -67,22 +67,42 @@ def form_value(data: dict[str, list[str]], name: str) -> str:
 
 # Sign-in and sign-out -------------------------------------------------------------------
 
+WRONG = "用户名或密码不对。"
+BUSY = "登录的人太多，请稍等几秒再试。"
+
 
 def _login_page(
     request: Request, ctx: AppContext, *, message: str = "", status: int = 200, username: str = ""
 ) -> Template:
     key = ctx.secret_key
     token = request.cookies.get(LOGIN_COOKIE, "")
-    if not accounts.valid_signed_token(key, token):
+    age = accounts.signed_token_age(key, token)
+    # Kept while young, so two open tabs share one token; renewed in time for a page left open.
+    if age is None or age > accounts.SIGN_IN_PAGE_LIFETIME.total_seconds() / 2:
         token = accounts.signed_token(key)
     response = Template(
         "admin/login.html",
-        context={"csrf": token, "message": message, "username": username, "csrf_field": CSRF_FIELD},
+        context={
+            "csrf": token,
+            "message": message,
+            "username": username,
+            "csrf_field": CSRF_FIELD,
+            "max_username": accounts.MAX_USERNAME,
+            "max_password": passwords.MAX_LENGTH,
+        },
         status_code=status,
     )
     response.set_cookie(
         LOGIN_COOKIE, token, httponly=True, samesite="strict", secure=_secure(request, ctx), path="/admin"
     )
+    return response
+
+
+def _wait_page(request: Request, ctx: AppContext, message: str | None, seconds: int, username: str) -> Template:
+    """429 with the sign-in page; without a message, it says how long too many failures must wait."""
+    message = message or f"尝试次数过多，请 {seconds} 秒后再试。"
+    response = _login_page(request, ctx, message=message, status=429, username=username)
+    response.headers["Retry-After"] = str(seconds)
     return response
 
 
@@ -99,23 +119,31 @@ def login_page(request: Request, ctx: Ctx) -> Response[Any]:
 @post("/login", status_code=303)
 async def sign_in(request: Request, ctx: Ctx) -> Response[Any]:
     token = request.cookies.get(LOGIN_COOKIE, "")
-    if not accounts.valid_signed_token(ctx.secret_key, token):
-        raise PermissionDeniedException("missing sign-in token")
+    if accounts.signed_token_age(ctx.secret_key, token) is None:
+        # Most often a page left open for hours: a fresh one, not a bare refusal.
+        return _login_page(request, ctx, message="登录页面已过期，请重新登录。", status=403)
     data = await checked_form(request, None, expected=token)
     username, password = form_value(data, "username").strip(), form_value(data, "password")
-    db = ctx.store.reader()
-    wait = accounts.locked_for(db, username)
-    if wait:
-        response = _login_page(
-            request, ctx, message=f"尝试次数过多，请 {wait} 秒后再试。", status=429, username=username
-        )
-        response.headers["Retry-After"] = str(wait)
-        return response
+    if not accounts.plausible(username, password):  # answered at once: nothing hashed, nothing stored
+        return _login_page(request, ctx, message=WRONG, status=401)
     address = request.client.host if request.client else "unknown"
-    # argon2 takes tens of milliseconds of CPU on purpose: off the event loop.
-    signed = await anyio.to_thread.run_sync(lambda: accounts.sign_in(ctx.store.reader(), username, password, address))
+    wait = accounts.throttled_for(ctx.store.reader(), username, address)  # spares a flood the hashing queue
+    if wait:
+        return _wait_page(request, ctx, None, wait, username)
+    with passwords.hash_slot() as free:
+        if not free:
+            return _wait_page(request, ctx, BUSY, 2, username)
+        try:
+            # The count, the decision and argon2's tens of milliseconds, in a thread off the event loop.
+            signed = await anyio.to_thread.run_sync(
+                lambda: accounts.sign_in(ctx.store.reader(), username, password, address)
+            )
+        except accounts.Throttled as exc:
+            return _wait_page(request, ctx, None, exc.seconds, username)
+        except accounts.Busy:
+            return _wait_page(request, ctx, BUSY, 2, username)
     if signed is None:
-        return _login_page(request, ctx, message="用户名或密码不对。", status=401, username=username)
+        return _login_page(request, ctx, message=WRONG, status=401, username=username)
     _, session = signed
     response = Redirect("/admin", status_code=303)
     response.set_cookie(SESSION_COOKIE, session, httponly=True, samesite="lax", secure=_secure(request, ctx), path="/")

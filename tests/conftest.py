@@ -73,6 +73,19 @@ def submission_key(page_html: str) -> str:
     return match.group(1)
 
 
+def sign_in(client, username: str, password: str, **headers):
+    """Open the sign-in page and post the name and password, as a person would."""
+    client.cookies.clear()
+    page = client.get("/admin/login")
+    token = re.search(r'name="_csrf" value="([^"]+)"', page.text).group(1)
+    return client.post(
+        "/admin/login",
+        data={"_csrf": token, "username": username, "password": password},
+        headers=headers,
+        follow_redirects=False,
+    )
+
+
 def errors_on_page(page_html: str) -> dict[str, str]:
     """Field name -> error text shown next to it."""
     return dict(re.findall(r'<p class="error" id="e-([\w]+)" aria-live="polite">([^<]+)</p>', page_html))

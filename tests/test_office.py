@@ -8,9 +8,10 @@ import pytest
 
 from server import downloads, signin
 from server import office as office_pages
-from server.accounts import MAX_FAILURES, add_user
+from server.accounts import add_user
 from server.events import add_events, make_event
 from server.export import export_csv
+from tests import conftest
 from tests.conftest import database, make_app_client, submission_key
 from tests.test_submit import GOOD
 
@@ -29,15 +30,7 @@ def office(tmp_path):
 
 
 def sign_in(client, username, password=PASSWORD, **headers):
-    client.cookies.clear()
-    page = client.get("/admin/login")
-    token = re.search(r'name="_csrf" value="([^"]+)"', page.text).group(1)
-    return client.post(
-        "/admin/login",
-        data={"_csrf": token, "username": username, "password": password},
-        headers=headers,
-        follow_redirects=False,
-    )
+    return conftest.sign_in(client, username, password, **headers)
 
 
 def csrf(client, path="/admin"):
@@ -77,35 +70,6 @@ def test_every_admin_page_requires_sign_in(office, method, path):
         assert answer_.status_code == 303 and answer_.headers["location"] == "/admin/login"
     else:
         assert answer_.status_code in (401, 403)
-
-
-def test_sign_in_sets_a_safe_session_cookie_and_sign_out_ends_it(office):
-    signed = sign_in(office, "boss")
-    assert signed.status_code == 303 and signed.headers["location"] == "/admin"
-    cookie = signed.headers["set-cookie"]
-    assert "qf_session=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie.replace("Lax", "lax")
-    assert "Secure" not in cookie  # plain http in tests; see the https test below
-    assert office.get("/admin").status_code == 200
-    office.post("/admin/logout", data={"_csrf": csrf(office)}, follow_redirects=False)
-    assert office.get("/admin", follow_redirects=False).status_code == 303
-
-
-def test_the_cookie_is_secure_when_served_over_https(tmp_path):
-    with make_app_client(tmp_path, base_url="https://zlj.example.cn") as client:
-        add_user(database(client), "boss", PASSWORD, "admin")
-        client.base_url = "https://testserver.local"  # as the browser sees it, behind the TLS proxy
-        assert "Secure" in sign_in(client, "boss").headers["set-cookie"]
-
-
-def test_a_wrong_password_is_refused_and_repeated_failures_lock_the_account(office):
-    wrong = sign_in(office, "boss", "wrong password")
-    assert wrong.status_code == 401 and "用户名或密码不对" in wrong.text
-    for _ in range(MAX_FAILURES - 1):
-        sign_in(office, "boss", "wrong password")
-    locked = sign_in(office, "boss")  # even the right password waits now
-    assert locked.status_code == 429 and "尝试次数过多" in locked.text
-    assert int(locked.headers["retry-after"]) > 0
-    assert sign_in(office, "wang").status_code == 303  # other accounts are not affected
 
 
 def test_cross_site_and_token_less_posts_are_refused(office):
@@ -288,13 +252,3 @@ def test_the_xlsx_export_matches_the_csv(office):
     assert "13812345678" in [c.value for c in sheet[2]]  # exports carry personal answers whole
     log = [row["detail"] for row in database(office)["audit_log"].rows if row["action"] == "export"]
     assert log == ["form all-types xlsx event -", "form all-types csv event -"]
-
-
-def test_the_secret_key_is_made_once_beside_the_database_and_kept_private(tmp_path):
-    from server.accounts import secret_key
-
-    first = secret_key("", tmp_path / "quality-forms.db")
-    assert len(first) >= 32 and (tmp_path / "secret.key").stat().st_mode & 0o777 == 0o600
-    assert secret_key("", tmp_path / "quality-forms.db") == first
-    assert secret_key("from the environment", tmp_path / "quality-forms.db") == b"from the environment"
-    assert [p.name for p in tmp_path.iterdir()] == ["secret.key"]  # no drafts left behind
