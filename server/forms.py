@@ -318,7 +318,8 @@ def _build_field(
             _check_condition(condition, earlier)
             field = msgspec.structs.replace(field, condition=condition)
         except ExpressionError as exc:
-            problem(f"show_if {field.show_if!r}：{exc}")
+            shown = field.show_if if len(field.show_if) <= 60 else field.show_if[:59] + "…"
+            problem(f"show_if {shown!r}：{exc}")
     if ftype in DEFAULT_MAX_LENGTH and field.max_length is None:
         field = msgspec.structs.replace(field, max_length=DEFAULT_MAX_LENGTH[ftype])
     if ftype == "section" and not field.title:
