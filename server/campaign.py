@@ -1,52 +1,98 @@
-"""Facts of the campaign, from the provincial notice (琼质强省办〔2022〕8号)."""
+"""The campaign: this year's facts from `forms/campaign.toml`, and Hainan's geography.
+
+Each September the provincial office starts a new Quality Month with a new theme,
+slogans and dates. Those are data in `forms/campaign.toml` (SPEC §5.2), read with the
+forms and re-read when the file changes; earlier years stay beside it as
+`forms/_campaign-2022.toml` and the like. The 市县 and venue types do not change with
+the campaign, so they are constants here. Error texts are Chinese: office staff read them.
+"""
 
 from __future__ import annotations
 
-THEME = "推动质量变革创新 促进质量强国建设"
+import datetime as dt
+import tomllib
+from pathlib import Path
+from typing import Any
 
-# 附件 2: the slogans of the 2022 national Quality Month.
-SLOGANS = (
-    "深入实施质量提升行动 大力推进质量强国建设",
-    "服务新发展格局 助推高质量发展",
-    "培育经济发展新优势 促进质量强国建设",
-    "坚持质量第一 建设质量强国",
-    "让质量强国深入人心 让质量提升扎实推进",
-    "走质量效益型发展道路 打造区域质量发展新优势",
-    "提升产品、工程和服务质量 推动经济高质量发展",
-    "建设质量强国 共享美好生活",
-    "优化营商环境 建设质量强国",
-    "加强全面质量管理 促进质量变革创新",
-    "打造中国精品 畅享中国品牌",
-    "弘扬工匠精神 推动品质革命",
-    "夯实质量基础 提升服务效能",
-    "质量发展 利民惠民",
-    "人人创造质量 人人享受质量",
-)
+import msgspec
 
-# 附件 3: the 21 co-hosting units. An event's organizer is one of them or free text.
-ORGANIZERS = (
-    "省市场监督管理局",
-    "省发展和改革委员会",
-    "省教育厅",
-    "省科学技术厅",
-    "省工业和信息化厅",
-    "省公安厅",
-    "省自然资源和规划厅",
-    "省生态环境厅",
-    "省住房和城乡建设厅",
-    "省交通运输厅",
-    "省水务厅",
-    "省农业农村厅",
-    "省商务厅",
-    "省旅游和文化广电体育厅",
-    "省卫生健康委员会",
-    "人民银行海口中心支行",
-    "省国有资产监督管理委员会",
-    "海口海关",
-    "省供销合作联社",
-    "省总工会",
-    "省工商业联合会",
-)
+CAMPAIGN_FILE = "campaign.toml"
+CAMPAIGN_KEYS = ("year", "theme", "slogans", "starts", "ends", "organizers", "contact")
+
+
+class Campaign(msgspec.Struct, frozen=True):
+    """One year's Quality Month: theme, slogans, the days of its activities, co-hosts."""
+
+    year: int
+    theme: str = ""
+    slogans: tuple[str, ...] = ()
+    starts: dt.date | None = None
+    ends: dt.date | None = None
+    organizers: tuple[str, ...] = ()
+    contact: str = ""
+
+
+class CampaignError(Exception):
+    """The campaign file broke the rules; `messages` holds one line per problem, naming the file."""
+
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__("\n".join(messages))
+        self.messages = messages
+
+
+def load_campaign(path: Path) -> Campaign:
+    """Read and check a campaign file; raise CampaignError naming the file and the key."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise CampaignError([f"{path}: 文件不是 UTF-8 编码"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise CampaignError([f"{path}: TOML 格式错误：{exc}"]) from None
+    except RecursionError:  # tomllib recurses once per level of nested arrays or tables
+        raise CampaignError([f"{path}: 数组或表嵌套太深"]) from None
+    except OSError as exc:
+        raise CampaignError([f"{path}: 无法读取：{exc.strerror}"]) from None
+    problems = _problems(raw)
+    if problems:
+        raise CampaignError([f"{path}: {p}" for p in problems])
+    campaign = msgspec.convert(raw, Campaign)
+    return msgspec.structs.replace(campaign, theme=campaign.theme.strip(), contact=campaign.contact.strip())
+
+
+def read_campaign(directory: Path) -> tuple[Campaign | None, list[str]]:
+    """The campaign of a forms folder, or None when it has no campaign file or a broken one
+    (then with its error lines): a broken campaign never stops the forms that do not use it."""
+    path = directory / CAMPAIGN_FILE
+    if not path.is_file():
+        return None, []
+    try:
+        return load_campaign(path), []
+    except CampaignError as exc:
+        return None, exc.messages
+
+
+def _problems(raw: dict[str, Any]) -> list[str]:
+    problems = [
+        f"未知的设置项 {key!r}（可用：{'、'.join(CAMPAIGN_KEYS)}）" for key in sorted(raw.keys() - set(CAMPAIGN_KEYS))
+    ]
+    year = raw.get("year")
+    if not (isinstance(year, int) and not isinstance(year, bool) and 2000 <= year <= 2100):
+        problems.append("year 必须是年份，如 year = 2026")
+    for key in ("theme", "contact"):
+        if key in raw and not isinstance(raw[key], str):
+            problems.append(f"{key} 必须是文字")
+    for key in ("slogans", "organizers"):
+        items = raw.get(key, [])
+        if not (isinstance(items, list) and all(isinstance(i, str) and i.strip() for i in items)):
+            problems.append(f'{key} 必须是文字列表，如 {key} = ["……", "……"]')
+    for key in ("starts", "ends"):
+        if key in raw and (not isinstance(raw[key], dt.date) or isinstance(raw[key], dt.datetime)):
+            problems.append(f"{key} 必须是日期，如 {key} = 2026-09-01")
+    starts, ends = raw.get("starts"), raw.get("ends")
+    if not problems and starts and ends and starts > ends:
+        problems.append("starts 不能晚于 ends")
+    return problems
+
 
 # Hainan's 市县: 4 prefecture-level cities, 5 county-level cities, 4 counties and
 # 6 autonomous counties.
@@ -102,6 +148,8 @@ def venue_type_named(text: str) -> str | None:
     return VENUE_TYPE_ALIASES.get(text.lower())
 
 
-def slogan_for(key: str) -> str:
-    """A slogan chosen by key, so each poster keeps its own slogan from print to print."""
-    return SLOGANS[sum(key.encode("utf-8")) % len(SLOGANS)]
+def slogan_for(campaign: Campaign | None, key: str) -> str:
+    """A slogan chosen by key, so each poster keeps its own slogan from print to print;
+    empty when the campaign has none."""
+    slogans = campaign.slogans if campaign else ()
+    return slogans[sum(key.encode("utf-8")) % len(slogans)] if slogans else ""

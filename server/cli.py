@@ -181,11 +181,15 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    from server.readiness import folder_warnings
+
     if not settings.forms.is_dir():
         raise CommandError(f"no forms folder at {settings.forms}")
     forms, errors = check_forms(settings.forms)
     for line in errors:
         print(line)
+    for line in folder_warnings(settings.forms, settings.db):  # they leave the exit status alone
+        print(f"警告：{line}")
     print(f"{len(forms)} form(s) OK, {len(errors)} error(s)", file=sys.stderr)
     return 1 if errors else 0
 
@@ -340,6 +344,7 @@ def cmd_qr(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_posters(args: argparse.Namespace, settings: Settings) -> int:
     from server.app import STATIC, TEMPLATES
+    from server.campaign import read_campaign
     from server.posters import poster, render_sheet
     from server.public import Target
 
@@ -357,7 +362,8 @@ def cmd_posters(args: argparse.Namespace, settings: Settings) -> int:
     if not chosen:
         raise CommandError("no events match")
     base_url = _base_url(settings)
-    sheet = [poster(Target(forms[e.form_id], e.path, e), base_url + e.path) for e in chosen]
+    campaign, _ = read_campaign(settings.forms)
+    sheet = [poster(Target(forms[e.form_id], e.path, e), base_url + e.path, campaign) for e in chosen]
     html = render_sheet(sheet, TEMPLATES, STATIC)
     _write(Path(args.out) if args.out else Path("exports") / f"posters-{now():%Y%m%d-%H%M%S}.html", [html.encode()])
     return 0

@@ -65,6 +65,9 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 _KEYWORDS = {"and", "or", "not", "in"}
+# Brackets and `not`s nest at most this deep: plenty for a form, and far below the depth
+# at which parsing (and every walk over the tree) would exhaust Python's stack.
+MAX_DEPTH = 20
 
 
 def _tokenize(source: str) -> list[tuple[str, str]]:
@@ -88,6 +91,7 @@ class _Parser:
     def __init__(self, source: str) -> None:
         self.tokens = _tokenize(source)
         self.pos = 0
+        self.depth = 0
 
     def peek(self) -> str:
         return self.tokens[self.pos][0] if self.pos < len(self.tokens) else "end"
@@ -125,14 +129,23 @@ class _Parser:
     def not_expr(self) -> Condition:
         if self.peek() == "not":
             self.take("not")
-            return Not(self.not_expr())
+            return Not(self.nested(self.not_expr))
         if self.peek() == "paren" and self.tokens[self.pos][1] == "(":
             self.take("paren")
-            inner = self.expr()
+            inner = self.nested(self.expr)
             if self.take("paren") != ")":
                 raise ExpressionError("括号不配对")
             return inner
         return self.comparison()
+
+    def nested(self, part: Callable[[], Condition]) -> Condition:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise ExpressionError(f"括号或 not 嵌套太深（最多 {MAX_DEPTH} 层）")
+        try:
+            return part()
+        finally:
+            self.depth -= 1
 
     def comparison(self) -> Condition:
         if self.peek() == "name":

@@ -8,19 +8,21 @@ that explains them is docs/form-guide.zh.md.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import logging
 import re
 import threading
 import time
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from server import expressions
+from server.campaign import CAMPAIGN_FILE, Campaign, CampaignError, load_campaign, read_campaign
 from server.clock import CHINA, now
 from server.expressions import Compare, Condition, Contains, ExpressionError
 
@@ -58,6 +60,8 @@ TYPE_KEYS: dict[str, set[str]] = {
 DISPLAY_ONLY = {"note", "section"}
 FORM_KEYS = {"title", "kind", "description", "opens", "closes", "thanks", "privacy", "fields"}
 DEFAULT_MAX_LENGTH = {"text": 200, "textarea": 2000}
+# A date's `min`/`max` may name a day of the campaign file instead of a fixed day (SPEC §5.2).
+CAMPAIGN_DAYS = {"campaign.starts": "starts", "campaign.ends": "ends"}
 
 
 class Option(msgspec.Struct, frozen=True):
@@ -164,22 +168,38 @@ class FormError(Exception):
         self.messages = messages
 
 
-def load_form(path: Path) -> Form:
-    """Read and check one form file; raise FormError naming the file and field."""
+def load_form(path: Path, campaign: Campaign | None = None) -> Form:
+    """Read and check one form file; raise FormError naming the file and field.
+
+    `campaign` is the folder's campaign when the caller has read it already; otherwise
+    the folder's `campaign.toml` is read if the form refers to it.
+    """
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         raise FormError([f"{path}: 文件不是 UTF-8 编码"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise FormError([f"{path}: TOML 格式错误：{exc}"]) from None
+    except RecursionError:  # tomllib recurses once per level of nested arrays or tables
+        raise FormError([f"{path}: 数组或表嵌套太深"]) from None
+
+    @functools.cache
+    def campaign_of_folder() -> Campaign | None:
+        return campaign or read_campaign(path.parent)[0]
+
     problems: list[str] = []
-    form = _build_form(path.stem, raw, problems)
+    try:
+        form = _build_form(path.stem, raw, problems, campaign_of_folder)
+    except RecursionError:  # a value nested deeper than any form needs; never a traceback
+        raise FormError([f"{path}: 设置项嵌套太深"]) from None
     if problems or form is None:
         raise FormError([f"{path}: {p}" for p in problems])
     return form
 
 
-def _build_form(form_id: str, raw: dict[str, Any], problems: list[str]) -> Form | None:
+def _build_form(
+    form_id: str, raw: dict[str, Any], problems: list[str], campaign: Callable[[], Campaign | None]
+) -> Form | None:
     if not FORM_ID.match(form_id):
         problems.append("文件名必须由小写字母、数字和连字符组成（如 school-survey.toml）")
     for key in sorted(raw.keys() - FORM_KEYS):
@@ -202,7 +222,7 @@ def _build_form(form_id: str, raw: dict[str, Any], problems: list[str]) -> Form 
         raw_fields = []
     fields: list[Field] = []
     for index, raw_field in enumerate(raw_fields, start=1):
-        field = _build_field(index, raw_field, fields, problems)
+        field = _build_field(index, raw_field, fields, problems, campaign)
         if field is not None:
             fields.append(field)
     wants_privacy = any(isinstance(f, dict) and f.get("personal") is True for f in raw_fields)
@@ -245,7 +265,9 @@ def _moment(raw: dict[str, Any], key: str, problems: list[str]) -> dt.datetime |
     return None
 
 
-def _build_field(index: int, raw: Any, earlier: list[Field], problems: list[str]) -> Field | None:
+def _build_field(
+    index: int, raw: Any, earlier: list[Field], problems: list[str], campaign: Callable[[], Campaign | None]
+) -> Field | None:
     if not isinstance(raw, dict):
         problems.append(f"第 {index} 个字段必须是 [[fields]] 表")
         return None
@@ -278,6 +300,8 @@ def _build_field(index: int, raw: Any, earlier: list[Field], problems: list[str]
         for key in ("min", "max"):
             if isinstance(values.get(key), dt.date):
                 values[key] = values[key].isoformat()
+            elif isinstance(values.get(key), str) and values[key] in CAMPAIGN_DAYS:
+                values[key] = _campaign_day(values[key], campaign(), problem)
     try:
         field = msgspec.convert(values, Field)
     except msgspec.ValidationError as exc:
@@ -294,7 +318,8 @@ def _build_field(index: int, raw: Any, earlier: list[Field], problems: list[str]
             _check_condition(condition, earlier)
             field = msgspec.structs.replace(field, condition=condition)
         except ExpressionError as exc:
-            problem(f"show_if {field.show_if!r}：{exc}")
+            shown = field.show_if if len(field.show_if) <= 60 else field.show_if[:59] + "…"
+            problem(f"show_if {shown!r}：{exc}")
     if ftype in DEFAULT_MAX_LENGTH and field.max_length is None:
         field = msgspec.structs.replace(field, max_length=DEFAULT_MAX_LENGTH[ftype])
     if ftype == "section" and not field.title:
@@ -326,6 +351,18 @@ def _options(raw: Any, other: Any, problem) -> list[dict[str, str]]:
     return options
 
 
+def _campaign_day(name: str, campaign: Campaign | None, problem: Callable[[str], None]) -> str | None:
+    """The day `campaign.starts` or `campaign.ends` stands for, as `2026-09-01`."""
+    if campaign is None:
+        problem(f"用了 {name!r}，但同一文件夹里没有可用的 {CAMPAIGN_FILE}（没有这个文件，或它有错误）")
+        return None
+    day = getattr(campaign, CAMPAIGN_DAYS[name])
+    if day is None:
+        problem(f"用了 {name!r}，但 {CAMPAIGN_FILE} 没有设 {CAMPAIGN_DAYS[name]}")
+        return None
+    return day.isoformat()
+
+
 def _plain_validation_error(exc: msgspec.ValidationError) -> str:
     text = str(exc)
     match = re.match(r"Expected `(\w+)[^`]*`, got `\w+` - at `\$\.(\w+)", text)
@@ -353,7 +390,7 @@ def _check_type_rules(field: Field, problem) -> None:
         for key in ("min", "max"):
             value = getattr(field, key)
             if value is not None and not (isinstance(value, str) and _is_date(value)):
-                problem(f"{key} 应为日期，如 2022-09-01")
+                problem(f'{key} 应为日期，如 2022-09-01，或 "campaign.starts" / "campaign.ends"')
         if isinstance(field.min, str) and isinstance(field.max, str) and field.min > field.max:
             problem("min 不能晚于 max")
     elif kind == "multi":
@@ -410,18 +447,19 @@ def _check_option(field: Field, value: str) -> None:
 
 
 def form_files(directory: Path) -> Iterator[Path]:
-    """The form files of a folder: `*.toml` not starting with `_`, sorted."""
+    """The form files of a folder, sorted: `*.toml` except the campaign file and names starting with `_`."""
     if directory.is_dir():
-        yield from sorted(p for p in directory.glob("*.toml") if not p.name.startswith("_"))
+        yield from sorted(p for p in directory.glob("*.toml") if not p.name.startswith("_") and p.name != CAMPAIGN_FILE)
 
 
 def check_forms(directory: Path) -> tuple[dict[str, Form], list[str]]:
-    """Load every form of the folder; broken files become error lines, never exceptions."""
+    """Load every form of the folder (and its campaign file); broken files become error
+    lines, never exceptions."""
+    campaign, errors = read_campaign(directory)
     forms: dict[str, Form] = {}
-    errors: list[str] = []
     for path in form_files(directory):
         try:
-            forms[path.stem] = load_form(path)
+            forms[path.stem] = load_form(path, campaign)
         except FormError as exc:
             errors.extend(exc.messages)
         except OSError as exc:
@@ -434,7 +472,8 @@ class FormCatalog:
 
     Authors edit files while the server runs, so the folder is looked at again at
     most every `rescan_seconds`; only files whose size or time changed are re-read.
-    A broken file is logged and left out; the other forms keep serving.
+    A broken file is logged and left out; the other forms keep serving. When the
+    campaign file changes, every form is re-read: its dates may come from the campaign.
     """
 
     def __init__(self, directory: Path, rescan_seconds: float = 2.0) -> None:
@@ -444,6 +483,8 @@ class FormCatalog:
         self._stamps: dict[Path, tuple[int, int]] = {}
         self._results: dict[Path, Form | list[str]] = {}
         self._forms: dict[str, Form] = {}
+        self._campaign: Campaign | None = None
+        self._campaign_errors: list[str] = []
         self._next_scan = 0.0
         self._scan()
 
@@ -456,8 +497,15 @@ class FormCatalog:
         return list(self._forms.values())
 
     @property
+    def campaign(self) -> Campaign | None:
+        """This year's campaign; None without a campaign file or with a broken one."""
+        self._maybe_rescan()
+        return self._campaign
+
+    @property
     def errors(self) -> list[str]:
-        return [line for result in self._results.values() if isinstance(result, list) for line in result]
+        forms = [line for result in self._results.values() if isinstance(result, list) for line in result]
+        return self._campaign_errors + forms
 
     def _maybe_rescan(self) -> None:
         if time.monotonic() >= self._next_scan and self._lock.acquire(blocking=False):
@@ -469,7 +517,8 @@ class FormCatalog:
     def _scan(self) -> None:
         self._next_scan = time.monotonic() + self.rescan_seconds
         stamps: dict[Path, tuple[int, int]] = {}
-        for path in form_files(self.directory):
+        campaign_path = self.directory / CAMPAIGN_FILE
+        for path in [*form_files(self.directory), campaign_path]:
             try:
                 stat = path.stat()
             except OSError:
@@ -478,9 +527,12 @@ class FormCatalog:
         if stamps == self._stamps:
             return
         results = {p: r for p, r in self._results.items() if stamps.get(p) == self._stamps.get(p)}
-        for path in stamps.keys() - results.keys():
+        if stamps.get(campaign_path) != self._stamps.get(campaign_path) or not self._stamps:
+            self._campaign, self._campaign_errors = self._read_campaign(campaign_path, campaign_path in stamps)
+            results = {}
+        for path in stamps.keys() - results.keys() - {campaign_path}:
             try:
-                results[path] = load_form(path)
+                results[path] = load_form(path, self._campaign)
                 log.info("form %s loaded (version %s)", path.stem, results[path].version)
             except (FormError, OSError) as exc:
                 results[path] = exc.messages if isinstance(exc, FormError) else [f"{path}: {exc}"]
@@ -488,3 +540,16 @@ class FormCatalog:
                     log.error("form skipped: %s", message)
         self._stamps, self._results = stamps, results
         self._forms = {p.stem: r for p, r in sorted(results.items()) if isinstance(r, Form)}
+
+    @staticmethod
+    def _read_campaign(path: Path, exists: bool) -> tuple[Campaign | None, list[str]]:
+        if not exists:
+            return None, []
+        try:
+            campaign = load_campaign(path)
+            log.info("campaign %s loaded", campaign.year)
+            return campaign, []
+        except CampaignError as exc:
+            for message in exc.messages:
+                log.error("campaign skipped: %s", message)
+            return None, exc.messages

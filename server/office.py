@@ -20,11 +20,12 @@ from sqlite_utils import Database
 from server import accounts, report, storage
 from server import events as ev
 from server.accounts import User
-from server.campaign import COUNTIES, ORGANIZERS, VENUE_TYPES
+from server.campaign import COUNTIES, VENUE_TYPES
 from server.clock import now
 from server.context import Context as AppContext
 from server.forms import Field, Form
 from server.public import Ctx
+from server.readiness import form_warnings
 from server.results import Filters, mask, parse_filters, personal_fields_of, summarize, where
 from server.signin import CSRF_FIELD, CurrentUser, checked_form, current_user, form_value
 
@@ -69,7 +70,9 @@ def dashboard_context(ctx: AppContext, user: CurrentUser) -> dict[str, Any]:
 
 @get("/", sync_to_thread=False)
 def dashboard(ctx: Ctx, user: CurrentUser) -> Template:
-    return Template("admin/dashboard.html", context=dashboard_context(ctx, user) | _page(user, "dashboard"))
+    warnings = form_warnings(ctx.catalog.all(), ctx.catalog.campaign, ctx.store.reader())
+    context = dashboard_context(ctx, user) | _page(user, "dashboard", warnings=warnings)
+    return Template("admin/dashboard.html", context=context)
 
 
 @get("/live", sync_to_thread=False)
@@ -211,7 +214,8 @@ def _event(ctx: AppContext, user: User, code: str) -> ev.Event:
 
 def _events_context(ctx: AppContext, user: User, **extra: Any) -> dict[str, Any]:
     rows = ev.list_events(ctx.store.reader(), created_by=_owner(user))
-    choices = {"forms": ctx.catalog.all(), "counties": COUNTIES, "venue_types": VENUE_TYPES, "organizers": ORGANIZERS}
+    organizers = ctx.catalog.campaign.organizers if ctx.catalog.campaign else ()
+    choices = {"forms": ctx.catalog.all(), "counties": COUNTIES, "venue_types": VENUE_TYPES, "organizers": organizers}
     return {"rows": rows, "values": {}, "problems": []} | choices | _page(user, "events") | extra
 
 

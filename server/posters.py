@@ -19,7 +19,7 @@ from litestar import Request, Response, get
 from litestar.params import FromPath
 from litestar.response import Template
 
-from server.campaign import THEME, slogan_for
+from server.campaign import Campaign, slogan_for
 from server.clock import chinese_date, now
 from server.context import Context as AppContext
 from server.events import Event
@@ -81,22 +81,23 @@ def event_poster(request: Request, ctx: Ctx, code: FromPath[str]) -> Template:
 
 
 def _poster_page(ctx: AppContext, request: Request, target: Target) -> Template:
-    context = sheet_context([poster(target, public_url(ctx, request, target.path))])
+    context = sheet_context([poster(target, public_url(ctx, request, target.path), ctx.catalog.campaign)])
     return Template("posters.html", context=context, headers={} if ctx.settings.base_url else PRIVATE_PAGE)
 
 
 ROUTES = [form_qr_svg, form_qr_png, event_qr_svg, event_qr_png, form_poster, event_poster]
 
 
-def poster(target: Target, url: str) -> dict[str, Any]:
-    """What one A4 poster shows."""
+def poster(target: Target, url: str, campaign: Campaign | None) -> dict[str, Any]:
+    """What one A4 poster shows: the campaign's year, theme and a slogan (none when the
+    campaign file does not give them), and the form or event with its QR code."""
     form: Form = target.form
     event: Event | None = target.event
-    year = int(event.date[:4]) if event and event.date else now().year
+    year = campaign.year if campaign else int(event.date[:4]) if event and event.date else now().year
     return {
         "year": year,
-        "theme": THEME,
-        "slogan": slogan_for(event.code if event else form.id),
+        "theme": campaign.theme if campaign else "",
+        "slogan": slogan_for(campaign, event.code if event else form.id),
         "title": event.title if event else form.title,
         "form_title": form.title,
         "event": event,

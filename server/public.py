@@ -21,7 +21,6 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 
 from server import expressions
-from server.campaign import THEME
 from server.context import Context as AppContext
 from server.events import Event, get_event
 from server.forms import Form
@@ -88,7 +87,7 @@ def event_target(ctx: AppContext, code: str) -> Target:
 @get("/", sync_to_thread=False)
 def landing(ctx: Ctx) -> Template:
     forms = [f for f in ctx.catalog.all() if f.state() == "open"]
-    return Template("landing.html", context={"forms": forms, "theme": THEME})
+    return Template("landing.html", context={"forms": forms, "campaign": ctx.catalog.campaign})
 
 
 @get("/f/{form_id:str}", sync_to_thread=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import re
 import shutil
@@ -12,7 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,12 +21,30 @@ from litestar.testing import TestClient
 from sqlite_utils import Database
 
 from server.app import create_app
+from server.clock import set_now
 from server.settings import Settings
 from server.storage import connect
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_FORMS = Path(__file__).parent / "forms"
 BUNDLED_FORMS = ROOT / "forms"
+CAMPAIGN_2022 = BUNDLED_FORMS / "_campaign-2022.toml"  # the one year whose facts we have
+
+
+@pytest.fixture
+def clock() -> Iterator[Callable[[dt.datetime | None], None]]:
+    """Stop the product's clock for one test: `clock(dt.datetime(2027, 9, 15, 10))` (China
+    time). A command or server in a subprocess takes `env={"QF_NOW": "2027-09-15T10:00:00"}`."""
+    yield set_now
+    set_now(None)
+
+
+def forms_folder(where: Path, campaign: Path | str, forms: Path = TEST_FORMS) -> Path:
+    """A copy of a forms folder with `campaign` (a file, or TOML text) as its campaign.toml."""
+    shutil.copytree(forms, where)
+    text = campaign.read_text(encoding="utf-8") if isinstance(campaign, Path) else campaign
+    (where / "campaign.toml").write_text(text, encoding="utf-8")
+    return where
 
 
 @contextlib.contextmanager

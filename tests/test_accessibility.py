@@ -9,13 +9,14 @@ import json
 
 import pytest
 
+from server.forms import form_files
 from tests import test_browser
 from tests.conftest import ROOT
 from tests.test_browser import PHONE, phone, shoot
 
 pytestmark = pytest.mark.browser
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
-BUNDLED = sorted(p.stem for p in (ROOT / "forms").glob("*.toml"))
+BUNDLED = [p.stem for p in form_files(ROOT / "forms")]
 browser = test_browser.browser  # the same headless Chromium fixture
 site = test_browser.site  # bundled forms and the test forms (closed, upcoming, all-types)
 

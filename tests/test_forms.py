@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from server.forms import FormCatalog, FormError, check_forms, load_form
-from tests.conftest import BUNDLED_FORMS, TEST_FORMS
+from tests.conftest import BUNDLED_FORMS, TEST_FORMS, make_app_client, run, running_server
 
 HEAD = 'title = "T"\nkind = "general"\n'
 
@@ -170,3 +170,62 @@ def test_catalog_picks_up_edits_while_serving(tmp_path):
     os.utime(path, ns=(time.time_ns(), time.time_ns() + 2 * 10**9))
     assert catalog.get("live") is None
     assert catalog.errors and "TOML" in catalog.errors[0]
+
+
+DEEP_SHOW_IF = HEAD + '[[fields]]\nname="a"\ntype="integer"\nlabel="A"\n[[fields]]\nname="b"\ntype="text"\nlabel="B"\n'
+DEEP = {
+    "parens.toml": DEEP_SHOW_IF + "show_if = '" + "(" * 1000 + "a == 1" + ")" * 1000 + "'\n",
+    "nots.toml": DEEP_SHOW_IF + "show_if = '" + "not " * 1000 + "a == 1'\n",
+    "arrays.toml": HEAD + "[[fields]]\nname='a'\ntype='choice'\nlabel='A'\noptions = " + "[" * 1000 + "]" * 1000,
+    "tables.toml": HEAD + "[[fields]]\nname='a'\ntype='text'\nlabel='A'\nhint = " + "{ a = " * 1000 + "1" + " }" * 1000,
+}
+DEEP_ERRORS = [
+    "forms/arrays.toml: 数组或表嵌套太深",
+    "forms/nots.toml: 字段 'b': show_if 'not not not not not not not not not not not not not not not…'："
+    "括号或 not 嵌套太深（最多 20 层）",
+    "forms/parens.toml: 字段 'b': show_if '(((((((((((((((((((((((((((((((((((((((((((((((((((((((((((…'："
+    "括号或 not 嵌套太深（最多 20 层）",
+    "forms/tables.toml: 数组或表嵌套太深",
+]
+
+
+def add_deep_forms(folder: Path) -> None:
+    for name, body in DEEP.items():
+        write(folder, body, name)
+
+
+def test_deep_nesting_is_a_form_error_for_check_not_a_traceback(workdir):
+    add_deep_forms(workdir / "forms")
+    result = run("check", cwd=workdir)
+    assert result.returncode == 1 and b"Traceback" not in result.stderr
+    assert result.stdout.decode().splitlines() == DEEP_ERRORS
+    assert b"3 form(s) OK, 4 error(s)" in result.stderr
+
+
+def test_show_if_may_nest_twenty_deep(tmp_path):
+    body = DEEP_SHOW_IF + "show_if = '" + "(" * 20 + "a == 1" + ")" * 20 + "'\n"
+    assert load_form(write(tmp_path, body)).field("b").condition is not None
+
+
+def test_the_server_starts_and_serves_beside_deeply_nested_files(workdir):
+    add_deep_forms(workdir / "forms")
+    with running_server(workdir) as port:
+        import urllib.error
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/f/all-types") as page:
+            assert page.status == 200
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/f/parens")
+        assert missing.value.code == 404
+    assert b"Traceback" not in (workdir / "server.log").read_bytes()
+
+
+def test_a_deeply_nested_file_added_while_serving_is_left_out(tmp_path):
+    with make_app_client(tmp_path) as client:
+        catalog = client.app.state["context"].catalog
+        add_deep_forms(catalog.directory)
+        catalog.rescan_seconds, catalog._next_scan = 0, 0  # the next request rescans at once
+        assert client.get("/f/parens").status_code == 404
+        assert client.get("/").status_code == 200
+        assert sorted(line.split(":")[0].rsplit("/", 1)[1] for line in catalog.errors) == sorted(DEEP)

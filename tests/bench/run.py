@@ -9,7 +9,6 @@ See docs/benchmarks.md for what each figure means.
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import platform
 import sqlite3
@@ -24,6 +23,7 @@ if __package__ in (None, ""):  # run as a file: make `tests.bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from server.cli import DEFAULT_WORKERS
+from server.clock import now
 from tests.bench import serving, writes
 from tests.bench.answers import form, variety
 from tests.bench.events import EventFigures
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         args.seconds, args.responses, args.writes = 2, 20_000, 640
 
     began = time.monotonic()
-    today = datetime.date.today().isoformat()
+    today = now().date().isoformat()
     rows: list[tuple[str, str, str, str]] = []
     notes: list[str] = []
     print(f"quality-forms benchmarks, {today}: about {6 * args.seconds + 90} s…", file=sys.stderr, flush=True)
