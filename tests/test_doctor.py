@@ -1,0 +1,78 @@
+"""`quality-forms doctor`: one line per finding, exit 1 when any is an error."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sqlite3
+
+from tests.conftest import run, running_server
+
+
+def lines(done) -> list[str]:
+    return done.stdout.decode().splitlines()
+
+
+def test_a_sound_deployment_gets_only_ok_lines(workdir):
+    env = {
+        "QF_BASE_URL": "https://forms.example.cn",
+        "QF_REPLICA_URL": (workdir / "replica").as_uri(),
+        "QF_TRUSTED_PROXIES": "10.0.0.0/8",
+    }
+    with running_server(workdir, env=env):
+        assert run("backup", cwd=workdir).returncode == 0
+        done = run("doctor", cwd=workdir, env=env)
+    assert (done.returncode, done.stderr) == (0, b"")
+    found = lines(done)
+    assert found[:3] == [
+        "ok: QF_BASE_URL is https://forms.example.cn",
+        "ok: trusted proxies: 10.0.0.0/8",
+        "ok: database data/quality-forms.db takes writes (WAL)",
+    ]
+    assert re.fullmatch(r"ok: [\d.]+ GB free on the database's disk \(data\)", found[3])
+    assert re.fullmatch(r"ok: newest backup data/backups/quality-forms-\d{8}-\d{6}\.db is \d s old", found[4])
+    assert re.fullmatch(rf"ok: replica {env['QF_REPLICA_URL']} last written \d+ s ago", found[5])
+    assert found[6:] == [
+        "ok: data/secret.key is readable by its owner only",
+        "ok: 3 form(s) in forms load without errors",
+    ]
+
+
+def test_each_problem_is_one_line_and_errors_exit_1(workdir):
+    assert run("event", "list", cwd=workdir).returncode == 0  # creates the database
+    db = workdir / "data" / "quality-forms.db"
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        conn.execute("PRAGMA journal_mode = DELETE")
+    key = workdir / "data" / "secret.key"
+    key.write_text("a key copied in by hand")
+    key.chmod(0o644)
+    (workdir / "forms" / "broken.toml").write_text('title = "坏表"\n', encoding="utf-8")
+    env = {"QF_BASE_URL": "http://forms.example.cn", "QF_TRUSTED_PROXIES": "0.0.0.0/0", "QF_REPLICA_URL": ""}
+    done = run("doctor", cwd=workdir, env=env)
+    assert done.returncode == 1
+    found = lines(done)
+    assert found[:4] == [
+        "warning: QF_BASE_URL http://forms.example.cn is not https: sign-in passwords would cross the network in clear",
+        "error: QF_TRUSTED_PROXIES 0.0.0.0/0 trusts every address: any client can claim any address",
+        "error: data/quality-forms.db is in journal mode delete, not wal: `quality-forms serve` sets it",
+        "ok: database data/quality-forms.db takes writes",
+    ]
+    assert re.fullmatch(r"ok: [\d.]+ GB free on the database's disk \(data\)", found[4])
+    assert found[5:7] == [
+        "error: no backup in data/backups and QF_REPLICA_URL is not set: a dead disk would lose every answer",
+        "error: data/secret.key holds the key that signs sign-ins and is mode 0644: `chmod 600 data/secret.key`",
+    ]
+    assert found[7].startswith("error: form: ") and "broken.toml" in found[7]
+    assert all(line.startswith(("ok: ", "warning: ", "error: ")) for line in found)
+
+
+def test_without_a_database_or_forms_the_doctor_says_so(tmp_path):
+    done = run("doctor", cwd=tmp_path, env={"QF_BASE_URL": "", "QF_TRUSTED_PROXIES": "none", "QF_REPLICA_URL": ""})
+    assert done.returncode == 1
+    found = lines(done)
+    assert found[:3] == [
+        "warning: QF_BASE_URL is not set: QR codes and links use the address each request came to",
+        "ok: QF_TRUSTED_PROXIES is none: forwarded headers are ignored (no proxy in front)",
+        "warning: no database at data/quality-forms.db yet: `quality-forms serve` creates it",
+    ]
+    assert found[-1] == "error: no forms folder at forms"
