@@ -443,6 +443,7 @@ def _read_password() -> str:
 def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
     from server.backup import make_backup
 
+    os.nice(10)  # the copy and its check are seconds of CPU: the server's submissions come first
     print(make_backup(settings.db, args.out or settings.db.parent / "backups", args.keep))
     return 0
 

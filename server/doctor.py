@@ -30,7 +30,7 @@ from server.storage import writable
 FREE_DISK_WARNING = 1 << 30  # a campaign's answers take tens of MB; a backup doubles that
 FREE_DISK_ERROR = 100 << 20
 BACKUP_AGE_WARNING = dt.timedelta(hours=26)  # a daily backup, with some slack
-REPLICA_AGE_WARNING = dt.timedelta(minutes=10)
+REPLICA_LAG_WARNING = dt.timedelta(minutes=1)  # Litestream ships changes every second
 DEFAULT_TRUSTED_PROXIES = "127.0.0.1,::1"  # SPEC §5.1
 
 
@@ -57,12 +57,13 @@ def error(text: str) -> Finding:
 
 def diagnose(settings: Settings) -> list[Finding]:
     """Every finding about this deployment, in the order an operator would fix them."""
+    changed = last_change(settings.db)  # before check_database's probe writes a page
     return [
         check_base_url(settings.base_url),
         check_trusted_proxies(settings),
         *check_database(settings.db),
         check_free_disk(settings.db),
-        *check_copies(settings),
+        *check_copies(settings, changed),
         check_secret_key(settings),
         *check_form_files(settings.forms),
     ]
@@ -135,7 +136,13 @@ def check_free_disk(db: Path) -> Finding:
     return ok(text)
 
 
-def check_copies(settings: Settings) -> list[Finding]:
+def last_change(db: Path) -> dt.datetime | None:
+    """When the database (or its WAL) was last written, or None when there is none."""
+    times = [p.stat().st_mtime for p in (db, Path(f"{db}-wal")) if p.exists()]
+    return dt.datetime.fromtimestamp(max(times), now().tzinfo) if times else None
+
+
+def check_copies(settings: Settings, changed: dt.datetime | None) -> list[Finding]:
     """The newest backup (in the default folder) and the replica: at least one must exist."""
     findings = []
     folder = settings.db.parent / "backups"
@@ -146,7 +153,7 @@ def check_copies(settings: Settings) -> list[Finding]:
         finding = warning if age > BACKUP_AGE_WARNING else ok
         findings.append(finding(f"newest backup {newest} is {_age(age)} old"))
     if settings.replica_url:
-        findings.append(check_replica(settings.replica_url))
+        findings.append(check_replica(settings.replica_url, changed))
     elif not found:
         findings.append(
             error(f"no backup in {folder} and QF_REPLICA_URL is not set: a dead disk would lose every answer")
@@ -156,7 +163,8 @@ def check_copies(settings: Settings) -> list[Finding]:
     return findings
 
 
-def check_replica(url: str) -> Finding:
+def check_replica(url: str, changed: dt.datetime | None) -> Finding:
+    """The replica's newest write; behind when the database changed well after it (a quiet night is fine)."""
     try:
         binary = litestream()
     except BackupError as exc:
@@ -173,9 +181,10 @@ def check_replica(url: str) -> Finding:
     if not files:
         return error(f"the replica {url} is empty: is `quality-forms serve` running with QF_REPLICA_URL?")
     newest = max(dt.datetime.fromisoformat(f["timestamp"].replace("Z", "+00:00")) for f in files)
-    age = now() - newest
-    finding = warning if age > REPLICA_AGE_WARNING else ok
-    return finding(f"replica {url} last written {_age(age)} ago")
+    text = f"replica {url} last written {_age(now() - newest)} ago"
+    if changed and changed - newest > REPLICA_LAG_WARNING:
+        return warning(f"{text}, {_age(changed - newest)} before the database's last change: is Litestream running?")
+    return ok(text)
 
 
 def _age(age: dt.timedelta) -> str:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import sqlite3
+import time
 
 from tests.conftest import run, running_server
 
@@ -76,3 +78,19 @@ def test_without_a_database_or_forms_the_doctor_says_so(tmp_path):
         "warning: no database at data/quality-forms.db yet: `quality-forms serve` creates it",
     ]
     assert found[-1] == "error: no forms folder at forms"
+
+
+def test_a_replica_behind_the_database_is_a_warning(workdir):
+    env = {"QF_REPLICA_URL": (workdir / "replica").as_uri()}
+    with running_server(workdir, env=env):
+        pass
+    ten_minutes_ago = time.time() - 600
+    for path in (workdir / "replica").rglob("*"):
+        os.utime(path, (ten_minutes_ago, ten_minutes_ago))  # as if Litestream had stopped then
+    done = run("doctor", cwd=workdir, env=env)
+    [line] = [line for line in lines(done) if "replica" in line]
+    assert re.fullmatch(
+        rf"warning: replica {env['QF_REPLICA_URL']} last written 10 min ago, (9|10) min before the database's"
+        " last change: is Litestream running\\?",
+        line,
+    ), line

@@ -1,0 +1,135 @@
+"""`quality-forms backup` of a million responses, and what submissions feel while it runs.
+
+The server runs over the filled database; wrk submits for the same time twice, once with
+nothing else going on and once while `quality-forms backup` runs back to back. The copy
+itself is timed both ways SQLite offers (online backup API, `VACUUM INTO`), and the
+integrity check apart, to show where the seconds go.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import statistics
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from server.cli import DEFAULT_WORKERS
+from tests.bench import serving
+from tests.bench.exporting import fill
+from tests.bench.serving import QUALITY_FORMS, SubmitLoad
+
+SUBMIT_P99_GOAL_MS = 50  # as for submissions without a backup (run.py)
+
+
+def met(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+@dataclass
+class BackupFigures:
+    responses: int
+    size_mb: float = 0.0
+    command_seconds: list[float] = field(default_factory=list)  # whole `quality-forms backup` runs
+    api_seconds: float = 0.0  # median copy with the online backup API
+    vacuum_seconds: float = 0.0  # median copy with VACUUM INTO
+    integrity_seconds: float = 0.0  # PRAGMA integrity_check of one copy
+    calm: SubmitLoad | None = None
+    during: SubmitLoad | None = None
+
+    @property
+    def command_median(self) -> float:
+        return statistics.median(self.command_seconds)
+
+    def rows(self) -> list[tuple[str, str, str, str]]:
+        calm, during = self.calm, self.during
+        return [
+            (
+                f"`quality-forms backup` of {self.responses:,} responses ({self.size_mb:,.0f} MB), whole command",
+                f"**{self.command_median:.1f} s** (median of {len(self.command_seconds)}): copy with the backup API"
+                f" {self.api_seconds:.1f} s (`VACUUM INTO` {self.vacuum_seconds:.1f} s), integrity check"
+                f" {self.integrity_seconds:.1f} s",
+                "seconds, not minutes",
+                met(self.command_median < 60),
+            ),
+            (
+                "submit p99 while backups run back to back (without)",
+                f"**{during.load.p99_ms:.1f} ms** ({calm.load.p99_ms:.1f} ms); stored {during.per_second:,.0f} /s"
+                f" ({calm.per_second:,.0f} /s), 303s = rows: {'yes' if during.consistent else '**NO**'}",
+                f"p99 < {SUBMIT_P99_GOAL_MS} ms",
+                met(during.load.p99_ms < SUBMIT_P99_GOAL_MS and during.consistent),
+            ),
+        ]
+
+
+def _timed(work) -> float:
+    began = time.perf_counter()
+    work()
+    return time.perf_counter() - began
+
+
+def _copy_with_api(source: Path, target: Path) -> None:
+    target.unlink(missing_ok=True)
+    with contextlib.closing(sqlite3.connect(source)) as src, contextlib.closing(sqlite3.connect(target)) as dst:
+        src.backup(dst)
+        dst.execute("PRAGMA journal_mode = DELETE")
+    _fsync(target)
+
+
+def _copy_with_vacuum(source: Path, target: Path) -> None:
+    target.unlink(missing_ok=True)
+    with contextlib.closing(sqlite3.connect(source)) as src:
+        src.execute("VACUUM INTO ?", [str(target)])
+    _fsync(target)
+
+
+def _fsync(path: Path) -> None:
+    with path.open("rb+") as file:
+        os.fsync(file.fileno())
+
+
+def _integrity(path: Path) -> None:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def backup_figures(work: Path, count: int, seconds: int) -> BackupFigures:
+    figures = BackupFigures(count)
+    folder = work / "backups"
+    with serving.running(work, workers=DEFAULT_WORKERS) as server:
+        fill(server.db, count)
+        figures.size_mb = server.db.stat().st_size / 1e6
+        command = [str(QUALITY_FORMS), "backup", "--db", str(server.db), "--out", str(folder), "--keep", "2"]
+        serving.submit_load(server, 1, "warm-backup")
+        figures.calm = serving.submit_load(server, seconds, "calm")
+
+        stop = threading.Event()
+
+        def back_to_back() -> None:
+            while not stop.is_set():
+                began = time.perf_counter()
+                subprocess.run(command, check=True, capture_output=True)
+                figures.command_seconds.append(time.perf_counter() - began)
+
+        backups = threading.Thread(target=back_to_back)
+        backups.start()
+        time.sleep(0.2)  # the first backup has begun before the first submission
+        try:
+            figures.during = serving.submit_load(server, seconds, "during-backup")
+        finally:
+            stop.set()
+            backups.join()
+
+        api, vacuum = [], []
+        for _ in range(3):  # alternated, so a busy moment of the machine hits both
+            api.append(_timed(lambda: _copy_with_api(server.db, work / "api.db")))
+            vacuum.append(_timed(lambda: _copy_with_vacuum(server.db, work / "vacuum.db")))
+        figures.api_seconds, figures.vacuum_seconds = statistics.median(api), statistics.median(vacuum)
+        figures.integrity_seconds = _timed(lambda: _integrity(work / "api.db"))
+    for name in ("api.db", "vacuum.db"):
+        (work / name).unlink(missing_ok=True)
+    return figures
