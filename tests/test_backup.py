@@ -269,3 +269,28 @@ def test_restore_drill_kill_9_under_load_lose_the_disk_restore_from_the_replica(
     shutil.rmtree(data)
     assert run("restore", "--from-replica", cwd=workdir, env=env).returncode == 0
     assert accepted | later <= keys_in(data / "quality-forms.db")
+
+
+def test_serve_stops_at_once_when_litestream_cannot_start(workdir):
+    done = run(
+        "serve", "--port", str(free_port()), cwd=workdir, env={"QF_REPLICA_URL": "ftp://backup.example.cn/forms"}
+    )
+    assert done.returncode == 2
+    assert (
+        done.stderr.decode().splitlines()[-1]
+        == "quality-forms: litestream exited at start (status 1): see the lines above"
+    )
+
+
+def test_restore_from_an_empty_replica_changes_nothing(workdir):
+    assert run("event", "list", cwd=workdir).returncode == 0
+    before = (workdir / "data" / "quality-forms.db").read_bytes()
+    replica = (workdir / "replica").as_uri()
+    done = run("restore", "--from-replica", cwd=workdir, env={"QF_REPLICA_URL": replica})
+    assert done.returncode == 2
+    assert (
+        done.stderr.decode()
+        == f"quality-forms: cannot restore from {replica}: Error: no matching backup files available\n"
+    )
+    assert (workdir / "data" / "quality-forms.db").read_bytes() == before
+    assert sorted(os.listdir(workdir / "data")) == ["quality-forms.db", "quality-forms.db.lock"]
