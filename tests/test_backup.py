@@ -271,15 +271,16 @@ def test_restore_drill_kill_9_under_load_lose_the_disk_restore_from_the_replica(
     assert accepted | later <= keys_in(data / "quality-forms.db")
 
 
-def test_serve_stops_at_once_when_litestream_cannot_start(workdir):
-    done = run(
-        "serve", "--port", str(free_port()), cwd=workdir, env={"QF_REPLICA_URL": "ftp://backup.example.cn/forms"}
-    )
-    assert done.returncode == 2
-    assert (
-        done.stderr.decode().splitlines()[-1]
-        == "quality-forms: litestream exited at start (status 1): see the lines above"
-    )
+def test_serve_refuses_a_replica_litestream_cannot_use(workdir):
+    for url, problem in [
+        (
+            "ftp://backup.example.cn/forms",
+            'ftp://backup.example.cn/forms: Error: unknown replica type in config: "ftp"',
+        ),
+        ("/srv/replica", "'/srv/replica' is not a URL such as file:///srv/replica or s3://bucket/path"),
+    ]:
+        done = run("serve", "--port", str(free_port()), cwd=workdir, env={"QF_REPLICA_URL": url})
+        assert (done.returncode, done.stderr.decode()) == (2, f"quality-forms: QF_REPLICA_URL {problem}\n")
 
 
 def test_restore_from_an_empty_replica_changes_nothing(workdir):
