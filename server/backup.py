@@ -23,6 +23,7 @@ from pathlib import Path
 from server.clock import now
 
 DEFAULT_KEEP = 14
+COPY_STEP_PAGES = 4096  # 16 MB of 4 KB pages
 TABLES = ("responses", "form_versions")  # a file without them is not a quality-forms database
 LITESTREAM_STOP_SECONDS = 35  # Litestream's own final sync gives up after 30 s
 
@@ -94,10 +95,21 @@ def _new_name(db: Path, folder: Path) -> Path:
 
 
 def _copy(source: Path, target: Path) -> None:
-    """SQLite's online backup in one step (one read snapshot: writers go on), as a single-file database."""
-    src, dst = sqlite3.connect(source), sqlite3.connect(target, isolation_level=None)
+    """SQLite's online backup of one read snapshot (writers go on), as a single-file database.
+
+    The copy goes in steps of COPY_STEP_PAGES, each flushed to disk before the next, so the
+    disk never has hundreds of MB to write at once in front of a submission's commit. The
+    read transaction held across the steps keeps the snapshot: without it SQLite would
+    restart the copy after every commit of the server.
+    """
+    src = sqlite3.connect(source, isolation_level=None)
+    dst = sqlite3.connect(target, isolation_level=None)
     try:
-        src.backup(dst)
+        src.execute("BEGIN")
+        src.execute("SELECT count(*) FROM sqlite_master")  # the read transaction starts here
+        with open(target, "rb+") as file:
+            src.backup(dst, pages=COPY_STEP_PAGES, progress=lambda *_: os.fdatasync(file.fileno()))
+        src.execute("COMMIT")
         dst.execute("PRAGMA journal_mode = DELETE")  # one self-contained file, no -wal beside it
     finally:
         src.close()
