@@ -3,12 +3,14 @@
 The server runs over the filled database; wrk submits for the same time twice, once with
 nothing else going on and once while `quality-forms backup` runs back to back. The copy
 itself is timed both ways SQLite offers (online backup API, `VACUUM INTO`), and the
-integrity check apart, to show where the seconds go.
+integrity check apart, to show where the seconds go. Last, how far Litestream's replica
+trails the submissions (the recovery point).
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import sqlite3
 import statistics
@@ -42,6 +44,7 @@ class BackupFigures:
     during: SubmitLoad | None = None
     commit_ms_calm: list[float] = field(default_factory=list)  # one-row durable commits, nothing else running
     commit_ms_during: list[float] = field(default_factory=list)  # the same while one backup runs
+    replication_lag: list[float] = field(default_factory=list)  # seconds from a 303 to the replica
 
     @property
     def command_median(self) -> float:
@@ -71,6 +74,13 @@ class BackupFigures:
                 f" ({_p99(self.commit_ms_calm):.1f} / {max(self.commit_ms_calm):.0f} ms)",
                 f"p99 < {SUBMIT_P99_GOAL_MS} ms",
                 met(_p99(self.commit_ms_during) < SUBMIT_P99_GOAL_MS),
+            ),
+            (
+                f"replication lag: from a 303 to the `file://` replica ({len(self.replication_lag)} submissions)",
+                f"median {statistics.median(self.replication_lag):.2f} s, **max {max(self.replication_lag):.2f} s**"
+                " (the recovery point when the disk is lost)",
+                "—",
+                "",
             ),
         ]
 
@@ -180,4 +190,44 @@ def backup_figures(work: Path, count: int, seconds: int) -> BackupFigures:
         figures.integrity_seconds = _timed(lambda: _integrity(work / "api.db"))
     for name in ("api.db", "vacuum.db"):
         (work / name).unlink(missing_ok=True)
+    figures.replication_lag = replication_lag(work, 10)
     return figures
+
+
+CALM_ANSWERS = (
+    "fangxin_aware=never&know_12315=unknown&concerns=elevator&concerns=fuel&monthly_spend=800&had_problem=no&email="
+)
+
+
+def replication_lag(work: Path, samples: int) -> list[float]:
+    """Seconds from a submission's 303 until Litestream has written it to a `file://` replica.
+
+    This is the recovery point when the machine and its disk are lost at once. The server
+    runs with QF_REPLICA_URL; each sample waits for a new level-0 LTX file in the replica.
+    """
+    replica = work / "replica"
+    (work / "lag").mkdir(parents=True, exist_ok=True)
+    os.environ["QF_REPLICA_URL"] = replica.as_uri()  # serving.start passes its environment on
+    try:
+        with serving.running(work / "lag", workers=DEFAULT_WORKERS) as server:
+            level0 = replica / "ltx" / "0"
+            lags = []
+            for n in range(samples):
+                time.sleep(1.5)  # each sample starts from a replica that has caught up
+                before = set(level0.glob("*.ltx")) if level0.is_dir() else set()
+                body = f"_key=replication-lag-{n:08d}&{CALM_ANSWERS}".encode()
+                connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+                connection.request(
+                    "POST", "/f/consumer-survey", body, {"Content-Type": "application/x-www-form-urlencoded"}
+                )
+                assert connection.getresponse().status == 303
+                answered = time.monotonic()
+                connection.close()
+                while not (set(level0.glob("*.ltx")) - before):
+                    if time.monotonic() - answered > 30:
+                        raise RuntimeError("Litestream wrote nothing to the replica for 30 s")
+                    time.sleep(0.01)
+                lags.append(time.monotonic() - answered)
+            return lags
+    finally:
+        del os.environ["QF_REPLICA_URL"]
