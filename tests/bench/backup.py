@@ -153,6 +153,7 @@ def _integrity(path: Path) -> None:
 def backup_figures(work: Path, count: int, seconds: int) -> BackupFigures:
     figures = BackupFigures(count)
     folder = work / "backups"
+    work.mkdir(parents=True, exist_ok=True)
     with serving.running(work, workers=DEFAULT_WORKERS) as server:
         fill(server.db, count)
         figures.size_mb = server.db.stat().st_size / 1e6
