@@ -81,9 +81,13 @@ def check_base_url(base_url: str) -> Finding:
 
 
 def check_trusted_proxies(settings: Settings) -> Finding:
-    # QF_TRUSTED_PROXIES (SPEC §5.1) becomes a setting of its own; until then it is read from the environment.
-    value = str(getattr(settings, "trusted_proxies", None) or os.environ.get("QF_TRUSTED_PROXIES") or "").strip()
-    value = value or DEFAULT_TRUSTED_PROXIES
+    # QF_TRUSTED_PROXIES (SPEC §5.1) becomes a setting of its own, perhaps parsed into a list of
+    # networks (empty for `none`); until then it is read from the environment.
+    configured = getattr(settings, "trusted_proxies", None)
+    if isinstance(configured, list | tuple | set | frozenset):
+        value = ",".join(str(n) for n in configured) or "none"
+    else:
+        value = str(configured or os.environ.get("QF_TRUSTED_PROXIES") or "").strip() or DEFAULT_TRUSTED_PROXIES
     if value.lower() == "none":
         return ok("QF_TRUSTED_PROXIES is none: forwarded headers are ignored (no proxy in front)")
     networks = []
