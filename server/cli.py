@@ -6,10 +6,12 @@ Every failure is one plain line on standard error and a non-zero exit.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import math
 import os
 import sys
+import threading
 import unicodedata
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -18,6 +20,7 @@ import msgspec
 
 from server import events as ev
 from server.accounts import Account, AccountError, check_secret_key
+from server.backup import DEFAULT_KEEP, BackupError
 from server.clock import now
 from server.export import export_csv
 from server.forms import FORM_ID, Form, FormError, check_forms, load_form
@@ -123,16 +126,28 @@ def build_parser() -> argparse.ArgumentParser:
     posters.add_argument("--form", help="every event of this form")
     posters.add_argument("--county", help="every event in this county")
     posters.add_argument("--out", help="file to write (default exports/posters-<time>.html)")
+
+    backup = commands.add_parser("backup", parents=[common], help="copy the live database, checked; prints the path")
+    backup.add_argument("--out", type=Path, help="folder (default: backups beside the database)")
+    backup.add_argument("--keep", type=int, default=DEFAULT_KEEP, help=f"newest backups kept (default {DEFAULT_KEEP})")
+    restore = commands.add_parser("restore", parents=[common], help="put a backup in place of the database")
+    source = restore.add_mutually_exclusive_group(required=True)
+    source.add_argument("file", nargs="?", type=Path, help="a backup file")
+    source.add_argument("--from-replica", action="store_true", help="the latest state of QF_REPLICA_URL")
+    commands.add_parser("doctor", parents=[common], help="check this deployment; one line per finding")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Answers, backups and exports are personal data: every file this command or a server it
+    # starts creates (database, -wal, -shm, secret.key, backups, CSV) is its owner's alone.
+    os.umask(0o077)
     try:
         args = build_parser().parse_args(argv)
         settings = load_settings({s.name: getattr(args, s.name, None) for s in SETTINGS})
         check_secret_key(settings.secret_key)
         return COMMANDS[args.command](args, settings)
-    except (CommandError, SettingError, AccountError) as exc:
+    except (CommandError, SettingError, AccountError, BackupError) as exc:
         print(f"quality-forms: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `export --out - | head`
@@ -173,11 +188,40 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         workers_kill_timeout=SHUTDOWN_SECONDS,  # idle keep-alive connections must not hold a stop
         log_access=False,
     )
-    try:
-        server.serve()
-    except RuntimeError as exc:  # granian's word for a socket it cannot bind
-        raise CommandError(f"cannot serve on {args.host}:{args.port}: {str(exc).splitlines()[0]}") from None
+    with _replicated(settings):
+        try:
+            server.serve()
+        except RuntimeError as exc:  # granian's word for a socket it cannot bind
+            raise CommandError(f"cannot serve on {args.host}:{args.port}: {str(exc).splitlines()[0]}") from None
     return 0
+
+
+@contextlib.contextmanager
+def _replicated(settings: Settings) -> Iterator[None]:
+    """Hold the database as served; with QF_REPLICA_URL, stream it to the replica meanwhile."""
+    from server.backup import check_replica_url, hold_server_lock, start_replication, stop_replication
+
+    lock = hold_server_lock(settings.db)
+    if not settings.replica_url:
+        yield
+        return
+    check_replica_url(settings.replica_url)
+    open_database(settings.db).conn.close()  # Litestream needs the file, in WAL mode
+    replication = start_replication(settings.db, settings.replica_url, lock)
+    stopping = threading.Event()
+
+    def watch() -> None:  # serving goes on without a replica; say so (doctor flags it too)
+        status = replication.wait()
+        if not stopping.is_set():
+            print(f"quality-forms: litestream exited (status {status}): answers are not replicated", file=sys.stderr)
+
+    threading.Thread(target=watch, name="litestream-watch", daemon=True).start()
+    print(f"replicating {settings.db} to {settings.replica_url}", file=sys.stderr)
+    try:
+        yield
+    finally:
+        stopping.set()
+        stop_replication(replication)
 
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
@@ -460,6 +504,38 @@ def _read_password() -> str:
     return sys.stdin.readline().rstrip("\r\n")
 
 
+def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
+    from server.backup import make_backup
+
+    os.nice(10)  # the copy and its check are seconds of CPU: the server's submissions come first
+    print(make_backup(settings.db, args.out or settings.db.parent / "backups", args.keep))
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
+    from server.backup import restore_file, restore_from_replica
+
+    if args.from_replica:
+        kept = restore_from_replica(settings.db, settings.replica_url)
+        source = settings.replica_url
+    else:
+        kept = restore_file(settings.db, args.file)
+        source = str(args.file)
+    if kept:
+        print(f"the replaced database is kept at {kept}", file=sys.stderr)
+    print(f"restored {settings.db} from {source}")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
+    from server.doctor import diagnose
+
+    findings = diagnose(settings)
+    for finding in findings:
+        print(finding)
+    return 1 if any(f.level == "error" for f in findings) else 0
+
+
 EVENT_COMMANDS = {"add": cmd_event_add, "list": cmd_event_list, "import": cmd_event_import}
 COMMANDS = {
     "serve": cmd_serve,
@@ -471,4 +547,7 @@ COMMANDS = {
     "purge": cmd_purge,
     "report": cmd_report,
     "user": cmd_user,
+    "backup": cmd_backup,
+    "restore": cmd_restore,
+    "doctor": cmd_doctor,
 }

@@ -76,6 +76,13 @@ SETTINGS = (
         "key that signs sign-in tokens; default: made once into secret.key beside the database",
         option=False,
     ),
+    Setting(
+        "replica_url",
+        "QF_REPLICA_URL",
+        "",
+        "Litestream replica the server streams the database to, e.g. file:///srv/replica or s3://bucket/path",
+        option=False,  # SPEC §5.3: QF_REPLICA_URL only (an s3 URL may carry credentials)
+    ),
 )
 
 
@@ -87,6 +94,7 @@ class Settings(msgspec.Struct, frozen=True):
     allowed_hosts: str = ""
     trusted_proxies: str = "127.0.0.1,::1"
     secret_key: str = ""
+    replica_url: str = ""
 
     def hosts(self) -> list[str]:
         """The Host headers to answer: as configured, else the public address's, else any."""

@@ -26,6 +26,7 @@ from server.cli import DEFAULT_WORKERS
 from server.clock import now
 from tests.bench import serving, writes
 from tests.bench.answers import form, variety
+from tests.bench.backup import backup_figures
 from tests.bench.events import EventFigures
 from tests.bench.exporting import export_against_sqlite
 from tests.bench.office import OfficeFigures
@@ -265,6 +266,11 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         print("  office measured", file=sys.stderr, flush=True)
+
+        # 8. Backups: the whole command over the export's million responses, and submissions meanwhile.
+        backup = backup_figures(work / "backup", args.responses, args.seconds)
+        rows += backup.rows()
+        print("  backup measured", file=sys.stderr, flush=True)
 
         # Workers: is more than one process faster?
         worker_rows = []
