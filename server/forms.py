@@ -39,7 +39,7 @@ KIND_LABELS = {
 OTHER = "other"  # the option value `other = true` adds
 OTHER_LABEL = "其他"
 
-COMMON_KEYS = {"name", "type", "label", "hint", "required", "show_if", "personal"}
+COMMON_KEYS = {"name", "type", "label", "hint", "required", "show_if", "personal", "from_event"}
 TYPE_KEYS: dict[str, set[str]] = {
     "text": {"max_length", "min_length"},
     "textarea": {"max_length"},
@@ -50,14 +50,25 @@ TYPE_KEYS: dict[str, set[str]] = {
     "date": {"min", "max"},
     "choice": {"options", "other"},
     "multi": {"options", "min_choices", "max_choices", "other"},
-    "rating": {"scale", "low_label", "high_label"},
+    "rating": {"scale", "low_label", "high_label", "labels"},
     "consent": set(),
     "note": set(),
     "section": {"title"},
+    "hidden": {"max_length"},
 }
 DISPLAY_ONLY = {"note", "section"}
 FORM_KEYS = {"title", "kind", "description", "opens", "closes", "thanks", "privacy", "fields"}
-DEFAULT_MAX_LENGTH = {"text": 200, "textarea": 2000}
+DEFAULT_MAX_LENGTH = {"text": 200, "textarea": 2000, "hidden": 100}
+# What an event knows about itself (SPEC §5.5 `from_event`), and the types that may take it.
+EVENT_ATTRIBUTES = {
+    "county": "市县",
+    "township": "乡镇",
+    "venue_type": "场所类型",
+    "venue": "场所",
+    "date": "日期",
+    "organizer": "主办单位",
+}
+FROM_EVENT_TYPES = ("text", "choice", "date")
 
 
 class Option(msgspec.Struct, frozen=True):
@@ -87,7 +98,9 @@ class Field(msgspec.Struct, frozen=True, omit_defaults=True):
     scale: int = 5
     low_label: str = ""
     high_label: str = ""
+    labels: tuple[str, ...] = ()  # a rating's words, one per point (1…scale)
     title: str = ""
+    from_event: str | None = None  # an event attribute: on an event's page the answer is the event's
 
     @property
     def has_answer(self) -> bool:
@@ -106,6 +119,22 @@ class Field(msgspec.Struct, frozen=True, omit_defaults=True):
         for option in self.choices:
             if option.value == value:
                 return option.label
+        return value
+
+    def rating_label(self, point: int) -> str:
+        """The words for a rating point when the form gives them, else the number."""
+        return self.labels[point - 1] if 1 <= point <= len(self.labels) else str(point)
+
+    def answer_from_event(self, value: str) -> str | None:
+        """The answer an event's attribute gives this question, or None (then it is asked).
+
+        A choice takes the option whose value or label is the event's (学校 → `school`).
+        """
+        value = value.strip()
+        if not value:
+            return None
+        if self.type == "choice":
+            return next((o.value for o in self.options if value in (o.value, o.label)), None)
         return value
 
 
@@ -363,8 +392,23 @@ def _check_type_rules(field: Field, problem) -> None:
             problem(f"min_choices / max_choices 应在 0 到 {count} 之间")
         elif low is not None and high is not None and low > high:
             problem("min_choices 不能大于 max_choices")
-    elif kind == "rating" and not 2 <= field.scale <= 10:
-        problem("scale 应在 2 到 10 之间")
+    elif kind == "rating":
+        if not 2 <= field.scale <= 10:
+            problem("scale 应在 2 到 10 之间")
+        elif field.labels and (len(field.labels) != field.scale or not all(label.strip() for label in field.labels)):
+            problem(f"labels 要有 {field.scale} 个不为空的文字，从 1 分到 {field.scale} 分依次写")
+    elif kind == "hidden":
+        if field.required or field.personal or field.show_if is not None:
+            problem("hidden 由网址带入，不能设 required、personal 或 show_if")
+        if field.max_length is not None and not 1 <= field.max_length <= 200:
+            problem("max_length 应在 1 到 200 之间")
+    if field.from_event is not None:
+        if field.from_event not in EVENT_ATTRIBUTES:
+            problem(f"from_event 必须是 {' / '.join(EVENT_ATTRIBUTES)} 之一，而不是 {field.from_event!r}")
+        elif kind not in FROM_EVENT_TYPES:
+            problem(f"from_event 只能用于 {'、'.join(FROM_EVENT_TYPES)} 类型，{kind} 不行")
+        elif field.personal:
+            problem("from_event 的题目不是个人信息，不能设 personal")
 
 
 def _is_date(text: str) -> bool:

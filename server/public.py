@@ -26,7 +26,7 @@ from server.context import Context as AppContext
 from server.events import Event, get_event
 from server.forms import Form
 from server.storage import StorageError, Submission, receipt_for_key
-from server.validate import PRIVACY_CONSENT, Malformed, validate
+from server.validate import PRIVACY_CONSENT, Malformed, answers_from_event, validate
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,10 @@ class Target(msgspec.Struct, frozen=True):
         """`open`; or `upcoming`, `closed` (the form's window) or `ended` (the event's)."""
         return self.event.state(self.form) if self.event else self.form.state()
 
+    def fixed_answers(self) -> dict[str, Any]:
+        """Answers the event gives (`from_event`): not asked on its page, stored all the same."""
+        return answers_from_event(self.form, msgspec.structs.asdict(self.event)) if self.event else {}
+
 
 def new_submission_key() -> str:
     return secrets.token_urlsafe(18)
@@ -93,7 +97,8 @@ def landing(ctx: Ctx) -> Template:
 
 @get("/f/{form_id:str}", sync_to_thread=False)
 def form_page(request: HTMXRequest, ctx: Ctx, form_id: FromPath[str]) -> Response[Any]:
-    return show_form(request, form_target(ctx, form_id))
+    target = form_target(ctx, form_id)
+    return show_form(request, target, values=_from_address(request, target.form))
 
 
 @post("/f/{form_id:str}", status_code=200)
@@ -115,7 +120,16 @@ async def check_form_field(
 
 @get("/e/{code:str}", sync_to_thread=False)
 def event_page(request: HTMXRequest, ctx: Ctx, code: FromPath[str]) -> Response[Any]:
-    return show_form(request, event_target(ctx, code))
+    target = event_target(ctx, code)
+    return show_form(request, target, values=_from_address(request, target.form))
+
+
+def _from_address(request: Request, form: Form) -> dict[str, list[str]]:
+    """Values of `hidden` fields from the page address (`?src=poster`), for channel tracking."""
+    query = request.query_params
+    if not query:
+        return {}
+    return {f.name: [query[f.name]] for f in form.fields if f.type == "hidden" and f.name in query}
 
 
 @post("/e/{code:str}", status_code=200)
@@ -181,6 +195,7 @@ def show_form(
         "consent_name": PRIVACY_CONSENT,
         "key_name": SUBMISSION_KEY,
         "honeypot_name": HONEYPOT,
+        "fixed": target.fixed_answers(),
     }
     template = "_form.html" if getattr(request, "htmx", False) else "form.html"
     if values or errors or notice or status != 200:
@@ -217,7 +232,7 @@ async def submit(request: HTMXRequest, ctx: AppContext, target: Target) -> Respo
     if key and receipt_for_key(ctx.store.reader(), key):
         return _success(request, target)
     try:
-        outcome = validate(target.form, data)
+        outcome = validate(target.form, data, target.fixed_answers())
     except Malformed as exc:
         raise ClientException(str(exc)) from None
     if not outcome.ok:
@@ -259,7 +274,7 @@ async def check_field(request: HTMXRequest, target: Target, field_name: str) -> 
         raise NotFoundException()
     data = await read_answers(request)
     try:
-        error = validate(target.form, data).errors.get(field_name, "")
+        error = validate(target.form, data, target.fixed_answers()).errors.get(field_name, "")
     except Malformed as exc:
         raise ClientException(str(exc)) from None
     return Template("_error.html", context={"name": field_name, "message": error})

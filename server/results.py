@@ -129,7 +129,7 @@ def summarize(db: Database, form: Form, filters: Filters, owner: str | None = No
         [now().date().isoformat(), *params],
     ).fetchone()
     fields = [f for f in form.answer_fields if f.type != "consent"]
-    by_value = [f.name for f in fields if f.type in ("choice", "multi", *NUMBER_TYPES)]
+    by_value = [f.name for f in fields if f.type in ("choice", "multi", "hidden", *NUMBER_TYPES)]
     counts: dict[str, dict[Any, int]] = {f.name: {} for f in fields}
     answered: dict[str, int] = {}
     for name, value, kind, count in db.execute(
@@ -162,10 +162,17 @@ def _field_result(
         options = []
         if field.type == "rating":
             options = [
-                OptionCount(f"{n} 分", counts.get(n, 0), _percent(counts.get(n, 0), total))
+                OptionCount(
+                    f"{n} 分 {field.labels[n - 1]}" if field.labels else f"{n} 分",
+                    counts.get(n, 0),
+                    _percent(counts.get(n, 0), total),
+                )
                 for n in range(field.scale, 0, -1)
             ]
         return FieldResult(field, answered, options=options, average=average)
+    if field.type == "hidden":  # where responses came from (`?src=poster`): the most frequent first
+        ranked = sorted(counts.items(), key=lambda item: (-item[1], str(item[0])))
+        return FieldResult(field, answered, options=[OptionCount(str(v), c, _percent(c, answered)) for v, c in ranked])
     if field.type in TEXT_TYPES and not field.personal:
         rows = db.execute(
             f"""SELECT r.submitted_at, json_extract(r.answers, ?) AS text FROM responses r

@@ -38,13 +38,21 @@ class Malformed(ValueError):
     """A request no person could have typed (e.g. two values for a single answer)."""
 
 
-def validate(form: Form, data: Mapping[str, list[str]]) -> Outcome:
-    """Validate a whole submission against its form, questions in order."""
+def validate(form: Form, data: Mapping[str, list[str]], fixed: Mapping[str, Any] | None = None) -> Outcome:
+    """Validate a whole submission against its form, questions in order.
+
+    `fixed` holds answers the page did not ask for (an event's own township, date…, see
+    `answers_from_event`): they are taken as they are, whatever was posted for them.
+    """
     answers: dict[str, Any] = {}
     errors: dict[str, str] = {}
+    fixed = fixed or {}
     for field in form.answer_fields:
         if field.condition is not None and not expressions.evaluate(field.condition, answers):
             continue  # hidden: not required, and whatever was sent for it is discarded
+        if field.name in fixed:
+            answers[field.name] = fixed[field.name]
+            continue
         value, error = clean_field(field, data)
         if error:
             errors[field.name] = error
@@ -56,6 +64,21 @@ def validate(form: Form, data: Mapping[str, list[str]]) -> Outcome:
     if gave_personal and not _single(data, PRIVACY_CONSENT):
         errors[PRIVACY_CONSENT] = "填写了个人信息，请先阅读并勾选同意个人信息说明"
     return Outcome(answers, errors)
+
+
+def answers_from_event(form: Form, attributes: Mapping[str, str]) -> dict[str, Any]:
+    """The answers an event gives the questions bound to it with `from_event`.
+
+    A question whose event attribute is empty (or, for a choice, not one of its options)
+    gets nothing here, so the page asks it as usual.
+    """
+    answers = {}
+    for field in form.answer_fields:
+        if field.from_event is not None:
+            value = field.answer_from_event(attributes.get(field.from_event, ""))
+            if value is not None:
+                answers[field.name] = value
+    return answers
 
 
 def visible_fields(form: Form, answers: Mapping[str, Any]) -> set[str]:
@@ -189,6 +212,14 @@ def _clean_consent(field: Field, text: str) -> tuple[Any, str | None]:
     return True, None
 
 
+def _clean_hidden(field: Field, text: str) -> tuple[Any, str | None]:
+    """A value the page address carried (`?src=poster`). Nobody typed it and nobody could
+    correct it, so a value that does not fit is left out rather than refused."""
+    if len(text) > (field.max_length or 100) or _control_characters(text):
+        return None, None
+    return text, None
+
+
 def _clean_choice(field: Field, text: str, other_text: str) -> tuple[Any, str | None]:
     text = text.strip()
     if field.other and other_text:
@@ -242,4 +273,5 @@ _CLEANERS = {
     "date": _clean_date,
     "rating": _clean_rating,
     "consent": _clean_consent,
+    "hidden": _clean_hidden,
 }

@@ -1,7 +1,7 @@
 /* Small improvements for browsers that run scripts; every page works without them.
  * - questions with show_if appear and disappear as answers change (the condition tree
  *   comes from the server as JSON: no second parser here, only an evaluator);
- * - after htmx swaps a form with errors in, the first wrong answer gets the focus;
+ * - after htmx swaps a form with errors in, its error summary gets the focus;
  * - answers are kept on the phone as they are typed and come back after a reload;
  * - a send that fails for want of network is queued with its key and sent when the
  *   network returns; the service worker (/sw.js) keeps the pages usable offline. */
@@ -217,10 +217,11 @@
   });
   document.addEventListener("htmx:load", function (event) {
     setUp(event.target.parentNode || document);
-    var invalid = event.target.querySelector && event.target.querySelector("[aria-invalid=true]");
-    if (invalid && event.target.matches && event.target.matches("form.survey")) {
-      var input = invalid.matches("fieldset") ? invalid.querySelector("input") : invalid;
-      if (input) input.focus();
+    // a form swapped in with errors: go to its summary, which links each wrong question
+    var summary = event.target.querySelector && event.target.querySelector(".error-summary");
+    if (summary && event.target.matches && event.target.matches("form.survey")) {
+      summary.focus();
+      summary.scrollIntoView({ block: "start" });
     }
   });
   document.addEventListener("htmx:afterRequest", function (event) {

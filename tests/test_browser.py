@@ -197,7 +197,7 @@ def fill_like_a_resident(page, form) -> None:
         if not box.is_visible():
             continue  # a show_if question that these answers do not ask
         if field.type == "rating":  # tap the labels, as a thumb does
-            box.locator("label.rating-point").last.click()  # satisfied residents: no follow-up asked
+            box.locator("label.rating-point, label.option").last.click()  # satisfied residents: no follow-up asked
         elif field.type == "choice":
             box.locator("label.option").first.click()
         elif field.type == "multi":
@@ -262,3 +262,46 @@ def test_the_office_signs_in_and_sees_the_dashboard_and_results(site, browser):
     page.goto(f"{base}/admin/report")
     shoot(page, "office-report")
     context.close()
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["script", "no-script"])
+def test_at_an_event_a_resident_answers_only_what_the_event_does_not_know(site, browser, javascript):
+    from server.clock import now
+    from server.storage import connect
+    from tests.test_event_fields import FORM
+
+    base, workdir = site
+    forms = workdir / "forms"
+    if not (forms / "town.toml").exists():
+        (forms / "town.toml").write_text(FORM, encoding="utf-8")
+    added = run("event", "add", "town", "--title", "质量文化乡镇行", "--venue-type", "学校", "--county", "白沙",
+                "--township", "牙叉镇", "--date", now().date().isoformat(), cwd=workdir)  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    code = added.stdout.decode().split()[0]
+    context = phone(browser, javascript)
+    page = context.new_page()
+    for _ in range(50):  # the server looks at the forms folder again every two seconds
+        if page.goto(f"{base}/e/{code}?src=poster").status == 200:
+            break
+        page.wait_for_timeout(100)
+    fields = page.locator(".field:visible")
+    assert fields.count() == 1 and "满意" in fields.first.inner_text()
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    page.get_by_role("button", name="提交").click()
+    page.wait_for_selector(".error-summary")
+    assert page.evaluate("document.activeElement.className") == "error-summary"
+    assert page.locator(".error-summary li").all_inner_texts() == ["您对本次活动满意吗？ 请选择一个分数"]
+    shoot(page, f"event-bound-errors-{'js' if javascript else 'nojs'}")
+    page.locator(".error-summary a").click()
+    page.get_by_text("很满意", exact=True).click()
+    shoot(page, f"event-bound-worded-rating-{'js' if javascript else 'nojs'}")
+    page.get_by_role("button", name="提交").click()
+    page.wait_for_selector(".thanks-title")
+    context.close()
+    row = (
+        connect(workdir / "data" / "quality-forms.db")
+        .execute("SELECT answers FROM responses WHERE event = ? ORDER BY id DESC", [code])
+        .fetchone()
+    )
+    assert row is not None and '"township":"牙叉镇"' in row[0] and '"src":"poster"' in row[0]
+    assert '"venue":"school"' in row[0] and '"satisfaction":5' in row[0]
