@@ -160,6 +160,18 @@ class Form(msgspec.Struct, frozen=True):
     def has_personal(self) -> bool:
         return any(f.personal for f in self.fields)
 
+    @property
+    def asks_privacy_consent(self) -> bool:
+        """Whether the product adds its own consent box (`_consent`) for personal answers:
+        only when the form has personal questions and no required `consent` of its own, so
+        nobody ticks two boxes for one thing."""
+        return self.has_personal and not any(f.type == "consent" and f.required for f in self.fields)
+
+    @property
+    def first_personal(self) -> str:
+        """The name of the first personal question: the privacy notice stands beside it."""
+        return next((f.name for f in self.fields if f.personal), "")
+
     def field(self, name: str) -> Field | None:
         return next((f for f in self.fields if f.name == name), None)
 

@@ -61,7 +61,7 @@ def validate(form: Form, data: Mapping[str, list[str]], fixed: Mapping[str, Any]
             if field.other and OTHER in _as_list(value):
                 answers[field.other_name] = _single(data, field.other_name).strip()
     gave_personal = any(f.personal and f.name in answers for f in form.fields)
-    if gave_personal and not _single(data, PRIVACY_CONSENT):
+    if gave_personal and form.asks_privacy_consent and not _single(data, PRIVACY_CONSENT):
         errors[PRIVACY_CONSENT] = "填写了个人信息，请先阅读并勾选同意个人信息说明"
     return Outcome(answers, errors)
 

@@ -55,14 +55,18 @@
   }
 
   function applyConditions(form) {
-    var hidden = {};
+    var hidden = {}, personal = false;
     form.querySelectorAll(".field").forEach(function (field) {
       var name = field.id.slice(2);
       var source = field.getAttribute("data-show-if");
       var show = !source || holds(JSON.parse(source), form, hidden);
       field.hidden = !show;
       if (!show) hidden[name] = true;
+      else if (field.hasAttribute("data-personal") && (answerOf(form, name, hidden) || []).length) personal = true;
     });
+    // the product's consent box matters only once a personal answer is given
+    var consent = form.querySelector(".consent-box");
+    if (consent) consent.hidden = !personal && !consent.querySelector(".error:not(:empty)");
   }
 
   function setUp(root) {

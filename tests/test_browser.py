@@ -207,7 +207,7 @@ def fill_like_a_resident(page, form) -> None:
             box.locator("label.consent").click()
         else:
             page.fill(f"#i-{field.name}", sample_answer(field))
-    if form.has_personal:
+    if form.asks_privacy_consent:  # personal answers were given: the box is shown (with script, only now)
         page.locator("label.option", has=page.locator("input[name=_consent]")).click()
 
 
@@ -305,3 +305,20 @@ def test_at_an_event_a_resident_answers_only_what_the_event_does_not_know(site, 
     )
     assert row is not None and '"township":"牙叉镇"' in row[0] and '"src":"poster"' in row[0]
     assert '"venue":"school"' in row[0] and '"satisfaction":5' in row[0]
+
+
+def test_the_consent_box_appears_with_the_first_personal_answer(site, browser):
+    base, _ = site
+    context = phone(browser)
+    page = context.new_page()
+    page.goto(f"{base}/f/all-types")
+    consent = page.locator(".consent-box")
+    assert consent.is_hidden()  # an anonymous resident never sees it
+    page.locator("details.privacy-full, .privacy details").first.locator("summary").click()
+    assert page.get_by_text("活动结束 90 天后删除").is_visible()  # the full notice unfolds where it is needed
+    page.fill("#i-mobile", "13812345678")
+    assert consent.is_visible()
+    shoot(page, "privacy-consent-360")
+    page.fill("#i-mobile", "")
+    assert consent.is_hidden()
+    context.close()
