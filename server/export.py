@@ -36,21 +36,26 @@ class Column(msgspec.Struct, frozen=True):
 
 def columns(form: Form, history: Iterable[Form], extra_names: set[str]) -> list[Column]:
     """The answer columns: current fields in order, then removed ones that hold data."""
-    result: list[Column] = []
-    for field in form.answer_fields:
-        result.append(Column(field.name, field.label, field))
-        if field.other:
-            result.append(Column(field.other_name, f"{field.label}（{OTHER_LABEL}）", None))
+    result = [column for field in form.answer_fields for column in field_columns(field)]
     present = {c.name for c in result}
     for old_form in reversed(list(history)):  # newest definition first: latest label wins
         for field in old_form.answer_fields:
-            for column in (Column(field.name, field.label, field),) + (
-                (Column(field.other_name, f"{field.label}（{OTHER_LABEL}）", None),) if field.other else ()
-            ):
+            for column in field_columns(field):
                 if column.name in extra_names and column.name not in present:
                     result.append(column)
                     present.add(column.name)
     result.extend(Column(name, name, None) for name in sorted(extra_names - present))
+    return result
+
+
+def field_columns(field: Field) -> list[Column]:
+    """A question's columns: its answer, then its 其他 text; a grid has one per row."""
+    if field.type == "grid":
+        names = field.answer_names
+        return [Column(name, f"{field.label}：{row.label}", field) for name, row in zip(names, field.rows, strict=True)]
+    result = [Column(field.name, field.label, field)]
+    if field.other:
+        result.append(Column(field.other_name, f"{field.label}（{OTHER_LABEL}）", None))
     return result
 
 
@@ -146,7 +151,7 @@ def _converter(
     field = column.field
     kind = field.type if field else "text"
     guard = _as_is if typed else _guard
-    if kind in ("integer", "rating"):
+    if kind in ("integer", "rating", "grid"):
         return int
     if kind == "number":
         return float if typed else _plain_number

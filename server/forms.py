@@ -55,6 +55,7 @@ TYPE_KEYS: dict[str, set[str]] = {
     "note": set(),
     "section": {"title"},
     "hidden": {"max_length"},
+    "grid": {"rows", "scale", "low_label", "high_label"},
 }
 DISPLAY_ONLY = {"note", "section"}
 FORM_KEYS = {"title", "kind", "description", "opens", "closes", "thanks", "privacy", "fields"}
@@ -74,6 +75,16 @@ FROM_EVENT_TYPES = ("text", "choice", "date")
 class Option(msgspec.Struct, frozen=True):
     value: str
     label: str
+
+
+class GridRow(msgspec.Struct, frozen=True):
+    """One item of a `grid`, answered on the grid's scale and stored as `<name>_<key>`."""
+
+    key: str
+    label: str
+
+
+GRID_KEY = re.compile(r"^[a-z0-9_]{1,20}$")
 
 
 class Field(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -99,6 +110,7 @@ class Field(msgspec.Struct, frozen=True, omit_defaults=True):
     low_label: str = ""
     high_label: str = ""
     labels: tuple[str, ...] = ()  # a rating's words, one per point (1…scale)
+    rows: tuple[GridRow, ...] = ()  # a grid's items
     title: str = ""
     from_event: str | None = None  # an event attribute: on an event's page the answer is the event's
 
@@ -114,6 +126,15 @@ class Field(msgspec.Struct, frozen=True, omit_defaults=True):
     @property
     def other_name(self) -> str:
         return f"{self.name}_other"
+
+    @property
+    def answer_names(self) -> tuple[str, ...]:
+        """The keys this question's answers are stored under: a grid's rows each have one."""
+        if self.type == "grid":
+            return tuple(f"{self.name}_{row.key}" for row in self.rows)
+        if not self.has_answer:
+            return ()
+        return (self.name, self.other_name) if self.other else (self.name,)
 
     def option_label(self, value: str) -> str:
         for option in self.choices:
@@ -246,6 +267,7 @@ def _build_form(form_id: str, raw: dict[str, Any], problems: list[str]) -> Form 
         field = _build_field(index, raw_field, fields, problems)
         if field is not None:
             fields.append(field)
+    _check_answer_names(fields, problems)
     wants_privacy = any(isinstance(f, dict) and f.get("personal") is True for f in raw_fields)
     if wants_privacy and not str(raw.get("privacy", "")).strip():
         problems.append("有 personal = true 的字段时，必须写 privacy（个人信息说明）")
@@ -265,6 +287,17 @@ def _build_form(form_id: str, raw: dict[str, Any], problems: list[str]) -> Form 
         privacy=raw.get("privacy", "").strip(),
     )
     return msgspec.structs.replace(form, version=definition_hash(form))
+
+
+def _check_answer_names(fields: list[Field], problems: list[str]) -> None:
+    """Every stored answer key is one question's: a grid row `a_b` or an `x_other` must not be
+    another question's name."""
+    owner: dict[str, str] = {}
+    for field in fields:
+        for name in (field.name, *field.answer_names):
+            if owner.setdefault(name, field.name) != field.name:
+                other = owner[name]
+                problems.append(f"字段 {field.name!r}: 答案名 {name!r} 与字段 {other!r} 重复，请换一个 name 或 key")
 
 
 def definition_hash(form: Form) -> str:
@@ -315,6 +348,8 @@ def _build_field(index: int, raw: Any, earlier: list[Field], problems: list[str]
     values = dict(raw)
     if ftype in ("choice", "multi"):
         values["options"] = _options(raw.get("options"), raw.get("other", False), problem)
+    if ftype == "grid":
+        values["rows"] = _grid_rows(raw.get("rows"), problem)
     if ftype == "date":
         for key in ("min", "max"):
             if isinstance(values.get(key), dt.date):
@@ -367,6 +402,32 @@ def _options(raw: Any, other: Any, problem) -> list[dict[str, str]]:
     return options
 
 
+def _grid_rows(raw: Any, problem) -> list[dict[str, str]]:
+    """`rows = ["安全", { key = "price", label = "价格" }]`: plain items are keyed 1, 2, …"""
+    if not isinstance(raw, list) or not raw:
+        problem("grid 需要 rows（非空列表）")
+        return []
+    rows = []
+    for number, item in enumerate(raw, start=1):
+        if isinstance(item, str):
+            item = {"key": str(number), "label": item}
+        if not (
+            isinstance(item, dict)
+            and set(item) == {"key", "label"}
+            and all(isinstance(v, str) and v.strip() for v in item.values())
+        ):
+            problem(f'rows 的第 {number} 项必须是文字，或 {{ key = "…", label = "…" }}')
+            continue
+        key = item["key"].strip()
+        if not GRID_KEY.match(key):
+            problem(f"rows 的 key {key!r} 只能用小写字母、数字和下划线，最长 20 个字符")
+        rows.append({"key": key, "label": item["label"].strip()})
+    keys = [r["key"] for r in rows]
+    for key in sorted({k for k in keys if keys.count(k) > 1}):
+        problem(f"rows 的 key {key!r} 重复了")
+    return rows
+
+
 def _plain_validation_error(exc: msgspec.ValidationError) -> str:
     text = str(exc)
     match = re.match(r"Expected `(\w+)[^`]*`, got `\w+` - at `\$\.(\w+)", text)
@@ -404,6 +465,8 @@ def _check_type_rules(field: Field, problem) -> None:
             problem(f"min_choices / max_choices 应在 0 到 {count} 之间")
         elif low is not None and high is not None and low > high:
             problem("min_choices 不能大于 max_choices")
+    elif kind == "grid" and not 2 <= field.scale <= 10:
+        problem("scale 应在 2 到 10 之间")
     elif kind == "rating":
         if not 2 <= field.scale <= 10:
             problem("scale 应在 2 到 10 之间")
@@ -438,7 +501,7 @@ def _check_condition(condition: Condition, earlier: list[Field]) -> None:
         if source is None:
             raise ExpressionError(f"{part.field!r} 不是前面的字段")
         kind = source.type
-        if not source.has_answer or kind == "consent":
+        if not source.has_answer or kind in ("consent", "grid"):
             raise ExpressionError(f"{part.field!r} 是 {kind}，不能用于条件")
         if isinstance(part, Contains):
             if kind != "multi":

@@ -102,12 +102,22 @@ class OptionCount(msgspec.Struct, frozen=True):
     percent: float
 
 
+class RowResult(msgspec.Struct, frozen=True):
+    """One row of a grid: its answers on the grid's scale."""
+
+    label: str
+    answered: int
+    average: float | None
+    options: list[OptionCount]
+
+
 class FieldResult(msgspec.Struct, frozen=True):
     field: Field
     answered: int
     options: list[OptionCount] = []
     average: float | None = None
     texts: list[tuple[str, str]] = []  # (submitted_at, text), newest first
+    rows: list[RowResult] = []  # a grid's rows
 
 
 class Summary(msgspec.Struct, frozen=True):
@@ -130,7 +140,8 @@ def summarize(db: Database, form: Form, filters: Filters, owner: str | None = No
     ).fetchone()
     fields = [f for f in form.answer_fields if f.type != "consent"]
     by_value = [f.name for f in fields if f.type in ("choice", "multi", "hidden", *NUMBER_TYPES)]
-    counts: dict[str, dict[Any, int]] = {f.name: {} for f in fields}
+    by_value += [name for f in fields if f.type == "grid" for name in f.answer_names]
+    counts: dict[str, dict[Any, int]] = {name: {} for f in fields for name in (f.name, *f.answer_names)}
     answered: dict[str, int] = {}
     for name, value, kind, count in db.execute(
         f"""SELECT j.key, CASE WHEN j.key IN ({", ".join("?" * len(by_value)) or "NULL"}) THEN j.value END AS value,
@@ -142,7 +153,11 @@ def summarize(db: Database, form: Form, filters: Filters, owner: str | None = No
         if name in counts and value is not None:
             for item in msgspec.json.decode(value) if kind == "array" else [value]:
                 counts[name][item] = counts[name].get(item, 0) + count
-    results = [_field_result(db, f, counts[f.name], answered.get(f.name, 0), clause, params) for f in fields]
+    results = [
+        _grid_result(f, counts, answered) if f.type == "grid"
+        else _field_result(db, f, counts[f.name], answered.get(f.name, 0), clause, params)
+        for f in fields
+    ]  # fmt: skip
     return Summary(total, int(today), results)
 
 
@@ -159,16 +174,7 @@ def _field_result(
     if field.type in NUMBER_TYPES:
         total = sum(counts.values())
         average = sum(float(v) * c for v, c in counts.items()) / total if total else None
-        options = []
-        if field.type == "rating":
-            options = [
-                OptionCount(
-                    f"{n} 分 {field.labels[n - 1]}" if field.labels else f"{n} 分",
-                    counts.get(n, 0),
-                    _percent(counts.get(n, 0), total),
-                )
-                for n in range(field.scale, 0, -1)
-            ]
+        options = _points(counts, field.scale, field.labels) if field.type == "rating" else []
         return FieldResult(field, answered, options=options, average=average)
     if field.type == "hidden":  # where responses came from (`?src=poster`): the most frequent first
         ranked = sorted(counts.items(), key=lambda item: (-item[1], str(item[0])))
@@ -181,6 +187,24 @@ def _field_result(
         ).fetchall()
         return FieldResult(field, answered, texts=[(at, str(text)) for at, text in rows])
     return FieldResult(field, answered)
+
+
+def _grid_result(field: Field, counts: dict[str, dict[Any, int]], answered: dict[str, int]) -> FieldResult:
+    """Per row: the average and how many chose each point, highest point first."""
+    rows = []
+    for name, row in zip(field.answer_names, field.rows, strict=True):
+        points = counts[name]
+        total = sum(points.values())
+        average = sum(float(v) * c for v, c in points.items()) / total if total else None
+        rows.append(RowResult(row.label, answered.get(name, 0), average, _points(points, field.scale)))
+    return FieldResult(field, max((r.answered for r in rows), default=0), rows=rows)
+
+
+def _points(counts: dict[Any, int], scale: int, words: tuple[str, ...] = ()) -> list[OptionCount]:
+    """How many chose each point of a scale, highest first (`5 分 很满意` when it has words)."""
+    total = sum(counts.values())
+    named = [f"{n} 分 {words[n - 1]}" if words else f"{n} 分" for n in range(1, scale + 1)]
+    return [OptionCount(named[n - 1], counts.get(n, 0), _percent(counts.get(n, 0), total)) for n in range(scale, 0, -1)]
 
 
 def _percent(count: int, of: int) -> float:

@@ -56,6 +56,8 @@ def validate(form: Form, data: Mapping[str, list[str]], fixed: Mapping[str, Any]
         value, error = clean_field(field, data)
         if error:
             errors[field.name] = error
+        elif field.type == "grid":
+            answers.update(value or {})  # one answer per row, `<name>_<key>`
         elif value is not None:
             answers[field.name] = value
             if field.other and OTHER in _as_list(value):
@@ -90,6 +92,8 @@ def clean_field(field: Field, data: Mapping[str, list[str]]) -> tuple[Any, str |
     """One question: (clean value or None, Chinese error or None)."""
     if field.type == "multi":
         return _clean_multi(field, data)
+    if field.type == "grid":
+        return _clean_grid(field, data)
     text = _single(data, field.name)
     if field.type == "choice":
         return _clean_choice(field, text, _single(data, field.other_name).strip())
@@ -241,6 +245,23 @@ def _check_other_text(value: Any, other_text: str) -> tuple[Any, str | None]:
     if len(other_text) > OTHER_MAX_LENGTH or _control_characters(other_text):
         return None, f"“其他”内容最多 {OTHER_MAX_LENGTH} 个字"
     return value, None
+
+
+def _clean_grid(field: Field, data: Mapping[str, list[str]]) -> tuple[Any, str | None]:
+    """Each row on the shared scale: `{<name>_<key>: point}` for the rows answered."""
+    points: dict[str, int] = {}
+    missing = []
+    for name, row in zip(field.answer_names, field.rows, strict=True):
+        text = _single(data, name).strip()
+        if not text:
+            missing.append(row.label)
+        elif not (text.isascii() and text.isdigit() and len(text) <= 2 and 1 <= int(text) <= field.scale):
+            return None, f"“{row.label}”请选择 1 到 {field.scale} 之间的分数"
+        else:
+            points[name] = int(text)
+    if field.required and missing:
+        return None, f"请每一行都选一个分数（还没选：{'、'.join(missing)}）"
+    return points or None, None
 
 
 def _clean_multi(field: Field, data: Mapping[str, list[str]]) -> tuple[Any, str | None]:

@@ -322,3 +322,27 @@ def test_the_consent_box_appears_with_the_first_personal_answer(site, browser):
     page.fill("#i-mobile", "")
     assert consent.is_hidden()
     context.close()
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["script", "no-script"])
+def test_a_grid_fits_a_phone_and_a_zoomed_page_without_sideways_scrolling(site, browser, javascript):
+    from tests.test_grid import FORM
+
+    base, workdir = site
+    if not (workdir / "forms" / "five.toml").exists():
+        (workdir / "forms" / "five.toml").write_text(FORM, encoding="utf-8")
+    context = phone(browser, javascript)
+    page = context.new_page()
+    for _ in range(50):  # the server looks at the forms folder again every two seconds
+        if page.goto(f"{base}/f/five").status == 200:
+            break
+        page.wait_for_timeout(100)
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    shoot(page, f"grid-360-{'js' if javascript else 'nojs'}")
+    page.evaluate("document.documentElement.style.fontSize = '200%'")  # text at 200 %
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    for row in ("安全", "质量", "服务", "维权", "价格"):
+        page.get_by_role("radiogroup", name=row).get_by_text("4", exact=True).click()
+    page.get_by_role("button", name="提交").click()
+    page.wait_for_selector("#thanks")
+    context.close()
