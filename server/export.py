@@ -18,6 +18,7 @@ from sqlite_utils import Database
 
 from server import storage
 from server.forms import OTHER_LABEL, Field, Form
+from server.quiz import scorer
 
 Header = Literal["labels", "names"]
 BOM = "\ufeff"
@@ -26,6 +27,7 @@ ROWS_PER_CHUNK = 500
 MAX_REMEMBERED_CHOICES = 10_000  # distinct option combinations per column; memory stays flat
 FIXED_COLUMNS = (("id", "编号"), ("submitted_at", "提交时间"), ("event", "活动"))
 CONSENT_CELL = {"labels": "已同意", "names": "yes"}
+SCORE_COLUMN = {"labels": "得分", "names": "score"}
 
 
 class Column(msgspec.Struct, frozen=True):
@@ -101,13 +103,17 @@ def export_table(
         header_row = [name for name, _ in FIXED_COLUMNS] + [c.name for c in answer_columns]
     converters = [_converter(c, header, option_labels, typed) for c in answer_columns]
     responses = storage.response_rows(db, form.id, event, include_spam=include_spam)
-    return header_row, _rows(responses, answer_columns, converters)
+    score = scorer(form)
+    if score is not None:  # a quiz ends with its score
+        header_row.append(SCORE_COLUMN[header])
+    return header_row, _rows(responses, answer_columns, converters, score)
 
 
 def _rows(
     responses: Iterator[tuple[int, str, str | None, str]],
     answer_columns: list[Column],
     converters: list[Callable[[Any], Any]],
+    score: Callable[[dict[str, Any]], int] | None = None,
 ) -> Iterator[list[Any]]:
     """One list of cells per response."""
     # One converter per column, chosen once: the loop below runs a million times on big exports.
@@ -122,9 +128,12 @@ def _rows(
         line[0] = response_id
         line[1] = submitted_at
         line[2] = event_code or ""
-        for name, value in decode(answers_json).items():
+        answers = decode(answers_json)
+        for name, value in answers.items():
             if value is not None and (i := position.get(name)) is not None:
                 line[i] = convert[i](value)
+        if score is not None:
+            line.append(score(answers))
         yield line
 
 

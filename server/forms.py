@@ -48,8 +48,8 @@ TYPE_KEYS: dict[str, set[str]] = {
     "phone": set(),
     "email": set(),
     "date": {"min", "max"},
-    "choice": {"options", "other"},
-    "multi": {"options", "min_choices", "max_choices", "other"},
+    "choice": {"options", "other", "answer", "explain"},
+    "multi": {"options", "min_choices", "max_choices", "other", "answer", "explain"},
     "rating": {"scale", "low_label", "high_label", "labels"},
     "consent": set(),
     "note": set(),
@@ -58,7 +58,7 @@ TYPE_KEYS: dict[str, set[str]] = {
     "grid": {"rows", "scale", "low_label", "high_label"},
 }
 DISPLAY_ONLY = {"note", "section"}
-FORM_KEYS = {"title", "kind", "description", "opens", "closes", "thanks", "privacy", "fields"}
+FORM_KEYS = {"title", "kind", "description", "opens", "closes", "thanks", "privacy", "quiz", "fields"}
 DEFAULT_MAX_LENGTH = {"text": 200, "textarea": 2000, "hidden": 100}
 # What an event knows about itself (SPEC §5.5 `from_event`), and the types that may take it.
 EVENT_ATTRIBUTES = {
@@ -111,6 +111,8 @@ class Field(msgspec.Struct, frozen=True, omit_defaults=True):
     high_label: str = ""
     labels: tuple[str, ...] = ()  # a rating's words, one per point (1…scale)
     rows: tuple[GridRow, ...] = ()  # a grid's items
+    answer: str | tuple[str, ...] | None = None  # a quiz question's right option value(s)
+    explain: str = ""  # why, shown with the correction after a quiz
     title: str = ""
     from_event: str | None = None  # an event attribute: on an event's page the answer is the event's
 
@@ -171,11 +173,16 @@ class Form(msgspec.Struct, frozen=True):
     closes: dt.datetime | None = None
     thanks: str = ""
     privacy: str = ""
+    quiz: bool = False  # choice/multi questions with an `answer` are scored after submitting
     version: str = ""
 
     @property
     def answer_fields(self) -> tuple[Field, ...]:
         return tuple(f for f in self.fields if f.has_answer)
+
+    @property
+    def quiz_fields(self) -> tuple[Field, ...]:
+        return tuple(f for f in self.fields if f.answer is not None) if self.quiz else ()
 
     @property
     def has_personal(self) -> bool:
@@ -257,6 +264,8 @@ def _build_form(form_id: str, raw: dict[str, Any], problems: list[str]) -> Form 
     window = {key: _moment(raw, key, problems) for key in ("opens", "closes")}
     if window["opens"] and window["closes"] and window["opens"] >= window["closes"]:
         problems.append("closes 必须晚于 opens")
+    if "quiz" in raw and not isinstance(raw["quiz"], bool):
+        problems.append("quiz 必须是 true 或 false")
 
     raw_fields = raw.get("fields")
     if not isinstance(raw_fields, list) or not raw_fields:
@@ -273,6 +282,11 @@ def _build_form(form_id: str, raw: dict[str, Any], problems: list[str]) -> Form 
         problems.append("有 personal = true 的字段时，必须写 privacy（个人信息说明）")
     if fields and len(fields) == len(raw_fields) and not any(f.has_answer for f in fields):
         problems.append("表单里没有需要回答的问题")
+    scored = [f.name for f in fields if f.answer is not None]
+    if raw.get("quiz") is True and fields and len(fields) == len(raw_fields) and not scored:
+        problems.append("quiz = true 的问卷至少要有一道题写 answer（正确答案）")
+    if scored and raw.get("quiz") is not True:
+        problems.append(f"字段 {scored[0]!r}: 写了 answer，问卷还要写 quiz = true 才会计分")
     if problems:
         return None
     form = Form(
@@ -285,6 +299,7 @@ def _build_form(form_id: str, raw: dict[str, Any], problems: list[str]) -> Form 
         closes=window["closes"],
         thanks=raw.get("thanks", "").strip(),
         privacy=raw.get("privacy", "").strip(),
+        quiz=raw.get("quiz", False),
     )
     return msgspec.structs.replace(form, version=definition_hash(form))
 
@@ -477,6 +492,8 @@ def _check_type_rules(field: Field, problem) -> None:
             problem("hidden 由网址带入，不能设 required、personal 或 show_if")
         if field.max_length is not None and not 1 <= field.max_length <= 200:
             problem("max_length 应在 1 到 200 之间")
+    if kind in ("choice", "multi"):
+        _check_answer(field, problem)
     if field.from_event is not None:
         if field.from_event not in EVENT_ATTRIBUTES:
             problem(f"from_event 必须是 {' / '.join(EVENT_ATTRIBUTES)} 之一，而不是 {field.from_event!r}")
@@ -484,6 +501,25 @@ def _check_type_rules(field: Field, problem) -> None:
             problem(f"from_event 只能用于 {'、'.join(FROM_EVENT_TYPES)} 类型，{kind} 不行")
         elif field.personal:
             problem("from_event 的题目不是个人信息，不能设 personal")
+
+
+def _check_answer(field: Field, problem) -> None:
+    """A quiz answer names options by value: one for a choice, a list for a multi."""
+    if field.answer is None:
+        if field.explain:
+            problem("写了 explain（解释），还要写 answer（正确答案）")
+        return
+    values = [o.value for o in field.options]
+    given = [field.answer] if isinstance(field.answer, str) else list(field.answer)
+    if field.type == "choice" and not isinstance(field.answer, str):
+        problem('单选题的 answer 是一个选项，如 answer = "12315"')
+    elif field.type == "multi" and isinstance(field.answer, str):
+        problem('多选题的 answer 是选项的列表，如 answer = ["看3C标志", "看适用年龄"]')
+    elif not given:
+        problem("answer 不能为空")
+    for value in given:
+        if value not in values:
+            problem(f"answer {value!r} 不是选项的 value（可用：{'、'.join(values)}）")
 
 
 def _is_date(text: str) -> bool:

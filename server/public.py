@@ -25,7 +25,8 @@ from server.campaign import THEME
 from server.context import Context as AppContext
 from server.events import Event, get_event
 from server.forms import Form
-from server.storage import StorageError, Submission, receipt_for_key
+from server.quiz import grade
+from server.storage import StorageError, Submission, answers_for_key, receipt_for_key
 from server.validate import PRIVACY_CONSENT, Malformed, answers_from_event, validate
 
 log = logging.getLogger(__name__)
@@ -107,8 +108,9 @@ async def submit_form(request: HTMXRequest, ctx: Ctx, form_id: FromPath[str]) ->
 
 
 @get("/f/{form_id:str}/thanks", sync_to_thread=False)
-def thanks_page(ctx: Ctx, form_id: FromPath[str]) -> Template:
-    return Template("thanks.html", context={"target": form_target(ctx, form_id)})
+def thanks_page(request: Request, ctx: Ctx, form_id: FromPath[str]) -> Template:
+    target = form_target(ctx, form_id)
+    return Template("thanks.html", context=thanks_context(ctx, target, request.query_params.get("key", "")))
 
 
 @post("/f/{form_id:str}/check/{field_name:str}", status_code=200)
@@ -138,8 +140,20 @@ async def submit_event(request: HTMXRequest, ctx: Ctx, code: FromPath[str]) -> R
 
 
 @get("/e/{code:str}/thanks", sync_to_thread=False)
-def event_thanks_page(ctx: Ctx, code: FromPath[str]) -> Template:
-    return Template("thanks.html", context={"target": event_target(ctx, code)})
+def event_thanks_page(request: Request, ctx: Ctx, code: FromPath[str]) -> Template:
+    target = event_target(ctx, code)
+    return Template("thanks.html", context=thanks_context(ctx, target, request.query_params.get("key", "")))
+
+
+def thanks_context(ctx: AppContext, target: Target, key: str) -> dict[str, Any]:
+    """The thank-you page; after a quiz, the score and each correction of the response sent
+    with this submission key (the key is the resident's own, from the page they filled)."""
+    if not target.form.quiz_fields or not KEY_PATTERN.match(key):
+        return {"target": target}
+    stored = answers_for_key(ctx.store.reader(), key)
+    if stored is None or stored[0] != target.form.id:
+        return {"target": target}
+    return {"target": target, "grade": grade(target.form, stored[2])}
 
 
 @post("/e/{code:str}/check/{field_name:str}", status_code=200)
@@ -230,7 +244,7 @@ async def submit(request: HTMXRequest, ctx: AppContext, target: Target) -> Respo
     data = await read_answers(request)
     key = _submission_key(data)
     if key and receipt_for_key(ctx.store.reader(), key):
-        return _success(request, target)
+        return _success(request, ctx, target, key)
     try:
         outcome = validate(target.form, data, target.fixed_answers())
     except Malformed as exc:
@@ -251,7 +265,7 @@ async def submit(request: HTMXRequest, ctx: AppContext, target: Target) -> Respo
         await ctx.store.writer.store(submission)
     except StorageError:
         return show_form(request, target, values=data, key=key, status=503, notice=NOTICE_NOT_STORED)
-    return _success(request, target)
+    return _success(request, ctx, target, submission.submission_key)
 
 
 def _submission_key(data: dict[str, list[str]]) -> str:
@@ -261,9 +275,11 @@ def _submission_key(data: dict[str, list[str]]) -> str:
     return values[0]
 
 
-def _success(request: HTMXRequest, target: Target) -> Response[Any]:
+def _success(request: HTMXRequest, ctx: AppContext, target: Target, key: str) -> Response[Any]:
     if request.htmx:
-        return Template("_thanks.html", context={"target": target})
+        return Template("_thanks.html", context=thanks_context(ctx, target, key))
+    if target.form.quiz_fields:  # the thank-you page shows this response's score
+        return Redirect(f"{target.path}/thanks?key={key}", status_code=303)
     return Redirect(f"{target.path}/thanks", status_code=303)
 
 

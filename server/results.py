@@ -20,6 +20,7 @@ from server.campaign import VENUE_TYPES, county_named
 from server.clock import now, parse_day
 from server.events import normalize_code
 from server.forms import Field, Form
+from server.quiz import right_values
 
 RECENT_TEXTS = 5
 TEXT_TYPES = ("text", "textarea")
@@ -118,6 +119,7 @@ class FieldResult(msgspec.Struct, frozen=True):
     average: float | None = None
     texts: list[tuple[str, str]] = []  # (submitted_at, text), newest first
     rows: list[RowResult] = []  # a grid's rows
+    correct: int | None = None  # a quiz question: how many answered it right
 
 
 class Summary(msgspec.Struct, frozen=True):
@@ -158,7 +160,25 @@ def summarize(db: Database, form: Form, filters: Filters, owner: str | None = No
         else _field_result(db, f, counts[f.name], answered.get(f.name, 0), clause, params)
         for f in fields
     ]  # fmt: skip
+    if form.quiz_fields:
+        right = _right_answers(db, form, clause, params)
+        results = [
+            msgspec.structs.replace(r, correct=right[r.field.name]) if r.field.name in right else r for r in results
+        ]
     return Summary(total, int(today), results)
+
+
+def _right_answers(db: Database, form: Form, clause: str, params: list[Any]) -> dict[str, int]:
+    """How many answered each quiz question right, in one pass: a stored answer is the right
+    one exactly when it equals the right value (a multi: the right list, in definition order)."""
+    fields = form.quiz_fields
+    arguments: list[Any] = []
+    for field in fields:
+        right = right_values(field)
+        arguments += [f"$.{field.name}", right[0] if field.type == "choice" else msgspec.json.encode(right).decode()]
+    sums = ", ".join("total(json_extract(r.answers, ?) = ?)" for _ in fields)
+    row = db.execute(f"SELECT {sums} FROM responses r WHERE {clause}", arguments + params).fetchone()
+    return {f.name: int(n) for f, n in zip(fields, row, strict=True)}
 
 
 def _field_result(
