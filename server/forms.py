@@ -20,7 +20,7 @@ from typing import Any
 
 import msgspec
 
-from server import expressions
+from server import expressions, regions
 from server.clock import CHINA, now
 from server.expressions import Compare, Condition, Contains, ExpressionError
 
@@ -56,6 +56,7 @@ TYPE_KEYS: dict[str, set[str]] = {
     "section": {"title"},
     "hidden": {"max_length"},
     "grid": {"rows", "scale", "low_label", "high_label"},
+    "region": {"levels"},
 }
 DISPLAY_ONLY = {"note", "section"}
 FORM_KEYS = {"title", "kind", "description", "opens", "closes", "thanks", "privacy", "quiz", "fields"}
@@ -69,7 +70,7 @@ EVENT_ATTRIBUTES = {
     "date": "日期",
     "organizer": "主办单位",
 }
-FROM_EVENT_TYPES = ("text", "choice", "date")
+FROM_EVENT_TYPES = ("text", "choice", "date", "region")
 
 
 class Option(msgspec.Struct, frozen=True):
@@ -113,6 +114,7 @@ class Field(msgspec.Struct, frozen=True, omit_defaults=True):
     rows: tuple[GridRow, ...] = ()  # a grid's items
     answer: str | tuple[str, ...] | None = None  # a quiz question's right option value(s)
     explain: str = ""  # why, shown with the correction after a quiz
+    levels: int = 2  # a region: 1 = 市县 only, 2 = 市县 and 乡镇
     title: str = ""
     from_event: str | None = None  # an event attribute: on an event's page the answer is the event's
 
@@ -480,6 +482,13 @@ def _check_type_rules(field: Field, problem) -> None:
             problem(f"min_choices / max_choices 应在 0 到 {count} 之间")
         elif low is not None and high is not None and low > high:
             problem("min_choices 不能大于 max_choices")
+    elif kind == "region":
+        if field.levels not in (1, 2):
+            problem("levels 只能是 1（只选市县）或 2（市县和乡镇）")
+        try:
+            regions.load()
+        except regions.RegionDataMissing:
+            problem("海南行政区划数据没有安装，请先运行 make setup")
     elif kind == "grid" and not 2 <= field.scale <= 10:
         problem("scale 应在 2 到 10 之间")
     elif kind == "rating":
@@ -499,6 +508,8 @@ def _check_type_rules(field: Field, problem) -> None:
             problem(f"from_event 必须是 {' / '.join(EVENT_ATTRIBUTES)} 之一，而不是 {field.from_event!r}")
         elif kind not in FROM_EVENT_TYPES:
             problem(f"from_event 只能用于 {'、'.join(FROM_EVENT_TYPES)} 类型，{kind} 不行")
+        elif kind == "region" and field.from_event not in ("county", "township"):
+            problem('region 题的 from_event 只能是 "county" 或 "township"（活动的市县和乡镇）')
         elif field.personal:
             problem("from_event 的题目不是个人信息，不能设 personal")
 

@@ -20,7 +20,7 @@ from litestar.params import FromPath
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 
-from server import expressions
+from server import expressions, regions
 from server.campaign import THEME
 from server.context import Context as AppContext
 from server.events import Event, get_event
@@ -210,6 +210,7 @@ def show_form(
         "key_name": SUBMISSION_KEY,
         "honeypot_name": HONEYPOT,
         "fixed": target.fixed_answers(),
+        "regions": regions.load() if any(f.type == "region" for f in target.form.fields) else None,
     }
     template = "_form.html" if getattr(request, "htmx", False) else "form.html"
     if values or errors or notice or status != 200:

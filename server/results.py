@@ -23,6 +23,7 @@ from server.forms import Field, Form
 from server.quiz import right_values
 
 RECENT_TEXTS = 5
+RANKED_TOWNS = 10
 TEXT_TYPES = ("text", "textarea")
 NUMBER_TYPES = ("integer", "number", "rating")
 
@@ -141,7 +142,7 @@ def summarize(db: Database, form: Form, filters: Filters, owner: str | None = No
         [now().date().isoformat(), *params],
     ).fetchone()
     fields = [f for f in form.answer_fields if f.type != "consent"]
-    by_value = [f.name for f in fields if f.type in ("choice", "multi", "hidden", *NUMBER_TYPES)]
+    by_value = [f.name for f in fields if f.type in ("choice", "multi", "hidden", "region", *NUMBER_TYPES)]
     by_value += [name for f in fields if f.type == "grid" for name in f.answer_names]
     counts: dict[str, dict[Any, int]] = {name: {} for f in fields for name in (f.name, *f.answer_names)}
     answered: dict[str, int] = {}
@@ -196,9 +197,16 @@ def _field_result(
         average = sum(float(v) * c for v, c in counts.items()) / total if total else None
         options = _points(counts, field.scale, field.labels) if field.type == "rating" else []
         return FieldResult(field, answered, options=options, average=average)
+    if field.type == "region":  # by 市县, and the 乡镇 most answered
+        counties: dict[str, int] = {}
+        for place, count in counts.items():
+            county = str(place).split("/")[0]
+            counties[county] = counties.get(county, 0) + count
+        towns = _ranked(counts, answered)[:RANKED_TOWNS] if field.levels == 2 else []
+        rows = [RowResult(f"乡镇（前 {RANKED_TOWNS} 名）", answered, None, towns)] if towns else []
+        return FieldResult(field, answered, options=_ranked(counties, answered), rows=rows)
     if field.type == "hidden":  # where responses came from (`?src=poster`): the most frequent first
-        ranked = sorted(counts.items(), key=lambda item: (-item[1], str(item[0])))
-        return FieldResult(field, answered, options=[OptionCount(str(v), c, _percent(c, answered)) for v, c in ranked])
+        return FieldResult(field, answered, options=_ranked(counts, answered))
     if field.type in TEXT_TYPES and not field.personal:
         rows = db.execute(
             f"""SELECT r.submitted_at, json_extract(r.answers, ?) AS text FROM responses r
@@ -218,6 +226,12 @@ def _grid_result(field: Field, counts: dict[str, dict[Any, int]], answered: dict
         average = sum(float(v) * c for v, c in points.items()) / total if total else None
         rows.append(RowResult(row.label, answered.get(name, 0), average, _points(points, field.scale)))
     return FieldResult(field, max((r.answered for r in rows), default=0), rows=rows)
+
+
+def _ranked(counts: dict[Any, int], answered: int) -> list[OptionCount]:
+    """Values as they were answered, the most frequent first."""
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], str(item[0])))
+    return [OptionCount(str(value), count, _percent(count, answered)) for value, count in ranked]
 
 
 def _points(counts: dict[Any, int], scale: int, words: tuple[str, ...] = ()) -> list[OptionCount]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from server import expressions
+from server import expressions, regions
 from server.clock import parse_day
 from server.forms import OTHER, Field, Form
 
@@ -76,10 +76,15 @@ def answers_from_event(form: Form, attributes: Mapping[str, str]) -> dict[str, A
     """
     answers = {}
     for field in form.answer_fields:
-        if field.from_event is not None:
+        if field.type == "region" and field.from_event is not None:  # the event's place: 市县, or 市县/乡镇
+            parts = [attributes.get("county", ""), attributes.get("township", "")][: field.levels]
+            value = regions.normalize("/".join(parts), field.levels) if all(parts) else None
+        elif field.from_event is not None:
             value = field.answer_from_event(attributes.get(field.from_event, ""))
-            if value is not None:
-                answers[field.name] = value
+        else:
+            continue
+        if value is not None:
+            answers[field.name] = value
     return answers
 
 
@@ -216,6 +221,13 @@ def _clean_consent(field: Field, text: str) -> tuple[Any, str | None]:
     return True, None
 
 
+def _clean_region(field: Field, text: str) -> tuple[Any, str | None]:
+    place = regions.normalize(_halfwidth(text), field.levels)
+    if place is None:
+        return None, "请从列表中选择海南省的市县" + ("和乡镇" if field.levels == 2 else "")
+    return place, None
+
+
 def _clean_hidden(field: Field, text: str) -> tuple[Any, str | None]:
     """A value the page address carried (`?src=poster`). Nobody typed it and nobody could
     correct it, so a value that does not fit is left out rather than refused."""
@@ -295,4 +307,5 @@ _CLEANERS = {
     "rating": _clean_rating,
     "consent": _clean_consent,
     "hidden": _clean_hidden,
+    "region": _clean_region,
 }

@@ -69,7 +69,49 @@
     if (consent) consent.hidden = !personal && !consent.querySelector(".error:not(:empty)");
   }
 
+  // 市县 → 乡镇: the one long list (grouped by 市县) becomes two short ones; the original,
+  // hidden, is still what is sent, so the page works the same with or without this.
+  function splitRegion(select) {
+    if (select.dataset.split) return;
+    select.dataset.split = "1";
+    var groups = Array.prototype.slice.call(select.querySelectorAll("optgroup"));
+    var county = document.createElement("select"), town = document.createElement("select");
+    county.className = town.className = "region-part";
+    county.id = select.id;
+    select.id = select.id + "-all";
+    county.setAttribute("aria-describedby", select.getAttribute("aria-describedby") || "");
+    town.setAttribute("aria-label", "乡镇");
+    county.add(new Option("请选择市县", ""));
+    groups.forEach(function (g) { county.add(new Option(g.label, g.label)); });
+    function fillTowns() {
+      town.length = 0;
+      town.add(new Option(county.value ? "请选择乡镇" : "请先选择市县", ""));
+      groups.forEach(function (g) {
+        if (g.label !== county.value) return;
+        Array.prototype.forEach.call(g.children, function (o) { town.add(new Option(o.text, o.value)); });
+      });
+      town.disabled = !county.value;
+    }
+    county.addEventListener("change", function (event) {
+      event.stopPropagation();
+      fillTowns();
+      select.value = "";
+    });
+    town.addEventListener("change", function (event) {
+      event.stopPropagation();
+      select.value = town.value;
+      select.dispatchEvent(new Event("change", { bubbles: true }));
+    });
+    select.hidden = true;
+    select.parentNode.insertBefore(county, select);
+    select.parentNode.insertBefore(town, select);
+    county.value = select.value ? select.value.split("/")[0] : "";
+    fillTowns();
+    town.value = select.value;
+  }
+
   function setUp(root) {
+    root.querySelectorAll("select[data-region='2']").forEach(splitRegion);
     root.querySelectorAll("form.survey").forEach(function (form) {
       applyConditions(form);
       if (!form.dataset.watched) {

@@ -348,3 +348,36 @@ def test_a_grid_fits_a_phone_and_a_zoomed_page_without_sideways_scrolling(site, 
     page.get_by_role("button", name="提交").click()
     page.wait_for_selector("#thanks")
     context.close()
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["script", "no-script"])
+def test_a_resident_picks_county_then_town(site, browser, javascript):
+    from server.storage import connect
+    from tests.test_region import FORM
+
+    base, workdir = site
+    if not (workdir / "forms" / "town-region.toml").exists():
+        (workdir / "forms" / "town-region.toml").write_text(FORM, encoding="utf-8")
+    context = phone(browser, javascript)
+    page = context.new_page()
+    for _ in range(50):  # the server looks at the forms folder again every two seconds
+        if page.goto(f"{base}/f/town-region").status == 200:
+            break
+        page.wait_for_timeout(100)
+    if javascript:  # two short lists: the county's towns only
+        page.select_option("#i-place", "白沙黎族自治县")
+        towns = page.locator("#q-place select.region-part").nth(1)
+        assert towns.locator("option").count() == 12  # 请选择乡镇 and 白沙's 11
+        towns.select_option("白沙黎族自治县/牙叉镇")
+    else:
+        page.select_option("#i-place", "白沙黎族自治县/牙叉镇")
+    shoot(page, f"region-360-{'js' if javascript else 'nojs'}")
+    page.get_by_role("button", name="提交").click()
+    page.wait_for_selector("#thanks")
+    context.close()
+    row = (
+        connect(workdir / "data" / "quality-forms.db")
+        .execute("SELECT answers FROM responses WHERE form_id = 'town-region' ORDER BY id DESC")
+        .fetchone()
+    )
+    assert row[0] == '{"place":"白沙黎族自治县/牙叉镇"}'
