@@ -341,20 +341,22 @@ def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
     import datetime as dt
 
     from server.accounts import record
+    from server.results import personal_fields_of
     from server.storage import purge_personal
 
     if args.older_than < 0:
         raise CommandError("--older-than must be 0 or more days")
     form = resolve_form(settings, args.form_id)
     db = open_database(settings.db)
-    names = sorted(
-        {f.name for version in [form, *stored_definitions(db, form.id)] for f in version.fields if f.personal}
-    )
+    names = sorted(personal_fields_of(db, form.id, form))  # every version's, and their 其他 texts
     if not names:
         raise CommandError(f"form {form.id!r} has no personal questions")
     before = (now() - dt.timedelta(days=args.older_than)).isoformat()
-    count = purge_personal(db, form.id, names, before)
-    detail = f"form {form.id}: personal answers ({', '.join(names)}) removed from {count} response(s) before {before}"
+    erased = purge_personal(db, form.id, names, before)
+    removed = f"personal answers ({', '.join(names)}) removed from {erased.responses} response(s)"
+    detail = f"form {form.id}: {removed} before {before}"
+    if erased.wal_left:
+        detail += f"; the WAL still holds {erased.wal_left} bytes (a reader was busy): purge again later to clear it"
     record(db, "command line", "purge", detail)
     print(detail)
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Literal
 
@@ -22,7 +23,26 @@ from server.quiz import scorer
 
 Header = Literal["labels", "names"]
 BOM = "\ufeff"
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A spreadsheet runs a cell as a formula when it begins with one of these, once its input
+# normalisation (NFKC: full-width ＝＋－＠, small and superscript forms) is done...
+FORMULA_SIGNS = "=+-@\u207a\u207c\u208a\u208c\u2a75\u2a76\ufb29\ufe62\ufe63\ufe66\ufe6b\uff0b\uff0d\uff1d\uff20"
+# ...and leading whitespace and invisible format characters (Unicode category Cf: BOM, zero-width
+# space, direction marks) do not stop it. Ranges of code points; tests/test_export.py checks both
+# lists against `unicodedata`.
+INVISIBLE_LEADERS = (
+    (0x09, 0x0D), (0x1C, 0x20), (0x85, 0x85), (0xA0, 0xA0), (0xAD, 0xAD), (0x600, 0x605), (0x61C, 0x61C),
+    (0x6DD, 0x6DD), (0x70F, 0x70F), (0x890, 0x891), (0x8E2, 0x8E2), (0x1680, 0x1680), (0x180E, 0x180E),
+    (0x2000, 0x200F), (0x2028, 0x202F), (0x205F, 0x2064), (0x2066, 0x206F), (0x3000, 0x3000), (0xFEFF, 0xFEFF),
+    (0xFFF9, 0xFFFB), (0x110BD, 0x110BD), (0x110CD, 0x110CD), (0x13430, 0x13438), (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A), (0xE0001, 0xE0001), (0xE0020, 0xE007F),
+)  # fmt: skip
+FORMULA_CONTROLS = "\t\r\0"  # a cell starting with one of these is guarded whatever follows (OWASP, ASVS 1.2.10)
+_LEADERS = "".join(f"\\U{first:08x}-\\U{last:08x}" for first, last in INVISIBLE_LEADERS)
+_FORMULA = re.compile(f"[{re.escape(FORMULA_CONTROLS)}]|[{_LEADERS}]*[{re.escape(FORMULA_SIGNS)}]")
+# The first characters worth the regex: a set test turns away nearly every cell cheaply.
+_SUSPECT_FIRST = frozenset(
+    [*FORMULA_SIGNS, *FORMULA_CONTROLS, *(chr(c) for first, last in INVISIBLE_LEADERS for c in range(first, last + 1))]
+)
 ROWS_PER_CHUNK = 500
 MAX_REMEMBERED_CHOICES = 10_000  # distinct option combinations per column; memory stays flat
 FIXED_COLUMNS = (("id", "编号"), ("submitted_at", "提交时间"), ("event", "活动"))
@@ -96,7 +116,7 @@ def export_table(
     extra = storage.fields_in_answers(db, form.id, except_version=form.version)
     answer_columns = columns(form, history, extra)
     option_labels = _option_labels([*history, form])
-    guard = _as_is if typed else _guard
+    guard = _as_is if typed else guard_formula
     if header == "labels":
         header_row = [label for _, label in FIXED_COLUMNS] + [guard(c.label) for c in answer_columns]
     else:
@@ -159,7 +179,7 @@ def _converter(
     """The function that turns a column's stored answer (never None) into its cell."""
     field = column.field
     kind = field.type if field else "text"
-    guard = _as_is if typed else _guard
+    guard = _as_is if typed else guard_formula
     if kind in ("integer", "rating", "grid"):
         return int
     if kind == "number":
@@ -200,7 +220,7 @@ def _choice_converter(field: Field, labels: dict[str, str] | None, guard: Callab
 def _text(value: Any) -> str:
     if isinstance(value, list):  # a removed field we know nothing about
         value = "; ".join(str(v) for v in value)
-    return _guard(str(value))
+    return guard_formula(str(value))
 
 
 def _raw_text(value: Any) -> str:
@@ -218,6 +238,6 @@ def _as_is(text: str) -> str:
     return text
 
 
-def _guard(text: str) -> str:
-    """Keep spreadsheets from running a cell as a formula."""
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+def guard_formula(text: str) -> str:
+    """Keep spreadsheets from running a CSV cell as a formula: a `'` before any that could be one."""
+    return "'" + text if text[:1] in _SUSPECT_FIRST and _FORMULA.match(text) else text

@@ -15,18 +15,18 @@ from litestar.di import Provide
 from litestar.exceptions import ClientException, NotFoundException, PermissionDeniedException
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
+from sqlite_utils import Database
 
-from server import accounts, report
+from server import accounts, report, storage
 from server import events as ev
 from server.accounts import User
 from server.campaign import COUNTIES, ORGANIZERS, VENUE_TYPES
 from server.clock import now
 from server.context import Context as AppContext
-from server.forms import Form
+from server.forms import Field, Form
 from server.public import Ctx
-from server.results import Filters, mask, parse_filters, summarize, where
+from server.results import Filters, mask, parse_filters, personal_fields_of, summarize, where
 from server.signin import CSRF_FIELD, CurrentUser, checked_form, current_user, form_value
-from server.storage import transaction
 
 PAGE_SIZE = 50
 
@@ -133,7 +133,8 @@ def responses_page(request: Request, ctx: Ctx, user: CurrentUser, form_id: FromP
             ORDER BY r.id DESC LIMIT {PAGE_SIZE + 1}""",
         params,
     ).fetchall()
-    shown = [_masked_row(form, row) for row in rows[:PAGE_SIZE]]
+    personal = personal_fields_of(db, form.id, form)
+    shown = [_masked_row(personal, row) for row in rows[:PAGE_SIZE]]
     context = {
         "form": form,
         "filters": filters,
@@ -149,28 +150,26 @@ def responses_page(request: Request, ctx: Ctx, user: CurrentUser, form_id: FromP
     )
 
 
-def _masked_row(form: Form | None, row: tuple) -> dict[str, Any]:
+def _masked_row(personal: dict[str, Field], row: tuple) -> dict[str, Any]:
+    """A response as the office sees it: personal answers (of any version of the form) masked."""
     answers = msgspec.json.decode(row[3])
-    cells = {name: mask(form.field(name) if form else None, value) for name, value in answers.items()}
+    cells = {name: mask(personal.get(name), value) for name, value in answers.items()}
     return {"id": row[0], "submitted_at": row[1], "event": row[2] or "", "cells": cells, "spam": bool(row[4])}
 
 
 def _response(ctx: AppContext, user: User, response_id: int) -> tuple[dict[str, Any], Form | None]:
-    row = (
-        ctx.store.reader()
-        .execute(
-            """SELECT r.id, r.submitted_at, r.event, r.answers, r.suspected_spam, r.form_id, e.created_by
+    db = ctx.store.reader()
+    row = db.execute(
+        """SELECT r.id, r.submitted_at, r.event, r.answers, r.suspected_spam, r.form_id, e.created_by
            FROM responses r LEFT JOIN events e ON e.code = r.event WHERE r.id = ?""",
-            [response_id],
-        )
-        .fetchone()
-    )
+        [response_id],
+    ).fetchone()
     if row is None:
         raise NotFoundException()
     if not user.is_admin and row[6] != user.username:
         raise PermissionDeniedException("not your event")
-    form = ctx.catalog.get(row[5])
-    return _masked_row(form, row[:5]) | {"form_id": row[5]}, form
+    form = ctx.catalog.get(row[5])  # None once the form file is gone: its stored versions still mask
+    return _masked_row(personal_fields_of(db, row[5], form), row[:5]) | {"form_id": row[5]}, form
 
 
 @get("/responses/{response_id:int}", sync_to_thread=True)
@@ -187,9 +186,12 @@ async def delete_response(request: Request, ctx: Ctx, user: CurrentUser, respons
     shown, _ = _response(ctx, user, response_id)
 
     def delete() -> None:
-        with transaction(ctx.store.reader()) as db:
-            db.execute("DELETE FROM responses WHERE id = ?", [response_id])
-            accounts.log_action(db, user.username, "delete-response", f"form {shown['form_id']} response {response_id}")
+        detail = f"form {shown['form_id']} response {response_id}"
+
+        def audit(db: Database) -> None:
+            accounts.log_action(db, user.username, "delete-response", detail)
+
+        storage.delete_response(ctx.store.reader(), response_id, also=audit)  # a busy WAL is in the server log
 
     await anyio.to_thread.run_sync(delete)
     return Redirect(f"/admin/forms/{shown['form_id']}/responses", status_code=303)

@@ -9,7 +9,7 @@ checked and a bad one is a Chinese message, never a 5xx.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
@@ -21,6 +21,7 @@ from server.clock import now, parse_day
 from server.events import normalize_code
 from server.forms import Field, Form
 from server.quiz import right_values
+from server.storage import stored_definitions
 
 RECENT_TEXTS = 5
 RANKED_TOWNS = 10
@@ -142,6 +143,7 @@ def summarize(db: Database, form: Form, filters: Filters, owner: str | None = No
         [now().date().isoformat(), *params],
     ).fetchone()
     fields = [f for f in form.answer_fields if f.type != "consent"]
+    personal = personal_fields_of(db, form.id, form)
     by_value = [f.name for f in fields if f.type in ("choice", "multi", "hidden", "region", *NUMBER_TYPES)]
     by_value += [name for f in fields if f.type == "grid" for name in f.answer_names]
     counts: dict[str, dict[Any, int]] = {name: {} for f in fields for name in (f.name, *f.answer_names)}
@@ -158,7 +160,7 @@ def summarize(db: Database, form: Form, filters: Filters, owner: str | None = No
                 counts[name][item] = counts[name].get(item, 0) + count
     results = [
         _grid_result(f, counts, answered) if f.type == "grid"
-        else _field_result(db, f, counts[f.name], answered.get(f.name, 0), clause, params)
+        else _field_result(db, f, counts[f.name], answered.get(f.name, 0), clause, params, f.name in personal)
         for f in fields
     ]  # fmt: skip
     if form.quiz_fields:
@@ -183,7 +185,7 @@ def _right_answers(db: Database, form: Form, clause: str, params: list[Any]) -> 
 
 
 def _field_result(
-    db: Database, field: Field, counts: dict[Any, int], answered: int, clause: str, params: list[Any]
+    db: Database, field: Field, counts: dict[Any, int], answered: int, clause: str, params: list[Any], personal: bool
 ) -> FieldResult:
     if field.type in ("choice", "multi"):
         labels = {o.value: o.label for o in field.choices}
@@ -207,7 +209,7 @@ def _field_result(
         return FieldResult(field, answered, options=_ranked(counties, answered), rows=rows)
     if field.type == "hidden":  # where responses came from (`?src=poster`): the most frequent first
         return FieldResult(field, answered, options=_ranked(counts, answered))
-    if field.type in TEXT_TYPES and not field.personal:
+    if field.type in TEXT_TYPES and not personal:  # personal in any version: never shown
         rows = db.execute(
             f"""SELECT r.submitted_at, json_extract(r.answers, ?) AS text FROM responses r
                 WHERE {clause} AND text IS NOT NULL ORDER BY r.id DESC LIMIT {RECENT_TEXTS}""",
@@ -243,6 +245,28 @@ def _points(counts: dict[Any, int], scale: int, words: tuple[str, ...] = ()) -> 
 
 def _percent(count: int, of: int) -> float:
     return round(100 * count / of, 1) if of else 0.0
+
+
+def personal_fields(definitions: Iterable[Form]) -> dict[str, Field]:
+    """Answer key -> the field to mask it by, for every key personal in any of the definitions.
+
+    A question stays personal once any stored version said so, even after it is removed
+    from the file or loses `personal`. The 其他 text (`<name>_other`) of a personal question
+    is personal too. A later definition's field wins, so its type picks the mask.
+    """
+    personal: dict[str, Field] = {}
+    for definition in definitions:
+        for field in definition.fields:
+            if field.personal:
+                personal[field.name] = field
+                if field.type in ("choice", "multi"):  # whether or not this version has `other`
+                    personal[field.other_name] = Field(field.other_name, "text", personal=True)
+    return personal
+
+
+def personal_fields_of(db: Database, form_id: str, current: Form | None = None) -> dict[str, Field]:
+    """`personal_fields` over every stored version of a form and its current file (once per page)."""
+    return personal_fields([*stored_definitions(db, form_id), *([current] if current else [])])
 
 
 def mask(field: Field | None, value: Any) -> str:

@@ -16,7 +16,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,8 @@ BUSY_TIMEOUT_MS = 5000
 MAX_BATCH = 512
 HEALTH_TTL = 1.0
 CHECKPOINT_EVERY = 50  # group commits between WAL checkpoints (a commit is a few pages)
+EMPTY_WAL_ATTEMPTS = 20  # after a purge or deletion: tries to empty the WAL, EMPTY_WAL_PAUSE apart
+EMPTY_WAL_PAUSE = 0.05
 
 
 def connect(path: Path | str, *, check_same_thread: bool = True) -> Database:
@@ -43,6 +45,9 @@ def connect(path: Path | str, *, check_same_thread: bool = True) -> Database:
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
+    # Zero what a write frees (a purged answer, a deleted row) instead of leaving it in free
+    # space: Debian builds SQLite with this on, other builds do not, and every connection counts.
+    conn.execute("PRAGMA secure_delete = ON")
     return Database(conn)
 
 
@@ -332,14 +337,21 @@ def _rollback(db: Database) -> None:
             db.execute("ROLLBACK")
 
 
-def purge_personal(db: Database, form_id: str, names: list[str], until: str) -> int:
+class Erased(msgspec.Struct, frozen=True):
+    """What a purge or a deletion removed, and whether old copies may remain on disk."""
+
+    responses: int  # responses that lost answers, or were deleted
+    wal_left: int  # 0 when the WAL was emptied; else the bytes of the -wal file, old copies among them
+
+
+def purge_personal(db: Database, form_id: str, names: list[str], until: str) -> Erased:
     """Remove the answers to personal questions from responses submitted up to `until`.
 
-    The rest of each response stays, so the statistics keep their numbers. Returns how
-    many responses lost personal answers.
+    The rest of each response stays, so the statistics keep their numbers. `names` are
+    every answer key to remove (a personal choice's `<name>_other` text included).
     """
     if not names:
-        return 0
+        return Erased(0, empty_wal(db))
     paths = [f"$.{name}" for name in names]
     present = " OR ".join("json_type(answers, ?) IS NOT NULL" for _ in paths)
     with transaction(db):
@@ -348,4 +360,44 @@ def purge_personal(db: Database, form_id: str, names: list[str], until: str) -> 
                 WHERE form_id = ? AND submitted_at <= ? AND ({present})""",
             [*paths, form_id, until, *paths],
         )
-    return cursor.rowcount
+    return Erased(cursor.rowcount, empty_wal(db))
+
+
+def delete_response(db: Database, response_id: int, also: Callable[[Database], None] | None = None) -> Erased:
+    """Delete one response (a PIPL request); `also` runs in the same transaction (the audit line)."""
+    with transaction(db):
+        cursor = db.execute("DELETE FROM responses WHERE id = ?", [response_id])
+        if also is not None:
+            also(db)
+    return Erased(cursor.rowcount, empty_wal(db))
+
+
+def empty_wal(db: Database) -> int:
+    """Checkpoint the WAL into the database and truncate it: 0, or the bytes the -wal still holds.
+
+    The WAL keeps every earlier image of a changed page, so a purged phone number stays in
+    the -wal file until it is checkpointed and truncated. A TRUNCATE checkpoint takes the
+    write lock and then waits for readers on older snapshots (an export in progress), so
+    each attempt waits for nobody (busy timeout 0) and the pause between attempts is spent
+    without the lock: residents' submissions never queue behind it. A reader that stays
+    past the attempts (Litestream holds one all the time) leaves the WAL as it is, and the
+    caller reports what remains.
+    """
+    previous = db.execute("PRAGMA busy_timeout").fetchone()[0]
+    db.execute("PRAGMA busy_timeout = 0")
+    try:
+        for attempt in range(EMPTY_WAL_ATTEMPTS):
+            if attempt:
+                time.sleep(EMPTY_WAL_PAUSE)
+            with contextlib.suppress(sqlite3.OperationalError):  # locked: try again
+                if db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0:
+                    return 0
+    finally:
+        db.execute(f"PRAGMA busy_timeout = {int(previous)}")
+    wal = Path(db.execute("PRAGMA database_list").fetchone()[2] + "-wal")
+    try:
+        left = wal.stat().st_size
+    except FileNotFoundError:  # another connection emptied it meanwhile
+        return 0
+    log.warning("a reader kept the WAL busy: removed answers stay in its %d bytes until a later checkpoint", left)
+    return left

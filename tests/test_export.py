@@ -1,12 +1,15 @@
 """CSV export, compared byte for byte."""
 
 import tracemalloc
+import unicodedata
 
+import openpyxl
 import pytest
 
-from server.export import export_csv
+from server.export import FORMULA_SIGNS, INVISIBLE_LEADERS, export_csv
 from server.forms import load_form
 from server.storage import Submission, Writer, connect, open_database
+from server.xlsx import export_xlsx
 from tests.conftest import TEST_FORMS
 
 FORM = load_form(TEST_FORMS / "all-types.toml")
@@ -109,3 +112,43 @@ def test_export_streams_in_chunks_with_flat_memory(db_path):
     tracemalloc.stop()
     assert count > 5  # yielded piece by piece, not as one string
     assert peak < 2_000_000  # the whole file would be ~1.4 MB; chunks stay far below
+
+
+# What Excel and WPS run as a formula: = + - @ first, also after their input normalisation
+# (full-width and small forms) and after leading spaces and invisible characters; tab, CR, NUL.
+GUARDED = [
+    "=1+2", "+86 138", "-玩具", "@sum", "\t=1", "\tabc", "\rabc", "\0abc",
+    "＝1+2", "＋1", "－5", "＠sum", "﹦1", "﹢1", "﹣1", "﹫a", "⁼1", "₊1", "⩵1",
+    "\ufeff=1+2", "\u200b=1+2", "\u200b\u200b＝1", "\u2060@a", "\u200e-1", "\u00ad+1",
+    " =1+2", "\u3000＝1", "\u00a0@a", "\n=1",
+]  # fmt: skip
+LEFT_AS_IS = ["1+2", "张三=1", "a@b.cn", "\u200b张三", "\ufeffabc", " 1", "'=1", "海口", "—1", "−1"]
+
+
+def test_formula_guard_is_exact(db_path):
+    store(db_path, *({"unit": text} for text in GUARDED + LEFT_AS_IS))
+    cells = [row.split(",")[3] for row in export(db_path, header="names").decode().split("\r\n")[1:-1]]
+    # csv quotes a cell holding CR or LF: compare with what the writer makes of each text
+    expected = ["'" + text for text in GUARDED] + LEFT_AS_IS
+    assert cells == [f'"{cell}"' if "\r" in cell or "\n" in cell else cell for cell in expected]
+
+
+def test_formula_signs_and_invisible_leaders_match_unicode():
+    every = [chr(c) for c in range(0x110000)]
+    signs = {c for c in every if unicodedata.normalize("NFKC", c)[:1] in ("=", "+", "-", "@")}
+    assert set(FORMULA_SIGNS) == signs
+    invisible = {c for c in every if c.isspace() or unicodedata.category(c) == "Cf"}
+    listed = {chr(c) for first, last in INVISIBLE_LEADERS for c in range(first, last + 1)}
+    assert listed == invisible
+
+
+def test_xlsx_keeps_every_formula_like_text_as_a_string(db_path, tmp_path):
+    # XML 1.0 has no NUL, and a CR is written as _x000D_, which openpyxl reads back as is
+    texts = [text for text in GUARDED if "\0" not in text and "\r" not in text]
+    store(db_path, *({"unit": text} for text in texts))
+    export_xlsx(connect(db_path), FORM, tmp_path / "a.xlsx", header="names")
+    sheet = openpyxl.load_workbook(tmp_path / "a.xlsx").active
+    unit = [cell.value for cell in sheet[1]].index("unit")
+    cells = [row[unit] for row in sheet.iter_rows(min_row=2)]
+    assert [cell.data_type for cell in cells] == ["s"] * len(cells)  # never "f"
+    assert [cell.value for cell in cells] == texts  # and no '

@@ -8,7 +8,7 @@ import zipfile
 import openpyxl
 import pytest
 
-from server.export import FORMULA_STARTS, export_csv
+from server.export import export_csv, guard_formula
 from server.forms import load_form
 from server.storage import connect, open_database
 from server.xlsx import export_xlsx, sheet_name, text_width
@@ -50,7 +50,7 @@ def as_csv_cell(value) -> str:
     if isinstance(value, int | float):
         text = repr(float(value)) if isinstance(value, float) else str(value)
         return text.removesuffix(".0")
-    return "'" + value if value.startswith(FORMULA_STARTS) else value
+    return guard_formula(value)
 
 
 def as_csv(sheet) -> list[list[str]]:
