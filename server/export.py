@@ -19,6 +19,7 @@ from sqlite_utils import Database
 
 from server import storage
 from server.forms import OTHER_LABEL, Field, Form
+from server.quiz import scorer
 
 Header = Literal["labels", "names"]
 BOM = "\ufeff"
@@ -46,6 +47,7 @@ ROWS_PER_CHUNK = 500
 MAX_REMEMBERED_CHOICES = 10_000  # distinct option combinations per column; memory stays flat
 FIXED_COLUMNS = (("id", "编号"), ("submitted_at", "提交时间"), ("event", "活动"))
 CONSENT_CELL = {"labels": "已同意", "names": "yes"}
+SCORE_COLUMN = {"labels": "得分", "names": "score"}
 
 
 class Column(msgspec.Struct, frozen=True):
@@ -56,21 +58,26 @@ class Column(msgspec.Struct, frozen=True):
 
 def columns(form: Form, history: Iterable[Form], extra_names: set[str]) -> list[Column]:
     """The answer columns: current fields in order, then removed ones that hold data."""
-    result: list[Column] = []
-    for field in form.answer_fields:
-        result.append(Column(field.name, field.label, field))
-        if field.other:
-            result.append(Column(field.other_name, f"{field.label}（{OTHER_LABEL}）", None))
+    result = [column for field in form.answer_fields for column in field_columns(field)]
     present = {c.name for c in result}
     for old_form in reversed(list(history)):  # newest definition first: latest label wins
         for field in old_form.answer_fields:
-            for column in (Column(field.name, field.label, field),) + (
-                (Column(field.other_name, f"{field.label}（{OTHER_LABEL}）", None),) if field.other else ()
-            ):
+            for column in field_columns(field):
                 if column.name in extra_names and column.name not in present:
                     result.append(column)
                     present.add(column.name)
     result.extend(Column(name, name, None) for name in sorted(extra_names - present))
+    return result
+
+
+def field_columns(field: Field) -> list[Column]:
+    """A question's columns: its answer, then its 其他 text; a grid has one per row."""
+    if field.type == "grid":
+        names = field.answer_names
+        return [Column(name, f"{field.label}：{row.label}", field) for name, row in zip(names, field.rows, strict=True)]
+    result = [Column(field.name, field.label, field)]
+    if field.other:
+        result.append(Column(field.other_name, f"{field.label}（{OTHER_LABEL}）", None))
     return result
 
 
@@ -116,13 +123,17 @@ def export_table(
         header_row = [name for name, _ in FIXED_COLUMNS] + [c.name for c in answer_columns]
     converters = [_converter(c, header, option_labels, typed) for c in answer_columns]
     responses = storage.response_rows(db, form.id, event, include_spam=include_spam)
-    return header_row, _rows(responses, answer_columns, converters)
+    score = scorer(form)
+    if score is not None:  # a quiz ends with its score
+        header_row.append(SCORE_COLUMN[header])
+    return header_row, _rows(responses, answer_columns, converters, score)
 
 
 def _rows(
     responses: Iterator[tuple[int, str, str | None, str]],
     answer_columns: list[Column],
     converters: list[Callable[[Any], Any]],
+    score: Callable[[dict[str, Any]], int] | None = None,
 ) -> Iterator[list[Any]]:
     """One list of cells per response."""
     # One converter per column, chosen once: the loop below runs a million times on big exports.
@@ -137,9 +148,12 @@ def _rows(
         line[0] = response_id
         line[1] = submitted_at
         line[2] = event_code or ""
-        for name, value in decode(answers_json).items():
+        answers = decode(answers_json)
+        for name, value in answers.items():
             if value is not None and (i := position.get(name)) is not None:
                 line[i] = convert[i](value)
+        if score is not None:
+            line.append(score(answers))
         yield line
 
 
@@ -166,7 +180,7 @@ def _converter(
     field = column.field
     kind = field.type if field else "text"
     guard = _as_is if typed else guard_formula
-    if kind in ("integer", "rating"):
+    if kind in ("integer", "rating", "grid"):
         return int
     if kind == "number":
         return float if typed else _plain_number

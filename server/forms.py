@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 
-from server import expressions
+from server import expressions, regions
 from server.campaign import CAMPAIGN_FILE, Campaign, CampaignError, load_campaign, read_campaign
 from server.clock import CHINA, now
 from server.expressions import Compare, Condition, Contains, ExpressionError
@@ -41,7 +41,7 @@ KIND_LABELS = {
 OTHER = "other"  # the option value `other = true` adds
 OTHER_LABEL = "其他"
 
-COMMON_KEYS = {"name", "type", "label", "hint", "required", "show_if", "personal"}
+COMMON_KEYS = {"name", "type", "label", "hint", "required", "show_if", "personal", "from_event"}
 TYPE_KEYS: dict[str, set[str]] = {
     "text": {"max_length", "min_length"},
     "textarea": {"max_length"},
@@ -50,23 +50,46 @@ TYPE_KEYS: dict[str, set[str]] = {
     "phone": set(),
     "email": set(),
     "date": {"min", "max"},
-    "choice": {"options", "other"},
-    "multi": {"options", "min_choices", "max_choices", "other"},
-    "rating": {"scale", "low_label", "high_label"},
+    "choice": {"options", "other", "answer", "explain"},
+    "multi": {"options", "min_choices", "max_choices", "other", "answer", "explain"},
+    "rating": {"scale", "low_label", "high_label", "labels"},
     "consent": set(),
     "note": set(),
     "section": {"title"},
+    "hidden": {"max_length"},
+    "grid": {"rows", "scale", "low_label", "high_label"},
+    "region": {"levels"},
 }
 DISPLAY_ONLY = {"note", "section"}
-FORM_KEYS = {"title", "kind", "description", "opens", "closes", "thanks", "privacy", "fields"}
-DEFAULT_MAX_LENGTH = {"text": 200, "textarea": 2000}
 # A date's `min`/`max` may name a day of the campaign file instead of a fixed day (SPEC §5.2).
 CAMPAIGN_DAYS = {"campaign.starts": "starts", "campaign.ends": "ends"}
+FORM_KEYS = {"title", "kind", "description", "opens", "closes", "thanks", "privacy", "quiz", "fields"}
+DEFAULT_MAX_LENGTH = {"text": 200, "textarea": 2000, "hidden": 100}
+# What an event knows about itself (SPEC §5.5 `from_event`), and the types that may take it.
+EVENT_ATTRIBUTES = {
+    "county": "市县",
+    "township": "乡镇",
+    "venue_type": "场所类型",
+    "venue": "场所",
+    "date": "日期",
+    "organizer": "主办单位",
+}
+FROM_EVENT_TYPES = ("text", "choice", "date", "region")
 
 
 class Option(msgspec.Struct, frozen=True):
     value: str
     label: str
+
+
+class GridRow(msgspec.Struct, frozen=True):
+    """One item of a `grid`, answered on the grid's scale and stored as `<name>_<key>`."""
+
+    key: str
+    label: str
+
+
+GRID_KEY = re.compile(r"^[a-z0-9_]{1,20}$")
 
 
 class Field(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -91,7 +114,13 @@ class Field(msgspec.Struct, frozen=True, omit_defaults=True):
     scale: int = 5
     low_label: str = ""
     high_label: str = ""
+    labels: tuple[str, ...] = ()  # a rating's words, one per point (1…scale)
+    rows: tuple[GridRow, ...] = ()  # a grid's items
+    answer: str | tuple[str, ...] | None = None  # a quiz question's right option value(s)
+    explain: str = ""  # why, shown with the correction after a quiz
+    levels: int = 2  # a region: 1 = 市县 only, 2 = 市县 and 乡镇
     title: str = ""
+    from_event: str | None = None  # an event attribute: on an event's page the answer is the event's
 
     @property
     def has_answer(self) -> bool:
@@ -106,10 +135,35 @@ class Field(msgspec.Struct, frozen=True, omit_defaults=True):
     def other_name(self) -> str:
         return f"{self.name}_other"
 
+    @property
+    def answer_names(self) -> tuple[str, ...]:
+        """The keys this question's answers are stored under: a grid's rows each have one."""
+        if self.type == "grid":
+            return tuple(f"{self.name}_{row.key}" for row in self.rows)
+        if not self.has_answer:
+            return ()
+        return (self.name, self.other_name) if self.other else (self.name,)
+
     def option_label(self, value: str) -> str:
         for option in self.choices:
             if option.value == value:
                 return option.label
+        return value
+
+    def rating_label(self, point: int) -> str:
+        """The words for a rating point when the form gives them, else the number."""
+        return self.labels[point - 1] if 1 <= point <= len(self.labels) else str(point)
+
+    def answer_from_event(self, value: str) -> str | None:
+        """The answer an event's attribute gives this question, or None (then it is asked).
+
+        A choice takes the option whose value or label is the event's (学校 → `school`).
+        """
+        value = value.strip()
+        if not value:
+            return None
+        if self.type == "choice":
+            return next((o.value for o in self.options if value in (o.value, o.label)), None)
         return value
 
 
@@ -125,6 +179,7 @@ class Form(msgspec.Struct, frozen=True):
     closes: dt.datetime | None = None
     thanks: str = ""
     privacy: str = ""
+    quiz: bool = False  # choice/multi questions with an `answer` are scored after submitting
     version: str = ""
 
     @property
@@ -132,8 +187,24 @@ class Form(msgspec.Struct, frozen=True):
         return tuple(f for f in self.fields if f.has_answer)
 
     @property
+    def quiz_fields(self) -> tuple[Field, ...]:
+        return tuple(f for f in self.fields if f.answer is not None) if self.quiz else ()
+
+    @property
     def has_personal(self) -> bool:
         return any(f.personal for f in self.fields)
+
+    @property
+    def asks_privacy_consent(self) -> bool:
+        """Whether the product adds its own consent box (`_consent`) for personal answers:
+        only when the form has personal questions and no required `consent` of its own, so
+        nobody ticks two boxes for one thing."""
+        return self.has_personal and not any(f.type == "consent" and f.required for f in self.fields)
+
+    @property
+    def first_personal(self) -> str:
+        """The name of the first personal question: the privacy notice stands beside it."""
+        return next((f.name for f in self.fields if f.personal), "")
 
     def field(self, name: str) -> Field | None:
         return next((f for f in self.fields if f.name == name), None)
@@ -215,6 +286,8 @@ def _build_form(
     window = {key: _moment(raw, key, problems) for key in ("opens", "closes")}
     if window["opens"] and window["closes"] and window["opens"] >= window["closes"]:
         problems.append("closes 必须晚于 opens")
+    if "quiz" in raw and not isinstance(raw["quiz"], bool):
+        problems.append("quiz 必须是 true 或 false")
 
     raw_fields = raw.get("fields")
     if not isinstance(raw_fields, list) or not raw_fields:
@@ -225,11 +298,17 @@ def _build_form(
         field = _build_field(index, raw_field, fields, problems, campaign)
         if field is not None:
             fields.append(field)
+    _check_answer_names(fields, problems)
     wants_privacy = any(isinstance(f, dict) and f.get("personal") is True for f in raw_fields)
     if wants_privacy and not str(raw.get("privacy", "")).strip():
         problems.append("有 personal = true 的字段时，必须写 privacy（个人信息说明）")
     if fields and len(fields) == len(raw_fields) and not any(f.has_answer for f in fields):
         problems.append("表单里没有需要回答的问题")
+    scored = [f.name for f in fields if f.answer is not None]
+    if raw.get("quiz") is True and fields and len(fields) == len(raw_fields) and not scored:
+        problems.append("quiz = true 的问卷至少要有一道题写 answer（正确答案）")
+    if scored and raw.get("quiz") is not True:
+        problems.append(f"字段 {scored[0]!r}: 写了 answer，问卷还要写 quiz = true 才会计分")
     if problems:
         return None
     form = Form(
@@ -242,8 +321,20 @@ def _build_form(
         closes=window["closes"],
         thanks=raw.get("thanks", "").strip(),
         privacy=raw.get("privacy", "").strip(),
+        quiz=raw.get("quiz", False),
     )
     return msgspec.structs.replace(form, version=definition_hash(form))
+
+
+def _check_answer_names(fields: list[Field], problems: list[str]) -> None:
+    """Every stored answer key is one question's: a grid row `a_b` or an `x_other` must not be
+    another question's name."""
+    owner: dict[str, str] = {}
+    for field in fields:
+        for name in (field.name, *field.answer_names):
+            if owner.setdefault(name, field.name) != field.name:
+                other = owner[name]
+                problems.append(f"字段 {field.name!r}: 答案名 {name!r} 与字段 {other!r} 重复，请换一个 name 或 key")
 
 
 def definition_hash(form: Form) -> str:
@@ -296,6 +387,8 @@ def _build_field(
     values = dict(raw)
     if ftype in ("choice", "multi"):
         values["options"] = _options(raw.get("options"), raw.get("other", False), problem)
+    if ftype == "grid":
+        values["rows"] = _grid_rows(raw.get("rows"), problem)
     if ftype == "date":
         for key in ("min", "max"):
             if isinstance(values.get(key), dt.date):
@@ -363,6 +456,32 @@ def _campaign_day(name: str, campaign: Campaign | None, problem: Callable[[str],
     return day.isoformat()
 
 
+def _grid_rows(raw: Any, problem) -> list[dict[str, str]]:
+    """`rows = ["安全", { key = "price", label = "价格" }]`: plain items are keyed 1, 2, …"""
+    if not isinstance(raw, list) or not raw:
+        problem("grid 需要 rows（非空列表）")
+        return []
+    rows = []
+    for number, item in enumerate(raw, start=1):
+        if isinstance(item, str):
+            item = {"key": str(number), "label": item}
+        if not (
+            isinstance(item, dict)
+            and set(item) == {"key", "label"}
+            and all(isinstance(v, str) and v.strip() for v in item.values())
+        ):
+            problem(f'rows 的第 {number} 项必须是文字，或 {{ key = "…", label = "…" }}')
+            continue
+        key = item["key"].strip()
+        if not GRID_KEY.match(key):
+            problem(f"rows 的 key {key!r} 只能用小写字母、数字和下划线，最长 20 个字符")
+        rows.append({"key": key, "label": item["label"].strip()})
+    keys = [r["key"] for r in rows]
+    for key in sorted({k for k in keys if keys.count(k) > 1}):
+        problem(f"rows 的 key {key!r} 重复了")
+    return rows
+
+
 def _plain_validation_error(exc: msgspec.ValidationError) -> str:
     text = str(exc)
     match = re.match(r"Expected `(\w+)[^`]*`, got `\w+` - at `\$\.(\w+)", text)
@@ -400,8 +519,55 @@ def _check_type_rules(field: Field, problem) -> None:
             problem(f"min_choices / max_choices 应在 0 到 {count} 之间")
         elif low is not None and high is not None and low > high:
             problem("min_choices 不能大于 max_choices")
-    elif kind == "rating" and not 2 <= field.scale <= 10:
+    elif kind == "region":
+        if field.levels not in (1, 2):
+            problem("levels 只能是 1（只选市县）或 2（市县和乡镇）")
+        try:
+            regions.load()
+        except regions.RegionDataMissing:
+            problem("海南行政区划数据没有安装，请先运行 make setup")
+    elif kind == "grid" and not 2 <= field.scale <= 10:
         problem("scale 应在 2 到 10 之间")
+    elif kind == "rating":
+        if not 2 <= field.scale <= 10:
+            problem("scale 应在 2 到 10 之间")
+        elif field.labels and (len(field.labels) != field.scale or not all(label.strip() for label in field.labels)):
+            problem(f"labels 要有 {field.scale} 个不为空的文字，从 1 分到 {field.scale} 分依次写")
+    elif kind == "hidden":
+        if field.required or field.personal or field.show_if is not None:
+            problem("hidden 由网址带入，不能设 required、personal 或 show_if")
+        if field.max_length is not None and not 1 <= field.max_length <= 200:
+            problem("max_length 应在 1 到 200 之间")
+    if kind in ("choice", "multi"):
+        _check_answer(field, problem)
+    if field.from_event is not None:
+        if field.from_event not in EVENT_ATTRIBUTES:
+            problem(f"from_event 必须是 {' / '.join(EVENT_ATTRIBUTES)} 之一，而不是 {field.from_event!r}")
+        elif kind not in FROM_EVENT_TYPES:
+            problem(f"from_event 只能用于 {'、'.join(FROM_EVENT_TYPES)} 类型，{kind} 不行")
+        elif kind == "region" and field.from_event not in ("county", "township"):
+            problem('region 题的 from_event 只能是 "county" 或 "township"（活动的市县和乡镇）')
+        elif field.personal:
+            problem("from_event 的题目不是个人信息，不能设 personal")
+
+
+def _check_answer(field: Field, problem) -> None:
+    """A quiz answer names options by value: one for a choice, a list for a multi."""
+    if field.answer is None:
+        if field.explain:
+            problem("写了 explain（解释），还要写 answer（正确答案）")
+        return
+    values = [o.value for o in field.options]
+    given = [field.answer] if isinstance(field.answer, str) else list(field.answer)
+    if field.type == "choice" and not isinstance(field.answer, str):
+        problem('单选题的 answer 是一个选项，如 answer = "12315"')
+    elif field.type == "multi" and isinstance(field.answer, str):
+        problem('多选题的 answer 是选项的列表，如 answer = ["看3C标志", "看适用年龄"]')
+    elif not given:
+        problem("answer 不能为空")
+    for value in given:
+        if value not in values:
+            problem(f"answer {value!r} 不是选项的 value（可用：{'、'.join(values)}）")
 
 
 def _is_date(text: str) -> bool:
@@ -419,7 +585,7 @@ def _check_condition(condition: Condition, earlier: list[Field]) -> None:
         if source is None:
             raise ExpressionError(f"{part.field!r} 不是前面的字段")
         kind = source.type
-        if not source.has_answer or kind == "consent":
+        if not source.has_answer or kind in ("consent", "grid"):
             raise ExpressionError(f"{part.field!r} 是 {kind}，不能用于条件")
         if isinstance(part, Contains):
             if kind != "multi":

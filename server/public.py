@@ -20,12 +20,13 @@ from litestar.params import FromPath
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 
-from server import expressions
+from server import expressions, regions
 from server.context import Context as AppContext
 from server.events import Event, get_event
 from server.forms import Form
-from server.storage import StorageError, Submission, receipt_for_key
-from server.validate import PRIVACY_CONSENT, Malformed, validate
+from server.quiz import grade
+from server.storage import StorageError, Submission, answers_for_key, receipt_for_key
+from server.validate import PRIVACY_CONSENT, Malformed, answers_from_event, validate
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,10 @@ class Target(msgspec.Struct, frozen=True):
         """`open`; or `upcoming`, `closed` (the form's window) or `ended` (the event's)."""
         return self.event.state(self.form) if self.event else self.form.state()
 
+    def fixed_answers(self) -> dict[str, Any]:
+        """Answers the event gives (`from_event`): not asked on its page, stored all the same."""
+        return answers_from_event(self.form, msgspec.structs.asdict(self.event)) if self.event else {}
+
 
 def new_submission_key() -> str:
     return secrets.token_urlsafe(18)
@@ -92,7 +97,8 @@ def landing(ctx: Ctx) -> Template:
 
 @get("/f/{form_id:str}", sync_to_thread=False)
 def form_page(request: HTMXRequest, ctx: Ctx, form_id: FromPath[str]) -> Response[Any]:
-    return show_form(request, form_target(ctx, form_id))
+    target = form_target(ctx, form_id)
+    return show_form(request, target, values=_from_address(request, target.form))
 
 
 @post("/f/{form_id:str}", status_code=200)
@@ -101,8 +107,9 @@ async def submit_form(request: HTMXRequest, ctx: Ctx, form_id: FromPath[str]) ->
 
 
 @get("/f/{form_id:str}/thanks", sync_to_thread=False)
-def thanks_page(ctx: Ctx, form_id: FromPath[str]) -> Template:
-    return Template("thanks.html", context={"target": form_target(ctx, form_id)})
+def thanks_page(request: Request, ctx: Ctx, form_id: FromPath[str]) -> Template:
+    target = form_target(ctx, form_id)
+    return Template("thanks.html", context=thanks_context(ctx, target, request.query_params.get("key", "")))
 
 
 @post("/f/{form_id:str}/check/{field_name:str}", status_code=200)
@@ -114,7 +121,16 @@ async def check_form_field(
 
 @get("/e/{code:str}", sync_to_thread=False)
 def event_page(request: HTMXRequest, ctx: Ctx, code: FromPath[str]) -> Response[Any]:
-    return show_form(request, event_target(ctx, code))
+    target = event_target(ctx, code)
+    return show_form(request, target, values=_from_address(request, target.form))
+
+
+def _from_address(request: Request, form: Form) -> dict[str, list[str]]:
+    """Values of `hidden` fields from the page address (`?src=poster`), for channel tracking."""
+    query = request.query_params
+    if not query:
+        return {}
+    return {f.name: [query[f.name]] for f in form.fields if f.type == "hidden" and f.name in query}
 
 
 @post("/e/{code:str}", status_code=200)
@@ -123,8 +139,20 @@ async def submit_event(request: HTMXRequest, ctx: Ctx, code: FromPath[str]) -> R
 
 
 @get("/e/{code:str}/thanks", sync_to_thread=False)
-def event_thanks_page(ctx: Ctx, code: FromPath[str]) -> Template:
-    return Template("thanks.html", context={"target": event_target(ctx, code)})
+def event_thanks_page(request: Request, ctx: Ctx, code: FromPath[str]) -> Template:
+    target = event_target(ctx, code)
+    return Template("thanks.html", context=thanks_context(ctx, target, request.query_params.get("key", "")))
+
+
+def thanks_context(ctx: AppContext, target: Target, key: str) -> dict[str, Any]:
+    """The thank-you page; after a quiz, the score and each correction of the response sent
+    with this submission key (the key is the resident's own, from the page they filled)."""
+    if not target.form.quiz_fields or not KEY_PATTERN.match(key):
+        return {"target": target}
+    stored = answers_for_key(ctx.store.reader(), key)
+    if stored is None or stored[0] != target.form.id:
+        return {"target": target}
+    return {"target": target, "grade": grade(target.form, stored[2])}
 
 
 @post("/e/{code:str}/check/{field_name:str}", status_code=200)
@@ -180,6 +208,8 @@ def show_form(
         "consent_name": PRIVACY_CONSENT,
         "key_name": SUBMISSION_KEY,
         "honeypot_name": HONEYPOT,
+        "fixed": target.fixed_answers(),
+        "regions": regions.load() if any(f.type == "region" for f in target.form.fields) else None,
     }
     template = "_form.html" if getattr(request, "htmx", False) else "form.html"
     if values or errors or notice or status != 200:
@@ -214,9 +244,9 @@ async def submit(request: HTMXRequest, ctx: AppContext, target: Target) -> Respo
     data = await read_answers(request)
     key = _submission_key(data)
     if key and receipt_for_key(ctx.store.reader(), key):
-        return _success(request, target)
+        return _success(request, ctx, target, key)
     try:
-        outcome = validate(target.form, data)
+        outcome = validate(target.form, data, target.fixed_answers())
     except Malformed as exc:
         raise ClientException(str(exc)) from None
     if not outcome.ok:
@@ -235,7 +265,7 @@ async def submit(request: HTMXRequest, ctx: AppContext, target: Target) -> Respo
         await ctx.store.writer.store(submission)
     except StorageError:
         return show_form(request, target, values=data, key=key, status=503, notice=NOTICE_NOT_STORED)
-    return _success(request, target)
+    return _success(request, ctx, target, submission.submission_key)
 
 
 def _submission_key(data: dict[str, list[str]]) -> str:
@@ -245,9 +275,11 @@ def _submission_key(data: dict[str, list[str]]) -> str:
     return values[0]
 
 
-def _success(request: HTMXRequest, target: Target) -> Response[Any]:
+def _success(request: HTMXRequest, ctx: AppContext, target: Target, key: str) -> Response[Any]:
     if request.htmx:
-        return Template("_thanks.html", context={"target": target})
+        return Template("_thanks.html", context=thanks_context(ctx, target, key))
+    if target.form.quiz_fields:  # the thank-you page shows this response's score
+        return Redirect(f"{target.path}/thanks?key={key}", status_code=303)
     return Redirect(f"{target.path}/thanks", status_code=303)
 
 
@@ -258,7 +290,7 @@ async def check_field(request: HTMXRequest, target: Target, field_name: str) -> 
         raise NotFoundException()
     data = await read_answers(request)
     try:
-        error = validate(target.form, data).errors.get(field_name, "")
+        error = validate(target.form, data, target.fixed_answers()).errors.get(field_name, "")
     except Malformed as exc:
         raise ClientException(str(exc)) from None
     return Template("_error.html", context={"name": field_name, "message": error})

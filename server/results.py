@@ -20,9 +20,11 @@ from server.campaign import VENUE_TYPES, county_named
 from server.clock import now, parse_day
 from server.events import normalize_code
 from server.forms import Field, Form
+from server.quiz import right_values
 from server.storage import stored_definitions
 
 RECENT_TEXTS = 5
+RANKED_TOWNS = 10
 TEXT_TYPES = ("text", "textarea")
 NUMBER_TYPES = ("integer", "number", "rating")
 
@@ -103,12 +105,23 @@ class OptionCount(msgspec.Struct, frozen=True):
     percent: float
 
 
+class RowResult(msgspec.Struct, frozen=True):
+    """One row of a grid: its answers on the grid's scale."""
+
+    label: str
+    answered: int
+    average: float | None
+    options: list[OptionCount]
+
+
 class FieldResult(msgspec.Struct, frozen=True):
     field: Field
     answered: int
     options: list[OptionCount] = []
     average: float | None = None
     texts: list[tuple[str, str]] = []  # (submitted_at, text), newest first
+    rows: list[RowResult] = []  # a grid's rows
+    correct: int | None = None  # a quiz question: how many answered it right
 
 
 class Summary(msgspec.Struct, frozen=True):
@@ -131,8 +144,9 @@ def summarize(db: Database, form: Form, filters: Filters, owner: str | None = No
     ).fetchone()
     fields = [f for f in form.answer_fields if f.type != "consent"]
     personal = personal_fields_of(db, form.id, form)
-    by_value = [f.name for f in fields if f.type in ("choice", "multi", *NUMBER_TYPES)]
-    counts: dict[str, dict[Any, int]] = {f.name: {} for f in fields}
+    by_value = [f.name for f in fields if f.type in ("choice", "multi", "hidden", "region", *NUMBER_TYPES)]
+    by_value += [name for f in fields if f.type == "grid" for name in f.answer_names]
+    counts: dict[str, dict[Any, int]] = {name: {} for f in fields for name in (f.name, *f.answer_names)}
     answered: dict[str, int] = {}
     for name, value, kind, count in db.execute(
         f"""SELECT j.key, CASE WHEN j.key IN ({", ".join("?" * len(by_value)) or "NULL"}) THEN j.value END AS value,
@@ -145,10 +159,29 @@ def summarize(db: Database, form: Form, filters: Filters, owner: str | None = No
             for item in msgspec.json.decode(value) if kind == "array" else [value]:
                 counts[name][item] = counts[name].get(item, 0) + count
     results = [
-        _field_result(db, f, counts[f.name], answered.get(f.name, 0), clause, params, f.name in personal)
+        _grid_result(f, counts, answered) if f.type == "grid"
+        else _field_result(db, f, counts[f.name], answered.get(f.name, 0), clause, params, f.name in personal)
         for f in fields
-    ]
+    ]  # fmt: skip
+    if form.quiz_fields:
+        right = _right_answers(db, form, clause, params)
+        results = [
+            msgspec.structs.replace(r, correct=right[r.field.name]) if r.field.name in right else r for r in results
+        ]
     return Summary(total, int(today), results)
+
+
+def _right_answers(db: Database, form: Form, clause: str, params: list[Any]) -> dict[str, int]:
+    """How many answered each quiz question right, in one pass: a stored answer is the right
+    one exactly when it equals the right value (a multi: the right list, in definition order)."""
+    fields = form.quiz_fields
+    arguments: list[Any] = []
+    for field in fields:
+        right = right_values(field)
+        arguments += [f"$.{field.name}", right[0] if field.type == "choice" else msgspec.json.encode(right).decode()]
+    sums = ", ".join("total(json_extract(r.answers, ?) = ?)" for _ in fields)
+    row = db.execute(f"SELECT {sums} FROM responses r WHERE {clause}", arguments + params).fetchone()
+    return {f.name: int(n) for f, n in zip(fields, row, strict=True)}
 
 
 def _field_result(
@@ -164,13 +197,18 @@ def _field_result(
     if field.type in NUMBER_TYPES:
         total = sum(counts.values())
         average = sum(float(v) * c for v, c in counts.items()) / total if total else None
-        options = []
-        if field.type == "rating":
-            options = [
-                OptionCount(f"{n} 分", counts.get(n, 0), _percent(counts.get(n, 0), total))
-                for n in range(field.scale, 0, -1)
-            ]
+        options = _points(counts, field.scale, field.labels) if field.type == "rating" else []
         return FieldResult(field, answered, options=options, average=average)
+    if field.type == "region":  # by 市县, and the 乡镇 most answered
+        counties: dict[str, int] = {}
+        for place, count in counts.items():
+            county = str(place).split("/")[0]
+            counties[county] = counties.get(county, 0) + count
+        towns = _ranked(counts, answered)[:RANKED_TOWNS] if field.levels == 2 else []
+        rows = [RowResult(f"乡镇（前 {RANKED_TOWNS} 名）", answered, None, towns)] if towns else []
+        return FieldResult(field, answered, options=_ranked(counties, answered), rows=rows)
+    if field.type == "hidden":  # where responses came from (`?src=poster`): the most frequent first
+        return FieldResult(field, answered, options=_ranked(counts, answered))
     if field.type in TEXT_TYPES and not personal:  # personal in any version: never shown
         rows = db.execute(
             f"""SELECT r.submitted_at, json_extract(r.answers, ?) AS text FROM responses r
@@ -179,6 +217,30 @@ def _field_result(
         ).fetchall()
         return FieldResult(field, answered, texts=[(at, str(text)) for at, text in rows])
     return FieldResult(field, answered)
+
+
+def _grid_result(field: Field, counts: dict[str, dict[Any, int]], answered: dict[str, int]) -> FieldResult:
+    """Per row: the average and how many chose each point, highest point first."""
+    rows = []
+    for name, row in zip(field.answer_names, field.rows, strict=True):
+        points = counts[name]
+        total = sum(points.values())
+        average = sum(float(v) * c for v, c in points.items()) / total if total else None
+        rows.append(RowResult(row.label, answered.get(name, 0), average, _points(points, field.scale)))
+    return FieldResult(field, max((r.answered for r in rows), default=0), rows=rows)
+
+
+def _ranked(counts: dict[Any, int], answered: int) -> list[OptionCount]:
+    """Values as they were answered, the most frequent first."""
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], str(item[0])))
+    return [OptionCount(str(value), count, _percent(count, answered)) for value, count in ranked]
+
+
+def _points(counts: dict[Any, int], scale: int, words: tuple[str, ...] = ()) -> list[OptionCount]:
+    """How many chose each point of a scale, highest first (`5 分 很满意` when it has words)."""
+    total = sum(counts.values())
+    named = [f"{n} 分 {words[n - 1]}" if words else f"{n} 分" for n in range(1, scale + 1)]
+    return [OptionCount(named[n - 1], counts.get(n, 0), _percent(counts.get(n, 0), total)) for n in range(scale, 0, -1)]
 
 
 def _percent(count: int, of: int) -> float:

@@ -255,6 +255,14 @@ def receipt_for_key(db: Database, submission_key: str) -> Receipt | None:
     return Receipt(row[0], row[1], duplicate=True) if row else None
 
 
+def answers_for_key(db: Database, submission_key: str) -> tuple[str, str | None, dict[str, Any]] | None:
+    """(form id, event code, answers) of the response stored under a submission key."""
+    row = db.execute(
+        "SELECT form_id, event, answers FROM responses WHERE submission_key = ?", [submission_key]
+    ).fetchone()
+    return (row[0], row[1], msgspec.json.decode(row[2])) if row else None
+
+
 def response_rows(
     db: Database, form_id: str, event: str | None = None, include_spam: bool = False
 ) -> Iterator[tuple[int, str, str | None, str]]:

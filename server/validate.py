@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from server import expressions
+from server import expressions, regions
 from server.clock import parse_day
 from server.forms import OTHER, Field, Form
 
@@ -38,24 +38,54 @@ class Malformed(ValueError):
     """A request no person could have typed (e.g. two values for a single answer)."""
 
 
-def validate(form: Form, data: Mapping[str, list[str]]) -> Outcome:
-    """Validate a whole submission against its form, questions in order."""
+def validate(form: Form, data: Mapping[str, list[str]], fixed: Mapping[str, Any] | None = None) -> Outcome:
+    """Validate a whole submission against its form, questions in order.
+
+    `fixed` holds answers the page did not ask for (an event's own township, date…, see
+    `answers_from_event`): they are taken as they are, whatever was posted for them.
+    """
     answers: dict[str, Any] = {}
     errors: dict[str, str] = {}
+    fixed = fixed or {}
     for field in form.answer_fields:
         if field.condition is not None and not expressions.evaluate(field.condition, answers):
             continue  # hidden: not required, and whatever was sent for it is discarded
+        if field.name in fixed:
+            answers[field.name] = fixed[field.name]
+            continue
         value, error = clean_field(field, data)
         if error:
             errors[field.name] = error
+        elif field.type == "grid":
+            answers.update(value or {})  # one answer per row, `<name>_<key>`
         elif value is not None:
             answers[field.name] = value
             if field.other and OTHER in _as_list(value):
                 answers[field.other_name] = _single(data, field.other_name).strip()
     gave_personal = any(f.personal and f.name in answers for f in form.fields)
-    if gave_personal and not _single(data, PRIVACY_CONSENT):
+    if gave_personal and form.asks_privacy_consent and not _single(data, PRIVACY_CONSENT):
         errors[PRIVACY_CONSENT] = "填写了个人信息，请先阅读并勾选同意个人信息说明"
     return Outcome(answers, errors)
+
+
+def answers_from_event(form: Form, attributes: Mapping[str, str]) -> dict[str, Any]:
+    """The answers an event gives the questions bound to it with `from_event`.
+
+    A question whose event attribute is empty (or, for a choice, not one of its options)
+    gets nothing here, so the page asks it as usual.
+    """
+    answers = {}
+    for field in form.answer_fields:
+        if field.type == "region" and field.from_event is not None:  # the event's place: 市县, or 市县/乡镇
+            parts = [attributes.get("county", ""), attributes.get("township", "")][: field.levels]
+            value = regions.normalize("/".join(parts), field.levels) if all(parts) else None
+        elif field.from_event is not None:
+            value = field.answer_from_event(attributes.get(field.from_event, ""))
+        else:
+            continue
+        if value is not None:
+            answers[field.name] = value
+    return answers
 
 
 def visible_fields(form: Form, answers: Mapping[str, Any]) -> set[str]:
@@ -67,6 +97,8 @@ def clean_field(field: Field, data: Mapping[str, list[str]]) -> tuple[Any, str |
     """One question: (clean value or None, Chinese error or None)."""
     if field.type == "multi":
         return _clean_multi(field, data)
+    if field.type == "grid":
+        return _clean_grid(field, data)
     text = _single(data, field.name)
     if field.type == "choice":
         return _clean_choice(field, text, _single(data, field.other_name).strip())
@@ -189,6 +221,21 @@ def _clean_consent(field: Field, text: str) -> tuple[Any, str | None]:
     return True, None
 
 
+def _clean_region(field: Field, text: str) -> tuple[Any, str | None]:
+    place = regions.normalize(_halfwidth(text), field.levels)
+    if place is None:
+        return None, "请从列表中选择海南省的市县" + ("和乡镇" if field.levels == 2 else "")
+    return place, None
+
+
+def _clean_hidden(field: Field, text: str) -> tuple[Any, str | None]:
+    """A value the page address carried (`?src=poster`). Nobody typed it and nobody could
+    correct it, so a value that does not fit is left out rather than refused."""
+    if len(text) > (field.max_length or 100) or _control_characters(text):
+        return None, None
+    return text, None
+
+
 def _clean_choice(field: Field, text: str, other_text: str) -> tuple[Any, str | None]:
     text = text.strip()
     if field.other and other_text:
@@ -210,6 +257,23 @@ def _check_other_text(value: Any, other_text: str) -> tuple[Any, str | None]:
     if len(other_text) > OTHER_MAX_LENGTH or _control_characters(other_text):
         return None, f"“其他”内容最多 {OTHER_MAX_LENGTH} 个字"
     return value, None
+
+
+def _clean_grid(field: Field, data: Mapping[str, list[str]]) -> tuple[Any, str | None]:
+    """Each row on the shared scale: `{<name>_<key>: point}` for the rows answered."""
+    points: dict[str, int] = {}
+    missing = []
+    for name, row in zip(field.answer_names, field.rows, strict=True):
+        text = _single(data, name).strip()
+        if not text:
+            missing.append(row.label)
+        elif not (text.isascii() and text.isdigit() and len(text) <= 2 and 1 <= int(text) <= field.scale):
+            return None, f"“{row.label}”请选择 1 到 {field.scale} 之间的分数"
+        else:
+            points[name] = int(text)
+    if field.required and missing:
+        return None, f"请每一行都选一个分数（还没选：{'、'.join(missing)}）"
+    return points or None, None
 
 
 def _clean_multi(field: Field, data: Mapping[str, list[str]]) -> tuple[Any, str | None]:
@@ -242,4 +306,6 @@ _CLEANERS = {
     "date": _clean_date,
     "rating": _clean_rating,
     "consent": _clean_consent,
+    "hidden": _clean_hidden,
+    "region": _clean_region,
 }

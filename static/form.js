@@ -1,7 +1,7 @@
 /* Small improvements for browsers that run scripts; every page works without them.
  * - questions with show_if appear and disappear as answers change (the condition tree
  *   comes from the server as JSON: no second parser here, only an evaluator);
- * - after htmx swaps a form with errors in, the first wrong answer gets the focus;
+ * - after htmx swaps a form with errors in, its error summary gets the focus;
  * - answers are kept on the phone as they are typed and come back after a reload;
  * - a send that fails for want of network is queued with its key and sent when the
  *   network returns; the service worker (/sw.js) keeps the pages usable offline. */
@@ -55,17 +55,63 @@
   }
 
   function applyConditions(form) {
-    var hidden = {};
+    var hidden = {}, personal = false;
     form.querySelectorAll(".field").forEach(function (field) {
       var name = field.id.slice(2);
       var source = field.getAttribute("data-show-if");
       var show = !source || holds(JSON.parse(source), form, hidden);
       field.hidden = !show;
       if (!show) hidden[name] = true;
+      else if (field.hasAttribute("data-personal") && (answerOf(form, name, hidden) || []).length) personal = true;
     });
+    // the product's consent box matters only once a personal answer is given
+    var consent = form.querySelector(".consent-box");
+    if (consent) consent.hidden = !personal && !consent.querySelector(".error:not(:empty)");
+  }
+
+  // 市县 → 乡镇: the one long list (grouped by 市县) becomes two short ones; the original,
+  // hidden, is still what is sent, so the page works the same with or without this.
+  function splitRegion(select) {
+    if (select.dataset.split) return;
+    select.dataset.split = "1";
+    var groups = Array.prototype.slice.call(select.querySelectorAll("optgroup"));
+    var county = document.createElement("select"), town = document.createElement("select");
+    county.className = town.className = "region-part";
+    county.id = select.id;
+    select.id = select.id + "-all";
+    county.setAttribute("aria-describedby", select.getAttribute("aria-describedby") || "");
+    town.setAttribute("aria-label", "乡镇");
+    county.add(new Option("请选择市县", ""));
+    groups.forEach(function (g) { county.add(new Option(g.label, g.label)); });
+    function fillTowns() {
+      town.length = 0;
+      town.add(new Option(county.value ? "请选择乡镇" : "请先选择市县", ""));
+      groups.forEach(function (g) {
+        if (g.label !== county.value) return;
+        Array.prototype.forEach.call(g.children, function (o) { town.add(new Option(o.text, o.value)); });
+      });
+      town.disabled = !county.value;
+    }
+    county.addEventListener("change", function (event) {
+      event.stopPropagation();
+      fillTowns();
+      select.value = "";
+    });
+    town.addEventListener("change", function (event) {
+      event.stopPropagation();
+      select.value = town.value;
+      select.dispatchEvent(new Event("change", { bubbles: true }));
+    });
+    select.hidden = true;
+    select.parentNode.insertBefore(county, select);
+    select.parentNode.insertBefore(town, select);
+    county.value = select.value ? select.value.split("/")[0] : "";
+    fillTowns();
+    town.value = select.value;
   }
 
   function setUp(root) {
+    root.querySelectorAll("select[data-region='2']").forEach(splitRegion);
     root.querySelectorAll("form.survey").forEach(function (form) {
       applyConditions(form);
       if (!form.dataset.watched) {
@@ -217,10 +263,11 @@
   });
   document.addEventListener("htmx:load", function (event) {
     setUp(event.target.parentNode || document);
-    var invalid = event.target.querySelector && event.target.querySelector("[aria-invalid=true]");
-    if (invalid && event.target.matches && event.target.matches("form.survey")) {
-      var input = invalid.matches("fieldset") ? invalid.querySelector("input") : invalid;
-      if (input) input.focus();
+    // a form swapped in with errors: go to its summary, which links each wrong question
+    var summary = event.target.querySelector && event.target.querySelector(".error-summary");
+    if (summary && event.target.matches && event.target.matches("form.survey")) {
+      summary.focus();
+      summary.scrollIntoView({ block: "start" });
     }
   });
   document.addEventListener("htmx:afterRequest", function (event) {

@@ -94,6 +94,7 @@ def test_every_bundled_form_can_be_submitted_on_the_days_of_the_campaign(tmp_pat
         assert submit_every_form(client, day) == {
             "consumer-survey": 303,
             "five-into-session": 303,
+            "quality-quiz": 303,
             "township-event": 303,
         }
 
@@ -108,6 +109,7 @@ def test_next_september_needs_only_a_new_campaign_file(tmp_path, clock):
         assert submit_every_form(client, NEXT_SEPTEMBER.date()) == {
             "consumer-survey": 303,
             "five-into-session": 303,
+            "quality-quiz": 303,
             "township-event": 303,
         }
         assert client.get("/f/township-event").text.count('min="2027-09-01" max="2027-12-31"') == 1
@@ -123,7 +125,7 @@ def test_check_warns_next_september_until_the_campaign_file_is_renewed(tmp_path)
         f"警告：问卷 township-event（“质量文化乡镇行”活动问卷）正在开放，但必填的日期题“您是哪一天参加活动的？”"
         f"最晚只能填 {old.ends}，今天（2027-09-15）参加活动的人无法提交",
     ]
-    assert b"3 form(s) OK, 0 error(s)" in result.stderr
+    assert b"4 form(s) OK, 0 error(s)" in result.stderr  # the three campaign forms and the quiz
     fresh = forms_folder(tmp_path / "fresh", campaign_for(2027), forms=BUNDLED_FORMS)
     result = run("check", cwd=tmp_path, env={"QF_FORMS": str(fresh), "QF_NOW": "2027-09-15T10:00:00"})
     assert (result.returncode, result.stdout) == (0, b"")
