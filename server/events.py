@@ -179,7 +179,8 @@ class EventCount(msgspec.Struct, frozen=True):
 def list_events(
     db: Database, form_id: str | None = None, county: str | None = None, created_by: str | None = None
 ) -> list[EventCount]:
-    """Events by date (undated last), with their numbers of responses."""
+    """Events by date (undated last), with their numbers of responses (from the counts the
+    database keeps, so a long list does not count every response)."""
     where, params = [], []
     if created_by is not None:
         where.append("e.created_by = ?")
@@ -192,7 +193,7 @@ def list_events(
         params.append(county)
     sql = f"""
         SELECT {", ".join("e." + c for c in COLUMNS)},
-               (SELECT count(*) FROM responses r WHERE r.event = e.code) AS responses
+               (SELECT coalesce(sum(n), 0) FROM response_counts c WHERE c.event = e.code) AS responses
         FROM events e {"WHERE " + " AND ".join(where) if where else ""}
         ORDER BY e.date = '', e.date, e.county, e.created_at, e.code"""
     return [EventCount(Event(*row[:-1]), row[-1]) for row in db.execute(sql, params)]

@@ -13,6 +13,7 @@ from typing import Any
 
 import anyio
 from litestar import Request, Response, Router, get, post
+from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.response import Redirect, Template
@@ -26,6 +27,9 @@ CurrentUser = NamedDependency[User]
 SESSION_COOKIE = "qf_session"
 LOGIN_COOKIE = "qf_login"
 CSRF_FIELD = "_csrf"
+# Every office answer (pages, downloads, the sign-in page) is kept by no browser or proxy: a
+# shared computer's back button or cache must not show answers after sign-out.
+NO_STORE = CacheControlHeader(no_store=True)
 
 
 def current_user(request: Request, ctx: Ctx) -> User:
@@ -124,4 +128,5 @@ router = Router(
     "/admin",
     route_handlers=[login_page, sign_in, sign_out],
     dependencies={"user": Provide(current_user, sync_to_thread=False)},
+    cache_control=NO_STORE,
 )

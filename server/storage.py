@@ -341,3 +341,39 @@ def purge_personal(db: Database, form_id: str, names: list[str], until: str) -> 
             [*paths, form_id, until, *paths],
         )
     return cursor.rowcount
+
+
+class Counts(msgspec.Struct, frozen=True):
+    """A form's or an event's responses on the dashboard: all, today's, and suspected spam."""
+
+    total: int = 0
+    today: int = 0
+    spam: int = 0
+
+
+def dashboard_counts(
+    db: Database, today: str, created_by: str | None = None
+) -> tuple[dict[str, Counts], dict[str, Counts]]:
+    """Counts per form and per event code, read from `response_counts` (see migrations).
+
+    The table is kept by triggers, so this reads a row per form, event, day and spam flag,
+    never the responses. With `created_by` (a staff account) only its events count.
+    Spam is counted apart: `total` and `today` leave it out.
+    """
+    scope, params = "", [today]
+    if created_by is not None:
+        scope, params = "WHERE event IN (SELECT code FROM events WHERE created_by = ?)", [today, created_by]
+    per_form: dict[str, Counts] = {}
+    per_event: dict[str, Counts] = {}
+    rows = db.execute(
+        f"""SELECT form_id, event, total(n * NOT suspected_spam), total(n * (day = ? AND NOT suspected_spam)),
+                   total(n * suspected_spam)
+            FROM response_counts {scope} GROUP BY form_id, event""",
+        params,
+    )
+    for form_id, event, total, today_count, spam in rows:
+        for tally, key in ((per_form, form_id), (per_event, event)):
+            if key:
+                seen = tally.get(key, Counts())
+                tally[key] = Counts(seen.total + int(total), seen.today + int(today_count), seen.spam + int(spam))
+    return per_form, per_event
