@@ -59,7 +59,10 @@ class Event(msgspec.Struct, frozen=True):
 
     def last_day(self) -> dt.date | None:
         """The last day responses are taken (the event day plus the grace days)."""
-        return dt.date.fromisoformat(self.date) + dt.timedelta(days=GRACE_DAYS) if self.date else None
+        if not self.date:
+            return None
+        day = dt.date.fromisoformat(self.date)
+        return day + dt.timedelta(days=min(GRACE_DAYS, (dt.date.max - day).days))  # 9999-12-31 has no day after
 
     def state(self, form: Form, at: dt.datetime | None = None) -> str:
         """The form's state (`open`, `upcoming`, `closed`), or `ended` after the last day."""
@@ -120,7 +123,7 @@ def make_event(forms: Mapping[str, Form], values: Mapping[str, str]) -> Event:
     expected = None
     if text["expected"]:
         digits = text["expected"].replace(",", "").replace("人", "")
-        if digits.isascii() and digits.isdigit() and int(digits) <= 1_000_000:
+        if digits.isascii() and digits.isdigit() and len(digits) <= 7 and int(digits) <= 1_000_000:
             expected = int(digits)
         else:
             problems.append(f"预计人数 {text['expected']!r} 应为整数")

@@ -132,6 +132,16 @@ def test_a_response_id_beyond_sqlite_is_not_found(office, response_id):
     assert deleted.status_code == 404
 
 
+def test_an_event_with_an_absurd_attendance_or_the_last_day_of_the_calendar_is_no_500(office):
+    sign_in_as(office, "boss", PASSWORD)
+    fields = {"form": "all-types", "title": "进社区", "_csrf": csrf_token(office)}
+    refused = office.post("/admin/events", data=fields | {"expected": "9" * 5000})
+    assert refused.status_code == 422 and "预计人数" in refused.text
+    made = office.post("/admin/events", data=fields | {"date": "9999-12-31"}, follow_redirects=False)
+    code = made.headers["location"].rsplit("/", 1)[1]
+    assert office.get(f"/e/{code}").status_code == 200  # its answers are taken up to that day
+
+
 # Item 15: HEAD for monitors, no caching of the office, one charset ---------------------------
 
 
