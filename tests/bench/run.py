@@ -28,6 +28,7 @@ from tests.bench import serving, writes
 from tests.bench.answers import form, variety
 from tests.bench.events import EventFigures
 from tests.bench.exporting import export_against_sqlite
+from tests.bench.mixed import mixed_load, mixed_rows
 from tests.bench.office import OfficeFigures
 from tests.bench.serving import ROOT, SUBMIT_FORM
 
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     today = datetime.date.today().isoformat()
     rows: list[tuple[str, str, str, str]] = []
     notes: list[str] = []
-    print(f"quality-forms benchmarks, {today}: about {6 * args.seconds + 90} s…", file=sys.stderr, flush=True)
+    print(f"quality-forms benchmarks, {today}: about {8 * args.seconds + 120} s…", file=sys.stderr, flush=True)
     header = machine()
 
     with tempfile.TemporaryDirectory(prefix="qf-bench-") as tmp:
@@ -265,6 +266,11 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         print("  office measured", file=sys.stderr, flush=True)
+
+        # 8. A busy evening: residents, 25 dashboards, an export and an attacker at once.
+        busy = mixed_load(work / "mixed", args.seconds, args.responses, DEFAULT_WORKERS)
+        rows += mixed_rows(busy)
+        print("  busy evening measured", file=sys.stderr, flush=True)
 
         # Workers: is more than one process faster?
         worker_rows = []
