@@ -122,7 +122,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         on_startup=[context.store.start, _freeze_startup_objects],
         on_shutdown=[context.store.close],
         before_request=check_host,
-        compression_config=CompressionConfig(backend="gzip", gzip_compress_level=6, minimum_size=500),
+        compression_config=CompressionConfig(
+            backend="gzip", gzip_compress_level=6, minimum_size=500, exclude_opt_key=downloads.SKIP_COMPRESSION
+        ),
         after_request=add_security_headers,
         request_max_body_size=MAX_BODY_BYTES,
         exception_handlers={HTTPException: _http_error, Exception: _unexpected_error},

@@ -48,16 +48,9 @@ def dashboard_context(ctx: AppContext, user: CurrentUser) -> dict[str, Any]:
     db = ctx.store.reader()
     owner = _owner(user)
     per_form, per_event = dashboard_counts(db, now().date().isoformat(), owner)
-    none = Counts()
-    forms = [(form, *_numbers(per_form.get(form.id, none))) for form in ctx.catalog.all()]
-    events = [
-        (row.event, *_numbers(per_event.get(row.event.code, none))[:2]) for row in ev.list_events(db, created_by=owner)
-    ]
+    forms = [(form, per_form.get(form.id, Counts())) for form in ctx.catalog.all()]
+    events = [(row.event, per_event.get(row.event.code, Counts())) for row in ev.list_events(db, created_by=owner)]
     return {"forms": forms, "events": events, "updated": now(), "user": user}
-
-
-def _numbers(counts: Counts) -> tuple[int, int, int]:
-    return counts.total, counts.today, counts.spam
 
 
 # In threads: a request on the event loop would hold up every submission while it reads.

@@ -238,6 +238,28 @@ def test_the_xlsx_download_is_streamed_in_chunks_and_leaves_no_file(office, tmp_
     assert exports == ["form all-types xlsx event -", "report xlsx"]
 
 
+def test_the_web_csv_is_made_in_a_process_of_its_own_and_gzipped_there(office, monkeypatch):
+    import gzip
+
+    from server import export
+
+    post_answers(office, GOOD)
+    sign_in_as(office, "boss", PASSWORD)
+    form = office.app.state["context"].catalog.get("all-types")
+    expected = b"".join(export.export_csv(database(office), form))
+
+    def not_here(*args, **kwargs):
+        raise AssertionError("the CSV was made in the server's own process")
+
+    monkeypatch.setattr(export, "export_csv", not_here)
+    with office.stream("GET", "/admin/forms/all-types/export.csv", headers={"Accept-Encoding": "gzip"}) as zipped:
+        assert zipped.headers["content-encoding"] == "gzip"
+        assert zipped.headers["content-type"] == "text/csv; charset=utf-8"
+        assert gzip.decompress(b"".join(zipped.iter_raw())) == expected
+    plain = office.get("/admin/forms/all-types/export.csv", headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.content == expected
+
+
 # Item 8: the dashboard's counts are kept by the database, not counted per poll ---------------
 
 
@@ -324,8 +346,8 @@ def test_the_dashboard_reads_no_response_rows(office):
         shown = office_pages.dashboard_context(context, User("boss", "admin"))
     finally:
         reader.conn.set_authorizer(None)
-    assert {form.id: total for form, total, *_ in shown["forms"]} == {"all-types": 1, "closed": 0, "upcoming": 0}
-    assert [(event.code, total) for event, total, _ in shown["events"]] == [(code, 1)]
+    assert {form.id: counts.total for form, counts in shown["forms"]} == {"all-types": 1, "closed": 0, "upcoming": 0}
+    assert [(event.code, counts.total) for event, counts in shown["events"]] == [(code, 1)]
     assert "responses" not in read and "response_counts" in read
 
 
