@@ -3,7 +3,7 @@
 Writing the CSV of a million responses is seconds of Python: in a server process it would
 hold the interpreter lock against the event loop that answers residents, and gzip on the
 event loop would add more. So the office's download runs `python -m server.export_process`
-with a nice value of 10: it reads the job (JSON) on standard input and writes the CSV,
+with the lowest priority (nice 19): it reads the job (JSON) on standard input and writes the CSV,
 gzipped when the browser takes gzip, to standard output, which the server streams.
 """
 
@@ -20,7 +20,7 @@ from server.export import export_csv
 from server.forms import Form
 from server.storage import connect
 
-NICENESS = 10  # residents' submissions get the processor first
+NICENESS = 19  # the lowest: residents' submissions (and the server) get the processor first
 
 
 class Job(msgspec.Struct, frozen=True):

@@ -96,12 +96,15 @@ class MixedFigures:
 
 @contextlib.contextmanager
 def running_over(workdir: Path, db: Path, workers: int) -> serving.Server:
+    """`quality-forms serve` over db. PYTHONPATH makes it run this checkout's `server`, not the
+    one an editable install elsewhere points to (a git worktree shares its .venv)."""
     port = serving.free_port()
     with (workdir / f"server-{port}.log").open("wb") as log:
         process = subprocess.Popen(
             [QUALITY_FORMS, "serve", "--forms", str(BUNDLED_FORMS), "--db", str(db), "--port", str(port),
              "--workers", str(workers)],
-            cwd=workdir, env={**os.environ, "QF_RATE_LIMIT": "0"}, stdout=log, stderr=subprocess.STDOUT,
+            cwd=workdir, env={**os.environ, "QF_RATE_LIMIT": "0", "PYTHONPATH": str(serving.ROOT)},
+            stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
     server = serving.Server(port, process, db)
     try:
