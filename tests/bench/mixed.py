@@ -299,7 +299,7 @@ def mixed_rows(figures: MixedFigures) -> list[tuple[str, str, str, str]]:
         submits, export = busy.submits, busy.export
         ratio = figures.ratio(busy)
         ok = ratio >= RATIO_GOAL and submits.load.p99_ms < P99_GOAL_MS and submits.consistent
-        streamed = f"{export.bytes / 1e6:,.0f} MB in {export.seconds:.1f} s" + (" (whole)" if export.finished else "")
+        streamed = f"{export.bytes / 1e6:,.1f} MB in {export.seconds:.1f} s" + (" (whole)" if export.finished else "")
         office = f"dashboards {busy.dashboards.summary()}; export {export.status}, {streamed}"
         if busy.sign_ins is not None:
             office += f"; sign-ins {busy.sign_ins_per_second:.1f}/s sent: {busy.sign_ins.summary()}"
