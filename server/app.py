@@ -27,6 +27,7 @@ from server.forms import KIND_LABELS, FormCatalog
 from server.proxy import FrontDoor, TrustedProxies
 from server.ratelimit import RateLimiter
 from server.settings import Settings, load_settings
+from server.signin import NO_STORE
 from server.storage import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,7 +109,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         on_startup=[context.store.start, _freeze_startup_objects],
         on_shutdown=[context.store.close],
-        compression_config=CompressionConfig(backend="gzip", gzip_compress_level=6, minimum_size=500),
+        compression_config=CompressionConfig(
+            backend="gzip", gzip_compress_level=6, minimum_size=500, exclude_opt_key=downloads.SKIP_COMPRESSION
+        ),
         request_max_body_size=MAX_BODY_BYTES,
         exception_handlers={HTTPException: _http_error, Exception: _unexpected_error},
         openapi_config=None,
@@ -144,12 +147,28 @@ def _http_error(request: Request, exc: HTTPException) -> Response[Any]:
 
     An office page asked for without a session sends a person to the sign-in page.
     """
+    if exc.status_code == 500 and _unreadable_static_file(request, exc.__cause__):
+        return public.message_page(request, 404)
+    # The office's answers are never kept by a browser or proxy, its error pages included.
+    private = {"Cache-Control": NO_STORE.to_header()} if _is_office(request) else {}
     if exc.status_code == 401 and request.method == "GET" and "hx-request" not in request.headers:
-        return Redirect("/admin/login", status_code=303)
-    return public.message_page(request, exc.status_code, headers=exc.headers or {})
+        return Redirect("/admin/login", status_code=303, headers=private)
+    return public.message_page(request, exc.status_code, headers=(exc.headers or {}) | private)
 
 
 def _unexpected_error(request: Request, exc: Exception) -> Response[Any]:
     """A bug: logged with its traceback, answered with a short Chinese page, not a trace."""
+    if _unreadable_static_file(request, exc):
+        return public.message_page(request, 404)
     log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
     return public.message_page(request, 500)
+
+
+def _unreadable_static_file(request: Request, exc: BaseException | None) -> bool:
+    """A static file name the file system refuses (a NUL byte: ValueError; a name too long:
+    OSError, which Litestar wraps in a 500): there is no such file, so a 404."""
+    return request.url.path.startswith("/static/") and isinstance(exc, (ValueError, OSError))
+
+
+def _is_office(request: Request) -> bool:
+    return request.url.path == "/admin" or request.url.path.startswith("/admin/")

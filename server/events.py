@@ -59,7 +59,10 @@ class Event(msgspec.Struct, frozen=True):
 
     def last_day(self) -> dt.date | None:
         """The last day responses are taken (the event day plus the grace days)."""
-        return dt.date.fromisoformat(self.date) + dt.timedelta(days=GRACE_DAYS) if self.date else None
+        if not self.date:
+            return None
+        day = dt.date.fromisoformat(self.date)
+        return day + dt.timedelta(days=min(GRACE_DAYS, (dt.date.max - day).days))  # 9999-12-31 has no day after
 
     def state(self, form: Form, at: dt.datetime | None = None) -> str:
         """The form's state (`open`, `upcoming`, `closed`), or `ended` after the last day."""
@@ -120,7 +123,7 @@ def make_event(forms: Mapping[str, Form], values: Mapping[str, str]) -> Event:
     expected = None
     if text["expected"]:
         digits = text["expected"].replace(",", "").replace("人", "")
-        if digits.isascii() and digits.isdigit() and int(digits) <= 1_000_000:
+        if digits.isascii() and digits.isdigit() and len(digits) <= 7 and int(digits) <= 1_000_000:
             expected = int(digits)
         else:
             problems.append(f"预计人数 {text['expected']!r} 应为整数")
@@ -179,7 +182,8 @@ class EventCount(msgspec.Struct, frozen=True):
 def list_events(
     db: Database, form_id: str | None = None, county: str | None = None, created_by: str | None = None
 ) -> list[EventCount]:
-    """Events by date (undated last), with their numbers of responses."""
+    """Events by date (undated last), with their numbers of responses (from the counts the
+    database keeps, so a long list does not count every response)."""
     where, params = [], []
     if created_by is not None:
         where.append("e.created_by = ?")
@@ -192,7 +196,7 @@ def list_events(
         params.append(county)
     sql = f"""
         SELECT {", ".join("e." + c for c in COLUMNS)},
-               (SELECT count(*) FROM responses r WHERE r.event = e.code) AS responses
+               (SELECT coalesce(sum(n), 0) FROM response_counts c WHERE c.event = e.code) AS responses
         FROM events e {"WHERE " + " AND ".join(where) if where else ""}
         ORDER BY e.date = '', e.date, e.county, e.created_at, e.code"""
     return [EventCount(Event(*row[:-1]), row[-1]) for row in db.execute(sql, params)]

@@ -134,6 +134,45 @@ def harden_sign_in(db: Database) -> None:
     db.execute("DELETE FROM login_failures WHERE length(username) > 32 OR length(address) > 64")
 
 
+@migration
+def count_responses(db: Database) -> None:
+    # The dashboard's numbers, kept by SQLite itself: every insert, delete or change of a
+    # response (by the writer, the office, the command line or a purge) moves its count in
+    # the same transaction, so the dashboard reads a few hundred rows instead of every
+    # response, and no code that writes responses has to know about it. `day` is the China
+    # day of submitted_at; `event` is '' for a form's own page (NULLs would not conflict).
+    db.execute(
+        """
+        CREATE TABLE response_counts (
+            event TEXT NOT NULL,
+            form_id TEXT NOT NULL,
+            day TEXT NOT NULL,               -- YYYY-MM-DD
+            suspected_spam INTEGER NOT NULL,
+            n INTEGER NOT NULL,
+            PRIMARY KEY (event, form_id, day, suspected_spam)
+        ) WITHOUT ROWID"""
+    )
+    key = "coalesce({0}.event, ''), {0}.form_id, substr({0}.submitted_at, 1, 10), {0}.suspected_spam"
+    add = f"""INSERT INTO response_counts VALUES ({key.format("new")}, 1)
+              ON CONFLICT DO UPDATE SET n = n + 1;"""
+    remove = """UPDATE response_counts SET n = n - 1
+                WHERE event = coalesce(old.event, '') AND form_id = old.form_id
+                  AND day = substr(old.submitted_at, 1, 10) AND suspected_spam = old.suspected_spam;"""
+    db.execute(f"CREATE TRIGGER responses_counted AFTER INSERT ON responses BEGIN {add} END")
+    db.execute(f"CREATE TRIGGER responses_uncounted AFTER DELETE ON responses BEGIN {remove} END")
+    # A purge rewrites only `answers`, which no count depends on: it does not fire this one.
+    db.execute(
+        f"""CREATE TRIGGER responses_recounted
+            AFTER UPDATE OF form_id, event, submitted_at, suspected_spam ON responses
+            BEGIN {remove} {add} END"""
+    )
+    db.execute(
+        f"""INSERT INTO response_counts
+            SELECT {key.format("responses")}, count(*) FROM responses
+            GROUP BY 1, 2, 3, 4"""
+    )
+
+
 def migrate(db: Database) -> list[str]:
     """Apply the steps this database has not had yet; return their names."""
     db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")

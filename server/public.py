@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import msgspec
-from litestar import Request, Response, get, post
+from litestar import Request, Response, get, post, route
 from litestar.di import NamedDependency
 from litestar.exceptions import ClientException, HTTPException, NotFoundException
 from litestar.params import FromPath
@@ -160,12 +160,13 @@ async def check_event_field(request: HTMXRequest, ctx: Ctx, code: FromPath[str],
     return await check_field(request, event_target(ctx, code), field_name)
 
 
-@get("/healthz", sync_to_thread=True, media_type="text/plain")
-def healthz(ctx: Ctx) -> Response[str]:
+# HEAD too: uptime monitors ask with HEAD, and get the status alone.
+@route("/healthz", http_method=["GET", "HEAD"], sync_to_thread=True, media_type="text/plain")
+def healthz(request: Request, ctx: Ctx) -> Response[str | None]:
     """`ok` when the database takes writes (in a thread: the probe may wait for the lock)."""
-    if ctx.store.healthy():
-        return Response("ok", media_type="text/plain")
-    return Response("database is not writable", status_code=503, media_type="text/plain")
+    healthy = ctx.store.healthy()
+    body = None if request.method == "HEAD" else "ok" if healthy else "database is not writable"
+    return Response(body, status_code=200 if healthy else 503, media_type="text/plain")
 
 
 ROUTES = [
@@ -214,7 +215,7 @@ def show_form(
     template = "_form.html" if getattr(request, "htmx", False) else "form.html"
     if values or errors or notice or status != 200:
         return Template(template, context=context, status_code=status, headers=headers or {})
-    return Response(_blank_page(request, template, context), media_type="text/html; charset=utf-8")
+    return Response(_blank_page(request, template, context), media_type="text/html")  # Litestar adds the charset
 
 
 _KEY_SLOT = "QF-SUBMISSION-KEY-SLOT"  # never a real key: keys are 24 URL-safe characters

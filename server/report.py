@@ -30,6 +30,7 @@ from server.campaign import COUNTIES, VENUE_TYPES
 from server.clock import now, parse_day
 from server.export import BOM
 from server.forms import Field, Form
+from server.results import FIRST_DAY, LAST_DAY, day_out_of_range
 from server.xlsx import column_width, text_width, write_text, write_whole
 
 HEADERS = ("市县", "场所类型", "活动场次", "答卷数", "平均满意度（5分制）")
@@ -202,6 +203,8 @@ def _day(text: str | None, name: str) -> str | None:
     day = parse_day(text)
     if day is None:
         raise ReportError(f"{name} {text!r} 不对，应写成 2022-09-15")
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ReportError(day_out_of_range(name, day))
     return day
 
 

@@ -42,6 +42,15 @@ class Filters(msgspec.Struct, frozen=True):
         return urlencode({k: v for k, v in values.items() if v})
 
 
+# The days a filter takes: any campaign's, and each one has a next day to compare with
+# (`9999-12-31` has none: date + 1 day overflows).
+FIRST_DAY, LAST_DAY = "2000-01-01", "2099-12-31"
+
+
+def day_out_of_range(label: str, day: str) -> str:
+    return f"{label} {day} 超出范围，应在 {FIRST_DAY} 到 {LAST_DAY} 之间"
+
+
 def parse_filters(query: Mapping[str, str]) -> tuple[Filters, list[str]]:
     """Filters from a query string, and a Chinese message for each value that is not valid."""
     problems = []
@@ -65,6 +74,9 @@ def parse_filters(query: Mapping[str, str]) -> tuple[Filters, list[str]]:
         days[key] = parse_day(raw) if raw else ""
         if days[key] is None:
             problems.append(f"{label} {raw!r} 不对，应写成 2022-09-15")
+            days[key] = ""
+        elif days[key] and not FIRST_DAY <= days[key] <= LAST_DAY:
+            problems.append(day_out_of_range(label, days[key]))
             days[key] = ""
     if days["date_from"] and days["date_to"] and days["date_from"] > days["date_to"]:
         problems.append("开始日期晚于结束日期")

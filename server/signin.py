@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import anyio
 from litestar import Request, Response, Router, get, post
+from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.response import Redirect, Template
@@ -27,6 +28,9 @@ CurrentUser = NamedDependency[User]
 SESSION_COOKIE = "qf_session"
 LOGIN_COOKIE = "qf_login"
 CSRF_FIELD = "_csrf"
+# Every office answer (pages, downloads, the sign-in page) is kept by no browser or proxy: a
+# shared computer's back button or cache must not show answers after sign-out.
+NO_STORE = CacheControlHeader(no_store=True)
 
 
 def current_user(request: Request, ctx: Ctx) -> User:
@@ -164,4 +168,5 @@ router = Router(
     "/admin",
     route_handlers=[login_page, sign_in, sign_out],
     dependencies={"user": Provide(current_user, sync_to_thread=False)},
+    cache_control=NO_STORE,
 )

@@ -23,6 +23,9 @@ from server.forms import OTHER, Field, Form
 PRIVACY_CONSENT = "_consent"  # the product's own consent box for forms with personal fields
 OTHER_MAX_LENGTH = 200
 LARGEST_NUMBER = 10**15  # beyond what any survey asks, and exact in a float
+# More digits than LARGEST_NUMBER has can only be too large; checking the length first also
+# keeps int() away from its 4,300-digit limit (a ValueError, not an answer).
+LONGEST_INTEGER = len(str(LARGEST_NUMBER))
 
 
 class Outcome(msgspec.Struct):
@@ -157,6 +160,8 @@ def _clean_number(field: Field, text: str) -> tuple[Any, str | None]:
     if field.type == "integer":
         if not _INTEGER.match(text):
             return None, "请填写整数，如 25"
+        if len(text.lstrip("+-").lstrip("0")) > LONGEST_INTEGER:
+            return None, "数字太大了，请检查"
         value: int | float = int(text)
     else:
         if not _DECIMAL.match(text):
@@ -212,7 +217,9 @@ def _clean_date(field: Field, text: str) -> tuple[Any, str | None]:
 
 
 def _clean_rating(field: Field, text: str) -> tuple[Any, str | None]:
-    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= field.scale:
+    # A scale is at most 10: anything longer than two digits is out of it (and int() of
+    # thousands of digits would raise rather than answer).
+    if not text.isascii() or not text.isdigit() or len(text) > 2 or not 1 <= int(text) <= field.scale:
         return None, f"请选择 1 到 {field.scale} 之间的分数"
     return int(text), None
 

@@ -157,3 +157,19 @@ def running_server(workdir: Path, *extra: str, env: dict[str, str] | None = None
             raise AssertionError("the server did not stop within 15 s of SIGTERM") from None
         finally:
             log.close()
+
+
+def sign_in_as(client: TestClient, username: str, password: str):
+    """Sign in through the sign-in page, as a person would; returns the answer to the POST."""
+    client.cookies.clear()
+    token = re.search(r'name="_csrf" value="([^"]+)"', client.get("/admin/login").text).group(1)
+    return client.post(
+        "/admin/login",
+        data={"_csrf": token, "username": username, "password": password},
+        follow_redirects=False,
+    )
+
+
+def csrf_token(client: TestClient, path: str = "/admin") -> str:
+    """The CSRF token an office page carries for its forms."""
+    return re.search(r'name="_csrf" value="([^"]+)"', client.get(path).text).group(1)

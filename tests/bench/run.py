@@ -29,6 +29,7 @@ from tests.bench.answers import form, variety
 from tests.bench.backup import backup_figures
 from tests.bench.events import EventFigures
 from tests.bench.exporting import export_against_sqlite
+from tests.bench.mixed import mixed_load, mixed_rows
 from tests.bench.office import OfficeFigures
 from tests.bench.serving import ROOT, SUBMIT_FORM
 
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     today = now().date().isoformat()
     rows: list[tuple[str, str, str, str]] = []
     notes: list[str] = []
-    print(f"quality-forms benchmarks, {today}: about {6 * args.seconds + 90} s…", file=sys.stderr, flush=True)
+    print(f"quality-forms benchmarks, {today}: about {8 * args.seconds + 120} s…", file=sys.stderr, flush=True)
     header = machine()
 
     with tempfile.TemporaryDirectory(prefix="qf-bench-") as tmp:
@@ -271,6 +272,11 @@ def main(argv: list[str] | None = None) -> int:
         backup = backup_figures(work / "backup", args.responses, args.seconds)
         rows += backup.rows()
         print("  backup measured", file=sys.stderr, flush=True)
+
+        # 9. A busy evening: residents, 25 dashboards, an export and an attacker at once.
+        busy = mixed_load(work / "mixed", args.seconds, args.responses, DEFAULT_WORKERS)
+        rows += mixed_rows(busy)
+        print("  busy evening measured", file=sys.stderr, flush=True)
 
         # Workers: is more than one process faster?
         worker_rows = []
