@@ -42,7 +42,10 @@ def build(source: Path = SOURCE) -> Regions:
     found: dict[str, list[str]] = {}
     for city, areas in hainan.items():
         if city == DIRECT:
-            found.update({county: list(towns) for county, towns in areas.items()})
+            # `县直辖村级区划` (villages a county governs directly) is no 乡镇 anyone names
+            found.update(
+                {county: [t for t in towns if not t.endswith("直辖村级区划")] for county, towns in areas.items()}
+            )
             continue
         towns = []
         for area, streets in areas.items():
@@ -77,6 +80,8 @@ def normalize(text: str, levels: int = 2) -> str | None:
                 continue
             break
     county = county_named(county_part)
+    if county is None and levels == 2 and text:  # a 乡镇 alone (the page's own list sends these)
+        return _town_alone(regions, text)
     if county is None:
         return None
     if levels == 1:
@@ -87,6 +92,12 @@ def normalize(text: str, levels: int = 2) -> str | None:
     stem = _stem(town_part)
     matches = [t for t in towns if stem and _stem(t) == stem]
     return f"{county}/{matches[0]}" if len(matches) == 1 else None
+
+
+def _town_alone(regions: Regions, town: str) -> str | None:
+    """`牙叉镇` → `白沙黎族自治县/牙叉镇`: Hainan's 乡镇 names are unique (the tests check)."""
+    places = [f"{county}/{t}" for county, towns in regions.counties.items() for t in towns if t == town]
+    return places[0] if len(places) == 1 else None
 
 
 def _short(county: str) -> str:

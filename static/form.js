@@ -88,7 +88,7 @@
       town.add(new Option(county.value ? "请选择乡镇" : "请先选择市县", ""));
       groups.forEach(function (g) {
         if (g.label !== county.value) return;
-        Array.prototype.forEach.call(g.children, function (o) { town.add(new Option(o.text, o.value)); });
+        Array.prototype.forEach.call(g.children, function (o) { town.add(new Option(o.text, o.text)); });
       });
       town.disabled = !county.value;
     }
@@ -105,9 +105,10 @@
     select.hidden = true;
     select.parentNode.insertBefore(county, select);
     select.parentNode.insertBefore(town, select);
-    county.value = select.value ? select.value.split("/")[0] : "";
+    var chosen = select.selectedIndex > 0 ? select.options[select.selectedIndex] : null;
+    county.value = chosen ? chosen.parentNode.label : "";
     fillTowns();
-    town.value = select.value;
+    town.value = chosen ? chosen.text : "";
   }
 
   function setUp(root) {

@@ -61,6 +61,10 @@ def answers_for(form: Form, day: dt.date) -> dict[str, str | list[str]]:
             data[field.name] = str(field.scale)
         elif field.type == "consent":
             data[field.name] = "on"
+        elif field.type == "region":
+            data[field.name] = "白沙/牙叉" if field.levels == 2 else "白沙"
+        elif field.type == "grid":
+            data |= dict.fromkeys(field.answer_names, str(field.scale))
     return data
 
 

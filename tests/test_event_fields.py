@@ -192,3 +192,20 @@ def test_the_checker_names_the_file_and_field_of_each_mistake(tmp_path, field, m
         load_form(path)
     [line] = caught.value.messages
     assert line.startswith(f"{path}: 字段 ") and message in line
+
+
+def test_at_a_township_event_residents_answer_fewer_questions_and_the_row_has_its_township_and_date(tmp_path):
+    from tests.conftest import BUNDLED_FORMS
+
+    with make_app_client(tmp_path, forms=BUNDLED_FORMS) as client:
+        forms = {f.id: f for f in client.app.state["context"].catalog.all()}
+        event = {"form": "township-event", "title": "质量文化乡镇行", "county": "白沙", "township": "牙叉镇",
+                 "venue_type": "乡镇", "date": TODAY}  # fmt: skip
+        [made] = add_events(database(client), [make_event(forms, event)])
+        on_its_own = questions(client.get("/f/township-event").text)
+        at_the_event = questions(client.get(f"/e/{made.code}").text)
+        assert set(on_its_own) - set(at_the_event) == {"township", "attended_on"}
+        answers = {"age_group": "60plus", "learned": "food", "helpful": "5", "recommend": "yes"}
+        assert post(client, f"/e/{made.code}", answers).status_code == 303
+        [stored] = stored_answers(client)
+        assert (stored["township"], stored["attended_on"]) == ("白沙黎族自治县/牙叉镇", TODAY)

@@ -47,13 +47,13 @@ def fill_survey(page) -> None:
     page.get_by_label("听说过，也了解内容", exact=True).check()
     page.get_by_label("知道，而且用过", exact=True).check()  # shows two conditional questions
     page.get_by_label("宣传活动、宣传单", exact=True).check()
-    page.locator("#q-rating_12315 label", has_text="4").click()
+    page.locator("#q-rating_12315 label", has_text="满意").nth(2).click()  # 很不满意, 不满意, then 满意: the 4th point
     page.get_by_label("食品", exact=True).check()
     page.get_by_label("网购商品", exact=True).check()
     page.fill("#i-online_trouble", "快递的儿童玩具 缺零件 & 没有说明书")
     page.get_by_label("没有", exact=True).check()
-    page.fill("#i-email", "resident@example.com")
-    page.get_by_label("我已阅读并同意以上说明").check()
+    page.fill("#i-email", "resident@example.com")  # a personal answer: the consent box appears
+    page.get_by_label("我已阅读并同意个人信息说明").check()
 
 
 def assert_survey_filled(page) -> None:
@@ -67,7 +67,7 @@ def assert_survey_filled(page) -> None:
     assert page.input_value("#i-online_trouble") == "快递的儿童玩具 缺零件 & 没有说明书"
     assert page.get_by_label("没有", exact=True).is_checked()
     assert page.input_value("#i-email") == "resident@example.com"
-    assert page.get_by_label("我已阅读并同意以上说明").is_checked()
+    assert page.get_by_label("我已阅读并同意个人信息说明").is_checked()
     assert page.locator("#q-food_worry").is_visible()  # conditions are applied to restored answers
 
 
