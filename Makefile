@@ -28,11 +28,13 @@ serve: setup
 
 test: setup
 	$(BIN)/ruff check server tests
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 lint: setup
 	$(BIN)/ruff check server tests
 	$(BIN)/ruff format --check server tests
+	$(BIN)/mypy
 
 # The benchmark suite (docs/benchmarks.md); not part of `make test`. Needs wrk, sqlite3 and
 # GNU time (for the export's peak memory); installs them on Debian when missing.

@@ -10,7 +10,7 @@ from typing import Any
 
 from litestar import Litestar, Request, Response
 from litestar.config.compression import CompressionConfig
-from litestar.datastructures import CacheControlHeader
+from litestar.datastructures import CacheControlHeader, State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.plugins.htmx import HTMXPlugin
@@ -115,10 +115,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         request_max_body_size=MAX_BODY_BYTES,
         exception_handlers={HTTPException: _http_error, Exception: _unexpected_error},
         openapi_config=None,
-        state={"context": context},
+        state=State({"context": context}),
     )
     # Before routing, so that 404s, static files and error pages pass the same door.
-    app.asgi_handler = FrontDoor(
+    app.asgi_handler = FrontDoor(  # type: ignore[assignment]  # an ASGI app, as Litestar's own is
         app.asgi_handler,
         trusted=TrustedProxies(settings.trusted_proxies),
         hosts=settings.hosts(),
@@ -131,6 +131,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 def _refusal_page(app: Litestar) -> str:
     """The Chinese 400 page for a host we do not answer to, rendered once."""
     title, text = public.MESSAGES[400]
+    assert app.template_engine is not None  # create_app configures Jinja
     return app.template_engine.get_template("message.html").render(title=title, text=text, status=400)
 
 

@@ -15,6 +15,7 @@ import threading
 import unicodedata
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import msgspec
 
@@ -40,12 +41,12 @@ class CommandError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, not a usage block
+    def error(self, message: str) -> NoReturn:  # one line, not a usage block
         raise CommandError(message)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     for setting in SETTINGS:
         if setting.option:
             flag = "--" + setting.name.replace("_", "-")

@@ -5,13 +5,14 @@ Each download is named with the time and written to the audit log with who took 
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 from urllib.parse import quote
 
 import msgspec
@@ -26,6 +27,7 @@ from server import events as ev
 from server.accounts import User
 from server.clock import now
 from server.context import Context as AppContext
+from server.export import Header
 from server.export_process import Job
 from server.forms import Form
 from server.office import form_or_404, report_or_400
@@ -46,7 +48,7 @@ SKIP_COMPRESSION = "skip_compression"
 
 
 class ExportScope(msgspec.Struct, frozen=True):
-    header: str
+    header: Header
     event: str | None
     include_spam: bool
 
@@ -58,9 +60,10 @@ class ExportScope(msgspec.Struct, frozen=True):
 
 def _export_scope(request: Request, ctx: AppContext, user: User, form: Form) -> ExportScope:
     """What an export request asks for; staff export one of their own events only."""
-    header = request.query_params.get("header", "labels")
-    if header not in ("labels", "names"):
+    asked_header = request.query_params.get("header", "labels")
+    if asked_header not in ("labels", "names"):
         raise ClientException("header must be labels or names")
+    header: Header = "names" if asked_header == "names" else "labels"
     asked = request.query_params.get("event", "")
     event = ev.get_event(ctx.store.reader(), asked) if asked else None
     if asked and (event is None or event.form_id != form.id):
@@ -87,8 +90,11 @@ def export_csv_file(request: Request, ctx: Ctx, user: CurrentUser, form_id: From
 def export_xlsx_file(request: Request, ctx: Ctx, user: CurrentUser, form_id: FromPath[str]) -> Stream:
     form = form_or_404(ctx, form_id)
     scope = _export_scope(request, ctx, user, form)
-    options = {"header": scope.header, "event": scope.event, "include_spam": scope.include_spam}
-    chunks = _xlsx_chunks(lambda path: export_xlsx(ctx.store.reader(), form, path, **options))
+    chunks = _xlsx_chunks(
+        lambda path: export_xlsx(
+            ctx.store.reader(), form, path, header=scope.header, event=scope.event, include_spam=scope.include_spam
+        )
+    )
     return _download(ctx, user, scope.describe(form, "xlsx"), chunks, f"{form.id}.xlsx")
 
 
@@ -103,11 +109,12 @@ def _made_in_process(job: Job) -> Iterator[bytes]:
     child = subprocess.Popen(
         [sys.executable, "-m", "server.export_process"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
     )
+    output = cast(io.BufferedReader, child.stdout)  # a pipe opened in binary mode: it has read1
     try:
         assert child.stdin is not None and child.stdout is not None
         child.stdin.write(msgspec.json.encode(job))
         child.stdin.close()
-        while chunk := child.stdout.read1(CHUNK_BYTES):
+        while chunk := output.read1(CHUNK_BYTES):
             yield chunk
         if child.wait() != 0:
             raise RuntimeError(f"the export of form {job.form.id} failed (exit status {child.returncode})")

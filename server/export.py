@@ -141,7 +141,7 @@ def _rows(
     fixed = len(FIXED_COLUMNS)
     position = {c.name: fixed + i for i, c in enumerate(answer_columns)}
     convert: list[Callable[[Any], Any]] = [str] * fixed + converters
-    blank = [""] * len(convert)
+    blank: list[Any] = [""] * len(convert)
     decode = msgspec.json.Decoder(dict[str, Any]).decode
     for response_id, submitted_at, event_code, answers_json in responses:
         line = blank.copy()

@@ -411,7 +411,8 @@ def _build_field(
             _check_condition(condition, earlier)
             field = msgspec.structs.replace(field, condition=condition)
         except ExpressionError as exc:
-            shown = field.show_if if len(field.show_if) <= 60 else field.show_if[:59] + "…"
+            text = field.show_if or ""
+            shown = text if len(text) <= 60 else text[:59] + "…"
             problem(f"show_if {shown!r}：{exc}")
     if ftype in DEFAULT_MAX_LENGTH and field.max_length is None:
         field = msgspec.structs.replace(field, max_length=DEFAULT_MAX_LENGTH[ftype])
@@ -495,8 +496,8 @@ def _plain_validation_error(exc: msgspec.ValidationError) -> str:
 def _check_type_rules(field: Field, problem) -> None:
     kind = field.type
     if kind in ("text", "textarea"):
-        low, high = field.min_length or 0, field.max_length or DEFAULT_MAX_LENGTH[kind]
-        if low < 0 or high < 1 or low > high:
+        shortest, longest = field.min_length or 0, field.max_length or DEFAULT_MAX_LENGTH[kind]
+        if shortest < 0 or longest < 1 or shortest > longest:
             problem("min_length / max_length 不合理")
     elif kind in ("integer", "number"):
         for key in ("min", "max"):
@@ -698,11 +699,13 @@ class FormCatalog:
             results = {}
         for path in stamps.keys() - results.keys() - {campaign_path}:
             try:
-                results[path] = load_form(path, self._campaign)
-                log.info("form %s loaded (version %s)", path.stem, results[path].version)
+                form = load_form(path, self._campaign)
+                results[path] = form
+                log.info("form %s loaded (version %s)", path.stem, form.version)
             except (FormError, OSError) as exc:
-                results[path] = exc.messages if isinstance(exc, FormError) else [f"{path}: {exc}"]
-                for message in results[path]:
+                messages = exc.messages if isinstance(exc, FormError) else [f"{path}: {exc}"]
+                results[path] = messages
+                for message in messages:
                     log.error("form skipped: %s", message)
         self._stamps, self._results = stamps, results
         self._forms = {p.stem: r for p, r in sorted(results.items()) if isinstance(r, Form)}

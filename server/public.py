@@ -231,6 +231,7 @@ def _blank_page(request: Request, template: str, context: dict[str, Any]) -> str
     page = _blank_pages.get(slot)
     if page is None:
         engine = request.app.template_engine
+        assert engine is not None  # create_app configures Jinja
         page = engine.get_template(template).render(**context | {"key": _KEY_SLOT})
         if len(_blank_pages) >= _BLANK_PAGES_KEPT:
             _blank_pages.clear()

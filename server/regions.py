@@ -47,7 +47,7 @@ def build(source: Path = SOURCE) -> Regions:
                 {county: [t for t in towns if not t.endswith("直辖村级区划")] for county, towns in areas.items()}
             )
             continue
-        towns = []
+        towns: list[str] = []
         for area, streets in areas.items():
             # 三亚's districts have no level below them in this data: the district is the choice
             towns.extend([area] if streets == [f"{area}直辖村级区划"] else streets)
@@ -79,11 +79,12 @@ def normalize(text: str, levels: int = 2) -> str | None:
             else:
                 continue
             break
-    county = county_named(county_part)
-    if county is None and levels == 2 and text:  # a 乡镇 alone (the page's own list sends these)
+    named = county_named(county_part)
+    if named is None and levels == 2 and text:  # a 乡镇 alone (the page's own list sends these)
         return _town_alone(regions, text)
-    if county is None:
+    if named is None:
         return None
+    county = named
     if levels == 1:
         return county if not town_part else None
     towns = regions.counties[county]

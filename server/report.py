@@ -154,7 +154,7 @@ class _Filters:
         return " AND ".join(where), params
 
 
-def _events_held(db: Database, filters: _Filters, today: str) -> list[tuple[str, str, int]]:
+def _events_held(db: Database, filters: _Filters, today: str) -> list[tuple[str | None, str | None, int]]:
     """(county, venue type, events held): dated within the days and not after today, or
     undated with at least one response within the days."""
     responded, params = filters.responses("r")
@@ -240,7 +240,7 @@ def _rows(tallies: Mapping[tuple[str | None, str | None], _Tally]) -> list[Repor
         venue_types = sorted((v for c, v in tallies if c == county), key=_venue_order)
         for venue_type in venue_types:
             tally = tallies[(county, venue_type)]
-            rows.append(tally.row("venue", name, venue_type))
+            rows.append(tally.row("venue", name, venue_type or ""))
             subtotal.add(tally)
         rows.append(subtotal.row("county", name, SUBTOTAL))
         grand.add(subtotal)
@@ -310,6 +310,10 @@ def write_report_files(db: Database, forms: Mapping[str, Form], out_dir: Path, *
     report = build_report(db, forms, **filters)
     stem = f"report-{now():%Y%m%d-%H%M%S}"
     return [
-        write_whole(out_dir / f"{stem}.csv", lambda path: path.write_bytes(report_csv(report))),
+        write_whole(out_dir / f"{stem}.csv", lambda path: _write_bytes(path, report_csv(report))),
         write_whole(out_dir / f"{stem}.xlsx", lambda path: report_xlsx(report, path)),
     ]
+
+
+def _write_bytes(path: Path, content: bytes) -> None:
+    path.write_bytes(content)

@@ -68,16 +68,17 @@ def parse_filters(query: Mapping[str, str]) -> tuple[Filters, list[str]]:
     if venue_type and venue_type not in VENUE_TYPES:
         problems.append(f"场所类型 {venue_type!r} 不对")
         venue_type = ""
-    days = {}
+    days: dict[str, str] = {}
     for key, label in (("date_from", "开始日期"), ("date_to", "结束日期")):
         raw = query.get(key, "").strip()
-        days[key] = parse_day(raw) if raw else ""
-        if days[key] is None:
+        day = parse_day(raw) if raw else ""
+        if day is None:
             problems.append(f"{label} {raw!r} 不对，应写成 2022-09-15")
-            days[key] = ""
-        elif days[key] and not FIRST_DAY <= days[key] <= LAST_DAY:
-            problems.append(day_out_of_range(label, days[key]))
-            days[key] = ""
+            day = ""
+        elif day and not FIRST_DAY <= day <= LAST_DAY:
+            problems.append(day_out_of_range(label, day))
+            day = ""
+        days[key] = day
     if days["date_from"] and days["date_to"] and days["date_from"] > days["date_to"]:
         problems.append("开始日期晚于结束日期")
     return Filters(event, county, venue_type, days["date_from"], days["date_to"]), problems
@@ -96,8 +97,8 @@ def where(
     if filters.event:
         clauses.append("r.event = ?")
         params.append(filters.event)
-    wanted = {"county": filters.county, "venue_type": filters.venue_type, "created_by": owner}
-    wanted = {column: value for column, value in wanted.items() if value}
+    given = {"county": filters.county, "venue_type": filters.venue_type, "created_by": owner}
+    wanted = {column: value for column, value in given.items() if value}
     if wanted:  # through the events: a staff account sees only the events it made
         conditions = " AND ".join(f"{column} = ?" for column in wanted)
         clauses.append(f"r.event IN (SELECT code FROM events WHERE {conditions})")
@@ -217,8 +218,8 @@ def _field_result(
             county = str(place).split("/")[0]
             counties[county] = counties.get(county, 0) + count
         towns = _ranked(counts, answered)[:RANKED_TOWNS] if field.levels == 2 else []
-        rows = [RowResult(f"乡镇（前 {RANKED_TOWNS} 名）", answered, None, towns)] if towns else []
-        return FieldResult(field, answered, options=_ranked(counties, answered), rows=rows)
+        by_town = [RowResult(f"乡镇（前 {RANKED_TOWNS} 名）", answered, None, towns)] if towns else []
+        return FieldResult(field, answered, options=_ranked(counties, answered), rows=by_town)
     if field.type == "hidden":  # where responses came from (`?src=poster`): the most frequent first
         return FieldResult(field, answered, options=_ranked(counts, answered))
     if field.type in TEXT_TYPES and not personal:  # personal in any version: never shown
