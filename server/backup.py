@@ -17,6 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import sysconfig
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +27,9 @@ DEFAULT_KEEP = 14
 COPY_STEP_PAGES = 4096  # 16 MB of 4 KB pages
 TABLES = ("responses", "form_versions")  # a file without them is not a quality-forms database
 LITESTREAM_STOP_SECONDS = 35  # Litestream's own final sync gives up after 30 s
+# Litestream copies new WAL frames every second (its default sync interval) but not when it is
+# told to stop: it is given this long after the last write to make its last copy.
+LAST_SYNC_SECONDS = 2.5
 
 
 class BackupError(Exception):
@@ -285,21 +289,23 @@ def start_replication(db: Path, replica_url: str, lock: int) -> subprocess.Popen
     Litestream gets a session of its own, so a signal to the server's process group does
     not stop it before the web server has answered its last request. Its `-exec` child
     waits for this process to end (`tail --pid`); when the server dies, kill -9 included,
-    that child exits and Litestream shuts down as on SIGTERM: it copies every committed
-    transaction still in the WAL to the replica, then exits. (PR_SET_PDEATHSIG would send
-    Litestream a signal per exiting thread of the server, and a second signal makes it skip
-    that last copy.)
+    that child exits `LAST_SYNC_SECONDS` later and Litestream shuts down. Litestream makes no
+    copy of its own when it stops, so those seconds are what carries every transaction
+    committed before the crash to the replica (the drill in tests/test_backup.py proves it).
+    (PR_SET_PDEATHSIG would send Litestream a signal per exiting thread of the server.)
     """
-    tail = shutil.which("tail")
-    if tail is None:
-        raise BackupError("`tail` (coreutils) is needed to tie Litestream to the server")
-    watch = f"{tail} --pid={os.getpid()} -f /dev/null"
+    tail, sh = shutil.which("tail"), shutil.which("sh")
+    if tail is None or sh is None:
+        raise BackupError("`tail` (coreutils) and `sh` are needed to tie Litestream to the server")
+    watch = f"{sh} -c '{tail} --pid={os.getpid()} -f /dev/null; sleep {LAST_SYNC_SECONDS}'"
     command = [str(litestream()), "replicate", "-exec", watch, str(db), replica_url]
     return subprocess.Popen(command, start_new_session=True, pass_fds=(lock,))
 
 
 def stop_replication(process: subprocess.Popen) -> None:
-    """SIGTERM: Litestream copies what is left of the WAL to the replica, then exits."""
+    """After the last answer: a sync interval or two for Litestream's last copy, then SIGTERM."""
+    if process.poll() is None:
+        time.sleep(LAST_SYNC_SECONDS)
     if process.poll() is None:
         process.terminate()
     try:

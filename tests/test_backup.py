@@ -27,7 +27,6 @@ ANSWERS = {
     "topics": ["food", "elevator"],
     "satisfaction": "4",
     "suggestion": "多来学校讲讲电梯安全。",
-    "agree_report": "yes",
 }
 BACKUP_NAME = re.compile(r"data/backups/quality-forms-\d{8}-\d{6}(-\d+)?\.db")
 
@@ -244,6 +243,12 @@ def test_restore_drill_kill_9_under_load_lose_the_disk_restore_from_the_replica(
             pid for pid in descendants(process.pid) if "litestream" in Path(f"/proc/{pid}/cmdline").read_text()
         }
         assert len(replication) == 1, "serve runs one litestream"
+        # A deployment has been replicating for days when a disk dies: the drill starts once
+        # Litestream has made its first copy (on a loaded machine that can take seconds).
+        deadline = time.monotonic() + 30
+        while not any((tmp_path / "replica").rglob("*.ltx")):
+            assert time.monotonic() < deadline, "Litestream made no first copy in 30 s"
+            time.sleep(0.1)
         outcomes = submit_until_killed(port, "drill-one", process)
     accepted = {k for k, s in outcomes.items() if s == 303}
     assert len(accepted) >= 100 and "failed" in outcomes.values(), "killed under load"

@@ -36,7 +36,6 @@ ANSWERS = {
     "topics": ["food", "elevator"],
     "satisfaction": "4",
     "suggestion": "多来学校讲讲电梯安全。",
-    "agree_report": "yes",
 }
 STORED = {
     "venue_type": "school",
@@ -44,7 +43,6 @@ STORED = {
     "topics": ["food", "elevator"],
     "satisfaction": 4,
     "suggestion": "多来学校讲讲电梯安全。",
-    "agree_report": True,
 }
 
 
