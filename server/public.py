@@ -276,7 +276,7 @@ async def _submit(request: HTMXRequest, ctx: AppContext, target: Target, posted:
     if photo_errors or not outcome.ok:
         errors = outcome.errors | photo_errors
         too_big = any(u.too_big for uploads in posted.uploads.values() for u in uploads)
-        notice = NOTICE_PHOTOS_AGAIN if posted.uploads else ""
+        notice = NOTICE_PHOTOS_AGAIN if posted.uploads and not request.htmx else ""  # photo.js puts them back
         status = 413 if too_big else 422
         return show_form(request, target, values=data, errors=errors, key=key, notice=notice, status=status)
     address = request.client.host if request.client else "unknown"

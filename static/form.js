@@ -14,7 +14,7 @@
 
   function answerOf(form, name, hidden) {
     if (hidden[name]) return null;
-    var values = new FormData(form).getAll(name).map(function (v) { return String(v).trim(); })
+    var values = new FormData(form).getAll(name).map(function (v) { return typeof v === "string" ? v.trim() : v.size ? v.name : ""; })
       .filter(function (v) { return v !== ""; });
     return values;
   }
@@ -140,7 +140,7 @@
   function keyOf(form) { var input = form.querySelector("[name=" + KEY + "]"); return input ? input.value : ""; }
   function pairs(form) {
     var out = [];
-    new FormData(form).forEach(function (value, name) { out.push([name, String(value)]); });
+    new FormData(form).forEach(function (value, name) { if (typeof value === "string") out.push([name, value]); });  // not photos
     return out;
   }
   function encode(list) {
@@ -279,6 +279,10 @@
   document.addEventListener("htmx:sendError", function (event) {
     var form = event.target;
     if (!form.matches || !form.matches("form.survey")) return;
+    // photos are not kept on the phone for a later send: they stay chosen on this page instead
+    var photos = Array.prototype.some.call(form.querySelectorAll(".photos input[type=file]"), function (input) { return input.files.length; });
+    if (photos) return say(form, "照片要联网才能上传。现在连不上网络，这次没有提交成功；" +
+      "您填写的内容和选好的照片都还在，请有网络时再点“提交”，不要关闭本页。");
     if (!enqueue(form)) say(form, "网络连接不上，这次没有提交成功。您填写的内容都还在，请稍后再点“提交”。");
     later();
   });
