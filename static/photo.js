@@ -74,14 +74,17 @@
     var label = input.parentNode, old = label.querySelector(".photo-preview"), remove = label.querySelector(".photo-remove");
     if (old) label.removeChild(old);
     if (remove) label.removeChild(remove);
+    label.querySelector(".photo-button").hidden = !!(input.files && input.files.length);
     if (!input.files || !input.files.length) return;
+    var shown = document.createElement(preview ? "img" : "span");  // no preview: a picture this browser cannot draw
+    shown.className = "photo-preview";
     if (preview) {
-      var image = document.createElement("img");
-      image.className = "photo-preview";
-      image.alt = "";
-      image.src = preview;
-      label.appendChild(image);
+      shown.alt = "";
+      shown.src = preview;
+    } else {
+      shown.textContent = input.files[0].name;
     }
+    label.appendChild(shown);
     remove = document.createElement("button");
     remove.type = "button";
     remove.className = "photo-remove";
