@@ -454,3 +454,25 @@ def test_without_script_the_original_photo_is_accepted(site, browser, tmp_path):
     assert size == (1920, 2560)  # the original, turned upright and kept at 2560 on its longest side
     assert not exif
     context.close()
+
+
+def test_with_script_chosen_photos_come_back_after_a_page_with_errors(site, browser, tmp_path):
+    base, workdir = site
+    photo = camera_photo(tmp_path / "IMG_20220915_101012.jpg")
+    context = phone(browser)
+    page = context.new_page()
+    page.goto(f"{base}/f/photo-report")
+    page.locator("input[name=pictures]").nth(0).set_input_files(str(photo))
+    page.locator("#q-pictures .photo-preview").wait_for()
+    page.click("button.submit")  # the place is missing
+    page.locator("#e-place", has_text="此项为必填").wait_for()
+    page.locator("#q-pictures .photo-preview").wait_for()  # the picture is chosen still
+    assert page.locator("input[name=pictures]").nth(0).evaluate("input => input.files.length") == 1
+    assert "照片没有保存" not in page.content()
+    shoot(page, "photo-422-360")
+    page.fill("#i-place", "琼海市嘉积镇农贸市场")
+    page.click("button.submit")
+    page.locator("section.thanks").wait_for()
+    size, _ = stored_photo(workdir)
+    assert size == (1200, 1600)
+    context.close()
