@@ -279,10 +279,6 @@
   document.addEventListener("htmx:sendError", function (event) {
     var form = event.target;
     if (!form.matches || !form.matches("form.survey")) return;
-    // photos are not kept on the phone for a later send: they stay chosen on this page instead
-    var photos = Array.prototype.some.call(form.querySelectorAll(".photos input[type=file]"), function (input) { return input.files.length; });
-    if (photos) return say(form, "照片要联网才能上传。现在连不上网络，这次没有提交成功；" +
-      "您填写的内容和选好的照片都还在，请有网络时再点“提交”，不要关闭本页。");
     if (!enqueue(form)) say(form, "网络连接不上，这次没有提交成功。您填写的内容都还在，请稍后再点“提交”。");
     later();
   });

@@ -109,14 +109,14 @@
     });
   }
 
-  function status(form, text) {
+  function status(form, text, urgent) {
     var line = form.querySelector(".photo-status");
     if (!line) {
       line = document.createElement("p");
-      line.className = "hint photo-status";
       line.setAttribute("aria-live", "polite");
       form.insertBefore(line, form.querySelector(".submit"));
     }
+    line.className = (urgent ? "notice" : "hint") + " photo-status";
     line.textContent = text;
   }
 
@@ -174,6 +174,14 @@
   document.addEventListener("htmx:load", function (event) {
     var root = event.target;
     if (root.matches && root.matches("form.survey")) restore(root);
+  });
+  // Offline, form.js would queue the send in localStorage, which cannot hold pictures: the
+  // pictures stay chosen on this page instead. (This script runs before form.js: it goes first.)
+  document.addEventListener("htmx:sendError", function (event) {
+    var form = event.target, photos = form.querySelectorAll && form.querySelectorAll(".photos input[type=file]");
+    if (!photos || !Array.prototype.some.call(photos, function (input) { return input.files.length; })) return;
+    event.stopImmediatePropagation();
+    status(form, "照片要联网才能上传，这次没有提交成功。填写的内容和照片都还在，请有网络时再点“提交”，不要关闭本页。", true);
   });
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("form.survey").forEach(restore);

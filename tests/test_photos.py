@@ -15,7 +15,7 @@ from PIL import Image
 from server.accounts import add_user
 from server.events import add_events, make_event
 from server.forms import FormError, load_form
-from tests.conftest import database, errors_on_page, make_app_client, run, stored_answers, submission_key
+from tests.conftest import BUNDLED_FORMS, database, errors_on_page, make_app_client, run, stored_answers, submission_key
 
 PASSWORD = "correct horse battery"
 FORM = "/f/photo-report"
@@ -118,10 +118,14 @@ def test_the_page_posts_multipart_with_one_wide_picker_per_photo(client):
     assert re.search(r'<script src="/static/photo\.js\?v=[0-9a-f]{10}" defer></script>', page)
 
 
-def test_the_photo_script_loads_only_on_forms_with_photo_questions(client):
-    for form in ("all-types", "closed"):
-        assert "photo.js" not in client.get(f"/f/{form}").text
-    assert 'enctype="multipart/form-data"' not in client.get("/f/all-types").text
+def test_the_photo_script_and_styles_load_only_on_forms_with_photo_questions(client, tmp_path):
+    assert "photo.js" in client.get(FORM).text and "photo.css" in client.get(FORM).text
+    page = client.get("/f/all-types").text
+    assert "photo.js" not in page and "photo.css" not in page and "multipart" not in page
+    with make_app_client(tmp_path / "bundled", forms=BUNDLED_FORMS) as bundled:
+        for path in sorted(BUNDLED_FORMS.glob("[!_]*.toml")):
+            page = bundled.get(f"/f/{path.stem}")
+            assert page.status_code == 200 and "photo." not in page.text, path.stem
 
 
 # --- storing -------------------------------------------------------------------------------
