@@ -319,6 +319,7 @@ def test_purge_removes_personal_photo_files_and_keeps_the_others(client, tmp_pat
     db = client.app.state["context"].store.path
     purged = run("purge", "photo-report", "--older-than", "0", "--db", str(db), cwd=tmp_path)
     assert purged.returncode == 0, purged.stderr
+    assert "personal answers (faces) removed from 1 response(s), with 1 photo file(s)" in purged.stdout.decode()
     assert stored_answers(client) == [{"place": "万宁市兴隆超市", "pictures": answers["pictures"]}]
     assert photo_path(client, answers["pictures"][0]).exists()
     assert not photo_path(client, answers["faces"][0]).exists()
