@@ -15,6 +15,7 @@ import io
 import os
 import re
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -32,6 +33,7 @@ QUALITY = 85
 FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP"}  # MPO: the JPEG some phone cameras write
 NAME = re.compile(r"^[0-9a-f]{64}\.jpg$")
 FOLDER_NAME = "photos"
+DECODING = threading.BoundedSemaphore(2)  # pictures decoded at once: one may take ~100 MB while decoded
 # Pillow's own bomb check, at our ceiling: past twice MAX_PIXELS it refuses to open a file at
 # all, and its warning (between once and twice) is ours to give, in Chinese (`clean_photo`).
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
@@ -53,7 +55,13 @@ def folder_for(database: Path) -> Path:
 
 
 def clean_photo(upload: BinaryIO) -> Photo:
-    """Decode an upload and encode it again as an upright JPEG without metadata."""
+    """Decode an upload and encode it again as an upright JPEG without metadata (blocking: call
+    it in a thread)."""
+    with DECODING:
+        return _clean_photo(upload)
+
+
+def _clean_photo(upload: BinaryIO) -> Photo:
     try:
         with Image.open(upload) as image:
             if image.format not in FORMATS:

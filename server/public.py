@@ -44,7 +44,6 @@ MAX_TEXT_BYTES = 1024 * 1024  # what a form post may carry besides photos (app.p
 # The submit routes take this much: nine photos at the most each may weigh, and the text.
 # A form's own ceiling (`body_limit`) is lower; a photo past its limit is counted, not kept.
 MAX_SUBMIT_BYTES = 9 * photos.MAX_UPLOAD_BYTES + MAX_TEXT_BYTES
-PHOTO_WORKERS = 2  # pictures decoded at once: each may take ~100 MB while it is decoded
 
 MESSAGES = {
     400: ("请求有误", "提交的内容格式不对。请回到问卷页面重新填写后提交。"),
@@ -290,6 +289,7 @@ async def _submit(request: HTMXRequest, ctx: AppContext, target: Target, posted:
     spam = any(value.strip() for value in data.get(HONEYPOT, []))
     submission = Submission(target.form, key or new_submission_key(), outcome.answers, event_code, spam)
     folder = photos.folder_for(ctx.store.path)
+    pictures = {name: group for name, group in pictures.items() if name in outcome.answers}  # not a hidden question's
     written = await anyio.to_thread.run_sync(_save_photos, folder, pictures)
     try:
         receipt = await ctx.store.writer.store(submission)
@@ -304,10 +304,9 @@ async def _submit(request: HTMXRequest, ctx: AppContext, target: Target, posted:
 async def clean_uploads(form: Form, posted: Posted) -> tuple[dict[str, list[photos.Photo]], dict[str, str]]:
     """Each photo question's uploads as clean pictures, or a Chinese error for the question.
 
-    Decoding is CPU work: it runs in threads, `PHOTO_WORKERS` pictures at a time."""
+    Decoding is CPU work: it runs in threads (`photos.clean_photo` decodes two at a time)."""
     pictures: dict[str, list[photos.Photo]] = {}
     errors: dict[str, str] = {}
-    limiter = _photo_limiter()
     for field in form.fields:
         uploads = posted.uploads.get(field.name, []) if field.type == "photo" else []
         if len(uploads) > field.max_photos:
@@ -318,22 +317,12 @@ async def clean_uploads(form: Form, posted: Posted) -> tuple[dict[str, list[phot
             continue
         for number, upload in enumerate(uploads, start=1):
             try:
-                picture = await anyio.to_thread.run_sync(photos.clean_photo, upload.file, limiter=limiter)
+                picture = await anyio.to_thread.run_sync(photos.clean_photo, upload.file)
             except photos.PhotoError as exc:
                 errors[field.name] = f"第 {number} 张：{exc}" if len(uploads) > 1 else str(exc)
                 break
             pictures.setdefault(field.name, []).append(picture)
     return pictures, errors
-
-
-_limiter: anyio.CapacityLimiter | None = None
-
-
-def _photo_limiter() -> anyio.CapacityLimiter:
-    global _limiter
-    if _limiter is None:
-        _limiter = anyio.CapacityLimiter(PHOTO_WORKERS)
-    return _limiter
 
 
 def _save_photos(folder: Any, pictures: dict[str, list[photos.Photo]]) -> set[str]:

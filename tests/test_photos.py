@@ -349,3 +349,25 @@ def test_results_count_responses_with_photos_and_the_photos(client):
     section = page.split('id="r-pictures"', 1)[1].split("</section>", 1)[0]
     assert "2 人回答" in section
     assert "共 <strong>3</strong> 张照片" in section
+
+
+def test_a_photo_for_a_hidden_question_is_not_kept(tmp_path):
+    forms = tmp_path / "conditional"
+    forms.mkdir()
+    (forms / "found.toml").write_text(
+        'title = "t"\nkind = "general"\n'
+        '[[fields]]\nname = "found"\ntype = "choice"\nlabel = "发现问题了吗"\noptions = ["是", "否"]\n'
+        '[[fields]]\nname = "pics"\ntype = "photo"\nlabel = "照片"\nshow_if = \'found == "是"\'\n',
+        encoding="utf-8",
+    )
+    with make_app_client(tmp_path / "app", forms=forms) as client:
+        key = submission_key(client.get("/f/found").text)
+        answer = client.post(
+            "/f/found",
+            data={"_key": key, "found": "否"},
+            files=[jpeg_file(camera_jpeg(), field="pics")],
+            follow_redirects=False,
+        )
+        assert answer.status_code == 303
+        assert stored_answers(client) == [{"found": "否"}]
+        assert not (client.app.state["context"].store.path.parent / "photos").exists()
