@@ -7,6 +7,7 @@ request gets the fragment of the page it replaces; everything works without it.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import secrets
 from typing import Any
@@ -380,7 +381,12 @@ async def read_submission(request: Request, form: Form) -> Posted:
         return Posted(await read_answers(request, limit=MAX_TEXT_BYTES), {})
     try:
         return await read_multipart(
-            request.stream(), options.get("boundary", ""), photo_fields, max_text=MAX_TEXT_BYTES, max_parts=MAX_FIELDS
+            request.stream(),
+            options.get("boundary", ""),
+            photo_fields,
+            max_text=MAX_TEXT_BYTES,
+            max_parts=MAX_FIELDS,
+            max_body=math.inf if photo_fields else MAX_TEXT_BYTES,  # without photos, as ever: 1 MB in all
         )
     except BadUpload as exc:
         raise ClientException(str(exc)) from None

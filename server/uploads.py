@@ -9,6 +9,7 @@ names of photo questions.
 
 from __future__ import annotations
 
+import math
 import tempfile
 from collections.abc import AsyncIterator, Collection
 from typing import IO
@@ -50,17 +51,27 @@ class Posted(msgspec.Struct):
 
 
 async def read_multipart(
-    chunks: AsyncIterator[bytes], boundary: str, photo_fields: Collection[str], *, max_text: int, max_parts: int
+    chunks: AsyncIterator[bytes],
+    boundary: str,
+    photo_fields: Collection[str],
+    *,
+    max_text: int,
+    max_parts: int,
+    max_body: float = math.inf,
 ) -> Posted:
-    """Parse a multipart body; the caller closes the result (its temporary files)."""
+    """Parse a multipart body; the caller closes the result (its temporary files). More than
+    `max_text` bytes of text, or `max_body` bytes in all, is `TooMuchText`."""
     posted = Posted({}, {})
-    text_bytes = 0
+    text_bytes = body_bytes = 0
     upload: Upload | None = None  # the file part being received
     try:
         with PushMultipartParser(boundary, max_segment_count=max_parts) as parser:
             segment: MultipartSegment | None = None
             text = bytearray()
             async for chunk in chunks:
+                body_bytes += len(chunk)
+                if body_bytes > max_body:
+                    raise TooMuchText()
                 for event in parser.parse(chunk):
                     if isinstance(event, MultipartSegment):
                         segment, text = event, bytearray()

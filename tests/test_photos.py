@@ -349,6 +349,8 @@ def test_results_count_responses_with_photos_and_the_photos(client):
     section = page.split('id="r-pictures"', 1)[1].split("</section>", 1)[0]
     assert "2 人回答" in section
     assert "共 <strong>3</strong> 张照片" in section
+    listing = client.get("/admin/forms/photo-report/responses").text
+    assert listing.count("<td>有照片</td>") == 2 and ".jpg" not in listing
 
 
 def test_a_photo_for_a_hidden_question_is_not_kept(tmp_path):
@@ -371,3 +373,39 @@ def test_a_photo_for_a_hidden_question_is_not_kept(tmp_path):
         assert answer.status_code == 303
         assert stored_answers(client) == [{"found": "否"}]
         assert not (client.app.state["context"].store.path.parent / "photos").exists()
+
+
+def test_a_40_mb_upload_is_read_without_holding_it_in_memory():
+    import tracemalloc
+
+    import anyio
+
+    from server.uploads import read_multipart
+
+    head = (
+        b'--b\r\nContent-Disposition: form-data; name="place"\r\n\r\n\xe8\xb6\x85\xe5\xb8\x82\r\n'
+        b'--b\r\nContent-Disposition: form-data; name="pictures"; filename="big.jpg"\r\n'
+        b"Content-Type: image/jpeg\r\n\r\n"
+    )
+
+    async def body():
+        yield head
+        for _ in range(640):  # 40 MB in 64 KB chunks, as a server receives them
+            yield b"\xff" * 65536
+        yield b"\r\n--b--\r\n"
+        yield b""
+
+    tracemalloc.start()
+    try:
+        posted = anyio.run(lambda: read_multipart(body(), "b", {"pictures"}, max_text=1024, max_parts=10))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    try:
+        [upload] = posted.uploads["pictures"]
+        assert posted.data == {"place": ["超市"]}
+        assert upload.size == 40 * 1024 * 1024 and upload.too_big
+        assert upload.file.seek(0, 2) <= 10 * 1024 * 1024  # past the limit, bytes are counted, not kept
+    finally:
+        posted.close()
+    assert peak < 4 * 1024 * 1024, peak  # a 1 MB spool and a chunk or two, never the 40 MB
