@@ -19,7 +19,7 @@ import threading
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 import msgspec
 from PIL import Image, ImageOps
@@ -54,14 +54,14 @@ def folder_for(database: Path) -> Path:
     return database.parent / FOLDER_NAME
 
 
-def clean_photo(upload: BinaryIO) -> Photo:
+def clean_photo(upload: IO[bytes]) -> Photo:
     """Decode an upload and encode it again as an upright JPEG without metadata (blocking: call
     it in a thread)."""
     with DECODING:
         return _clean_photo(upload)
 
 
-def _clean_photo(upload: BinaryIO) -> Photo:
+def _clean_photo(upload: IO[bytes]) -> Photo:
     try:
         with Image.open(upload) as image:
             if image.format not in FORMATS:

@@ -9,6 +9,7 @@ import re
 import stat
 
 import msgspec
+import openpyxl
 import pytest
 from PIL import Image
 
@@ -339,6 +340,9 @@ def test_the_csv_lists_the_stored_file_names(client):
             f"\ufeffid,submitted_at,event,place,pictures,faces\r\n1,{at},,万宁市兴隆超市,{first}; {second},\r\n"
         ).encode()
     )
+    sheet = openpyxl.load_workbook(io.BytesIO(client.get("/admin/forms/photo-report/export.xlsx").content)).active
+    assert [cell.value for cell in sheet[1]][3:6] == ["在哪里看到的", "产品照片", "现场照片"]
+    assert [cell.value for cell in sheet[2]][3:6] == ["万宁市兴隆超市", f"{first}; {second}", None]
 
 
 def test_results_count_responses_with_photos_and_the_photos(client):
