@@ -10,6 +10,7 @@ import logging
 import math
 import re
 import secrets
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -42,8 +43,9 @@ HONEYPOT = "_homepage"
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 MAX_FIELDS = 1000
 MAX_TEXT_BYTES = 1024 * 1024  # what a form post may carry besides photos (app.py's MAX_BODY_BYTES)
-# The submit routes take this much: nine photos at the most each may weigh, and the text.
-# A form's own ceiling (`body_limit`) is lower; a photo past its limit is counted, not kept.
+# The submit routes take this much: nine photos at the most each may weigh, and the text. A
+# form without photo questions still takes MAX_TEXT_BYTES (`read_submission`), and the bytes
+# of a photo past `photos.MAX_UPLOAD_BYTES` are counted, not kept (`server/uploads.py`).
 MAX_SUBMIT_BYTES = 9 * photos.MAX_UPLOAD_BYTES + MAX_TEXT_BYTES
 
 MESSAGES = {
@@ -326,7 +328,7 @@ async def clean_uploads(form: Form, posted: Posted) -> tuple[dict[str, list[phot
     return pictures, errors
 
 
-def _save_photos(folder: Any, pictures: dict[str, list[photos.Photo]]) -> set[str]:
+def _save_photos(folder: Path, pictures: dict[str, list[photos.Photo]]) -> set[str]:
     """Write the pictures; the names of the files that were not there before."""
     return {p.name for group in pictures.values() for p in group if photos.save(folder, p)}
 
