@@ -505,3 +505,37 @@ def test_with_script_offline_photos_stay_on_the_page_and_are_not_queued(site, br
     page.click("button.submit")
     page.locator("section.thanks").wait_for()
     context.close()
+
+
+def test_the_office_sees_a_responses_photos_as_thumbnails(site, browser, tmp_path):
+    from server.storage import connect
+
+    base, workdir = site
+    context = phone(browser)
+    page = context.new_page()
+    page.goto(f"{base}/f/photo-report")
+    page.fill("#i-place", "琼海市嘉积镇农贸市场")
+    page.locator("input[name=pictures]").nth(0).set_input_files(str(camera_photo(tmp_path / "a.jpg")))
+    page.locator("#q-pictures .photo-preview").wait_for()
+    page.click("button.submit")
+    page.locator("section.thanks").wait_for()
+    context.close()
+    db = connect(workdir / "data" / "quality-forms.db")
+    [response_id] = db.execute("SELECT max(id) FROM responses WHERE form_id = 'photo-report'").fetchone()
+    assert run("user", "add", "chen", "--role", "admin", input=b"correct horse battery\n", cwd=workdir).returncode == 0
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+    page = context.new_page()
+    page.goto(f"{base}/admin/responses/{response_id}")
+    page.fill("#username", "chen")
+    page.fill("#password", "correct horse battery")
+    page.click("button.submit")
+    page.goto(f"{base}/admin/responses/{response_id}")
+    thumbnail = page.locator("dd.photos img")
+    thumbnail.wait_for()
+    page.wait_for_function("() => document.querySelector('dd.photos img').naturalWidth > 0")
+    assert thumbnail.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [240, 320]  # upright
+    shoot(page, "office-response-photos")
+    with page.expect_response(lambda r: "/photos/" in r.url and not r.url.endswith("/thumb")) as full:
+        thumbnail.click()
+    assert full.value.headers["content-type"] == "image/jpeg"
+    context.close()
