@@ -431,6 +431,8 @@ def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
     before = (now() - dt.timedelta(days=args.older_than)).isoformat()
     erased = purge_personal(db, form.id, names, before)
     removed = f"personal answers ({', '.join(names)}) removed from {erased.responses} response(s)"
+    if erased.photos:
+        removed += f", with {erased.photos} photo file(s)"
     detail = f"form {form.id}: {removed} before {before}"
     if erased.wal_left:
         detail += f"; the WAL still holds {erased.wal_left} bytes (a reader was busy): purge again later to clear it"

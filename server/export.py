@@ -190,7 +190,13 @@ def _converter(
     if kind in ("choice", "multi") and field is not None:
         labels = option_labels.get(field.name, {}) if header == "labels" else None
         return _choice_converter(field, labels, guard)
+    if kind == "photo":  # the stored file names, `; ` between them (hex names never look like a formula)
+        return _joined
     return _raw_text if typed else _text
+
+
+def _joined(value: Any) -> str:
+    return "; ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def _choice_converter(field: Field, labels: dict[str, str] | None, guard: Callable[[str], str]) -> Callable[[Any], str]:

@@ -59,6 +59,7 @@ TYPE_KEYS: dict[str, set[str]] = {
     "hidden": {"max_length"},
     "grid": {"rows", "scale", "low_label", "high_label"},
     "region": {"levels"},
+    "photo": {"max_photos"},
 }
 DISPLAY_ONLY = {"note", "section"}
 # A date's `min`/`max` may name a day of the campaign file instead of a fixed day (SPEC §5.2).
@@ -119,6 +120,7 @@ class Field(msgspec.Struct, frozen=True, omit_defaults=True):
     answer: str | tuple[str, ...] | None = None  # a quiz question's right option value(s)
     explain: str = ""  # why, shown with the correction after a quiz
     levels: int = 2  # a region: 1 = 市县 only, 2 = 市县 and 乡镇
+    max_photos: int = 3  # a photo question: how many pictures one response may carry
     title: str = ""
     from_event: str | None = None  # an event attribute: on an event's page the answer is the event's
 
@@ -189,6 +191,11 @@ class Form(msgspec.Struct, frozen=True):
     @property
     def quiz_fields(self) -> tuple[Field, ...]:
         return tuple(f for f in self.fields if f.answer is not None) if self.quiz else ()
+
+    @property
+    def has_photos(self) -> bool:
+        """Whether the page posts files (multipart) and loads the photo script."""
+        return any(f.type == "photo" for f in self.fields)
 
     @property
     def has_personal(self) -> bool:
@@ -534,6 +541,8 @@ def _check_type_rules(field: Field, problem) -> None:
             problem("scale 应在 2 到 10 之间")
         elif field.labels and (len(field.labels) != field.scale or not all(label.strip() for label in field.labels)):
             problem(f"labels 要有 {field.scale} 个不为空的文字，从 1 分到 {field.scale} 分依次写")
+    elif kind == "photo" and not 1 <= field.max_photos <= 9:
+        problem("max_photos 应在 1 到 9 之间")
     elif kind == "hidden":
         if field.required or field.personal or field.show_if is not None:
             problem("hidden 由网址带入，不能设 required、personal 或 show_if")
@@ -586,7 +595,7 @@ def _check_condition(condition: Condition, earlier: list[Field]) -> None:
         if source is None:
             raise ExpressionError(f"{part.field!r} 不是前面的字段")
         kind = source.type
-        if not source.has_answer or kind in ("consent", "grid"):
+        if not source.has_answer or kind in ("consent", "grid", "photo"):
             raise ExpressionError(f"{part.field!r} 是 {kind}，不能用于条件")
         if isinstance(part, Contains):
             if kind != "multi":

@@ -17,7 +17,7 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from sqlite_utils import Database
 
-from server import accounts, report, storage
+from server import accounts, photos, report, storage
 from server import events as ev
 from server.accounts import User
 from server.campaign import COUNTIES, VENUE_TYPES
@@ -26,7 +26,7 @@ from server.context import Context as AppContext
 from server.forms import Field, Form
 from server.public import Ctx
 from server.readiness import form_warnings
-from server.results import Filters, mask, parse_filters, personal_fields_of, summarize, where
+from server.results import Filters, mask, parse_filters, personal_fields, personal_fields_of, summarize, where
 from server.signin import CSRF_FIELD, NO_STORE, CurrentUser, checked_form, current_user, form_value
 from server.storage import Counts, dashboard_counts
 
@@ -172,7 +172,21 @@ def _response(ctx: AppContext, user: User, response_id: int) -> tuple[dict[str, 
     if not user.is_admin and row[6] != user.username:
         raise PermissionDeniedException("not your event")
     form = ctx.catalog.get(row[5])  # None once the form file is gone: its stored versions still mask
-    return _masked_row(personal_fields_of(db, row[5], form), row[:5]) | {"form_id": row[5]}, form
+    definitions = [*storage.stored_definitions(db, row[5]), *([form] if form else [])]
+    personal = personal_fields(definitions)
+    shown = _masked_row(personal, row[:5]) | {"form_id": row[5]}
+    return shown | {"photos": photos_shown(definitions, msgspec.json.decode(row[3]), personal, user)}, form
+
+
+def photos_shown(definitions: list[Form], answers: dict[str, Any], personal: dict[str, Field], user: User) -> dict:
+    """Photo question -> its photo names, for this user: a picture cannot be masked, so personal
+    photos (faces) are shown to admins only."""
+    questions = {f.name for d in definitions for f in d.fields if f.type == "photo"}
+    return {
+        name: photos.names_in(answers[name])
+        for name in sorted(questions & answers.keys())
+        if user.is_admin or name not in personal
+    }
 
 
 @get("/responses/{response_id:int}", sync_to_thread=True)

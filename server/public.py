@@ -7,11 +7,14 @@ request gets the fragment of the page it replaces; everything works without it.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import secrets
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
+import anyio
 import msgspec
 from litestar import Request, Response, get, post, route
 from litestar.di import NamedDependency
@@ -20,12 +23,13 @@ from litestar.params import FromPath
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 
-from server import expressions, regions
+from server import expressions, photos, regions, storage
 from server.context import Context as AppContext
 from server.events import Event, get_event
 from server.forms import Form
 from server.quiz import grade
 from server.storage import StorageError, Submission, answers_for_key, receipt_for_key
+from server.uploads import BadUpload, Posted, TooMuchText, read_multipart
 from server.validate import PRIVACY_CONSENT, Malformed, answers_from_event, validate
 
 log = logging.getLogger(__name__)
@@ -37,6 +41,11 @@ SUBMISSION_KEY = "_key"
 HONEYPOT = "_homepage"
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 MAX_FIELDS = 1000
+MAX_TEXT_BYTES = 1024 * 1024  # what a form post may carry besides photos (app.py's MAX_BODY_BYTES)
+# The submit routes take this much: nine photos at the most each may weigh, and the text. A
+# form without photo questions still takes MAX_TEXT_BYTES (`read_submission`), and the bytes
+# of a photo past `photos.MAX_UPLOAD_BYTES` are counted, not kept (`server/uploads.py`).
+MAX_SUBMIT_BYTES = 9 * photos.MAX_UPLOAD_BYTES + MAX_TEXT_BYTES
 
 MESSAGES = {
     400: ("请求有误", "提交的内容格式不对。请回到问卷页面重新填写后提交。"),
@@ -44,13 +53,16 @@ MESSAGES = {
     401: ("请先登录", "这个页面需要登录后才能查看。"),
     403: ("没有权限", "您的账号不能进行这个操作。如需帮助，请联系管理员。"),
     405: ("请求方式不对", "这个网址不支持这种请求方式。"),
-    413: ("内容太多", "提交的内容超过了 1 MB。请删减后再提交。"),
+    413: ("内容太多", f"提交的内容太大了：文字最多 1 MB，照片每张最多 {photos.MAX_UPLOAD_TEXT}。请删减后再提交。"),
     415: ("格式不对", "提交的格式不对。请在问卷页面里填写后提交。"),
     500: ("服务器出错", "服务器出了点问题，请稍后再试。"),
     503: ("暂时无法服务", "服务器暂时无法保存，请稍后再试。"),
 }
 NOTICE_RATE_LIMITED = "提交太频繁了，请 {seconds} 秒后再点“提交”。您填写的内容都还在。"
 NOTICE_NOT_STORED = "网络或服务器繁忙，这次没有保存成功。您填写的内容都还在，请稍后再点“提交”。"
+PHOTO_TOO_BIG = "每张照片不能超过 {limit}（这张约 {size} MB），请换一张或用手机自带的编辑功能缩小后再选"
+PHOTOS_TOO_MANY = "最多上传 {most} 张照片（现在是 {count} 张）"
+NOTICE_PHOTOS_AGAIN = "照片没有保存，请重新选择照片后再点“提交”。"
 
 
 class Target(msgspec.Struct, frozen=True):
@@ -101,7 +113,7 @@ def form_page(request: HTMXRequest, ctx: Ctx, form_id: FromPath[str]) -> Respons
     return show_form(request, target, values=_from_address(request, target.form))
 
 
-@post("/f/{form_id:str}", status_code=200)
+@post("/f/{form_id:str}", status_code=200, request_max_body_size=MAX_SUBMIT_BYTES)
 async def submit_form(request: HTMXRequest, ctx: Ctx, form_id: FromPath[str]) -> Response[Any]:
     return await submit(request, ctx, form_target(ctx, form_id))
 
@@ -133,7 +145,7 @@ def _from_address(request: Request, form: Form) -> dict[str, list[str]]:
     return {f.name: [query[f.name]] for f in form.fields if f.type == "hidden" and f.name in query}
 
 
-@post("/e/{code:str}", status_code=200)
+@post("/e/{code:str}", status_code=200, request_max_body_size=MAX_SUBMIT_BYTES)
 async def submit_event(request: HTMXRequest, ctx: Ctx, code: FromPath[str]) -> Response[Any]:
     return await submit(request, ctx, event_target(ctx, code))
 
@@ -211,6 +223,7 @@ def show_form(
         "honeypot_name": HONEYPOT,
         "fixed": target.fixed_answers(),
         "regions": regions.load() if any(f.type == "region" for f in target.form.fields) else None,
+        "photo_limit": photos.MAX_UPLOAD_TEXT,
     }
     template = "_form.html" if getattr(request, "htmx", False) else "form.html"
     if values or errors or notice or status != 200:
@@ -243,16 +256,32 @@ async def submit(request: HTMXRequest, ctx: AppContext, target: Target) -> Respo
     """Validate and store one submission; the same key twice stores one response."""
     if target.state() != "open":
         return show_form(request, target)
-    data = await read_answers(request)
+    posted = await read_submission(request, target.form)
+    try:
+        return await _submit(request, ctx, target, posted)
+    finally:
+        posted.close()
+
+
+async def _submit(request: HTMXRequest, ctx: AppContext, target: Target, posted: Posted) -> Response[Any]:
+    data = posted.data
     key = _submission_key(data)
     if key and receipt_for_key(ctx.store.reader(), key):
         return _success(request, ctx, target, key)
+    pictures, photo_errors = await clean_uploads(target.form, posted)
+    for field in target.form.fields:  # a photo answer is what was uploaded now, never a posted name
+        if field.type == "photo":
+            data[field.name] = [p.name for p in pictures.get(field.name, [])]
     try:
         outcome = validate(target.form, data, target.fixed_answers())
     except Malformed as exc:
         raise ClientException(str(exc)) from None
-    if not outcome.ok:
-        return show_form(request, target, values=data, errors=outcome.errors, key=key, status=422)
+    if photo_errors or not outcome.ok:
+        errors = outcome.errors | photo_errors
+        too_big = any(u.too_big for uploads in posted.uploads.values() for u in uploads)
+        notice = NOTICE_PHOTOS_AGAIN if posted.uploads and not request.htmx else ""  # photo.js puts them back
+        status = 413 if too_big else 422
+        return show_form(request, target, values=data, errors=errors, key=key, notice=notice, status=status)
     address = request.client.host if request.client else "unknown"
     if not ctx.limiter.allow(address):
         seconds = ctx.limiter.retry_after(address)
@@ -263,11 +292,54 @@ async def submit(request: HTMXRequest, ctx: AppContext, target: Target) -> Respo
     event_code = target.event.code if target.event else None
     spam = any(value.strip() for value in data.get(HONEYPOT, []))
     submission = Submission(target.form, key or new_submission_key(), outcome.answers, event_code, spam)
+    folder = photos.folder_for(ctx.store.path)
+    pictures = {name: group for name, group in pictures.items() if name in outcome.answers}  # not a hidden question's
+    written = await anyio.to_thread.run_sync(_save_photos, folder, pictures)
     try:
-        await ctx.store.writer.store(submission)
+        receipt = await ctx.store.writer.store(submission)
     except StorageError:
+        await anyio.to_thread.run_sync(_forget_photos, ctx, written)
         return show_form(request, target, values=data, key=key, status=503, notice=NOTICE_NOT_STORED)
+    if receipt.duplicate and written:  # the same key was stored meanwhile, perhaps with other files
+        await anyio.to_thread.run_sync(_forget_photos, ctx, written)
     return _success(request, ctx, target, submission.submission_key)
+
+
+async def clean_uploads(form: Form, posted: Posted) -> tuple[dict[str, list[photos.Photo]], dict[str, str]]:
+    """Each photo question's uploads as clean pictures, or a Chinese error for the question.
+
+    Decoding is CPU work: it runs in threads (`photos.clean_photo` decodes two at a time)."""
+    pictures: dict[str, list[photos.Photo]] = {}
+    errors: dict[str, str] = {}
+    for field in form.fields:
+        uploads = posted.uploads.get(field.name, []) if field.type == "photo" else []
+        if len(uploads) > field.max_photos:
+            errors[field.name] = PHOTOS_TOO_MANY.format(most=field.max_photos, count=len(uploads))
+            continue
+        if big := next((u for u in uploads if u.too_big), None):
+            errors[field.name] = PHOTO_TOO_BIG.format(limit=photos.MAX_UPLOAD_TEXT, size=round(big.size / 2**20))
+            continue
+        for number, upload in enumerate(uploads, start=1):
+            try:
+                picture = await anyio.to_thread.run_sync(photos.clean_photo, upload.file)
+            except photos.PhotoError as exc:
+                errors[field.name] = f"第 {number} 张：{exc}" if len(uploads) > 1 else str(exc)
+                break
+            pictures.setdefault(field.name, []).append(picture)
+    return pictures, errors
+
+
+def _save_photos(folder: Path, pictures: dict[str, list[photos.Photo]]) -> set[str]:
+    """Write the pictures; the names of the files that were not there before."""
+    return {p.name for group in pictures.values() for p in group if photos.save(folder, p)}
+
+
+def _forget_photos(ctx: AppContext, written: set[str]) -> None:
+    """Remove files this request wrote that no stored response names (never a shared one)."""
+    try:
+        storage.remove_unused_photos(ctx.store.reader(), written)
+    except Exception as exc:  # the database is failing already: the files wait for a later purge
+        log.warning("could not check %d new photo(s) for removal: %s", len(written), exc)
 
 
 def _submission_key(data: dict[str, list[str]]) -> str:
@@ -298,11 +370,38 @@ async def check_field(request: HTMXRequest, target: Target, field_name: str) -> 
     return Template("_error.html", context={"name": field_name, "message": error})
 
 
-async def read_answers(request: Request) -> dict[str, list[str]]:
+async def read_submission(request: Request, form: Form) -> Posted:
+    """A submission's answers and, for a form with photo questions, its uploads.
+
+    Only a form with photo questions takes a body past `MAX_TEXT_BYTES`; the route's own
+    ceiling (`MAX_SUBMIT_BYTES`) is a 413 before anything is read."""
+    media_type, options = request.content_type
+    photo_fields = {f.name for f in form.fields if f.type == "photo"}
+    length = request.content_length or 0
+    if length > MAX_TEXT_BYTES and not (media_type == "multipart/form-data" and photo_fields):
+        raise HTTPException(status_code=413, detail="body too large")
+    if media_type != "multipart/form-data":
+        return Posted(await read_answers(request, limit=MAX_TEXT_BYTES), {})
+    try:
+        return await read_multipart(
+            request.stream(),
+            options.get("boundary", ""),
+            photo_fields,
+            max_text=MAX_TEXT_BYTES,
+            max_parts=MAX_FIELDS,
+            max_body=math.inf if photo_fields else MAX_TEXT_BYTES,  # without photos, as ever: 1 MB in all
+        )
+    except BadUpload as exc:
+        raise ClientException(str(exc)) from None
+    except TooMuchText:
+        raise HTTPException(status_code=413, detail="too much text") from None
+
+
+async def read_answers(request: Request, limit: int | None = None) -> dict[str, list[str]]:
     """The posted names and values, decoded strictly: bad bytes are a 400, not a guess."""
     media_type = request.content_type[0]
     if media_type == "application/x-www-form-urlencoded":
-        body = await request.body()
+        body = await _body(request, limit)
         try:
             pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict", max_num_fields=MAX_FIELDS)
         except (UnicodeDecodeError, ValueError):
@@ -323,6 +422,18 @@ async def read_answers(request: Request) -> dict[str, list[str]]:
     for name, value in pairs:
         data.setdefault(name, []).append(value)
     return data
+
+
+async def _body(request: Request, limit: int | None) -> bytes:
+    """The body, refused with a 413 as soon as it passes `limit` (the route's may be higher)."""
+    if limit is None:
+        return await request.body()
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise HTTPException(status_code=413, detail="body too large")
+    return bytes(body)
 
 
 def _page(request: Request, template: str, context: dict[str, Any], status: int) -> Template:

@@ -135,6 +135,7 @@ class FieldResult(msgspec.Struct, frozen=True):
     texts: list[tuple[str, str]] = []  # (submitted_at, text), newest first
     rows: list[RowResult] = []  # a grid's rows
     correct: int | None = None  # a quiz question: how many answered it right
+    photos: int | None = None  # a photo question: how many pictures its answers hold
 
 
 class Summary(msgspec.Struct, frozen=True):
@@ -220,6 +221,12 @@ def _field_result(
         towns = _ranked(counts, answered)[:RANKED_TOWNS] if field.levels == 2 else []
         by_town = [RowResult(f"乡镇（前 {RANKED_TOWNS} 名）", answered, None, towns)] if towns else []
         return FieldResult(field, answered, options=_ranked(counties, answered), rows=by_town)
+    if field.type == "photo":  # responses with photos (`answered`) and the photos in them
+        row = db.execute(
+            f"SELECT total(json_array_length(r.answers, ?)) FROM responses r WHERE {clause}",
+            [f"$.{field.name}", *params],
+        ).fetchone()
+        return FieldResult(field, answered, photos=int(row[0]))
     if field.type == "hidden":  # where responses came from (`?src=poster`): the most frequent first
         return FieldResult(field, answered, options=_ranked(counts, answered))
     if field.type in TEXT_TYPES and not personal:  # personal in any version: never shown

@@ -13,6 +13,7 @@ import concurrent.futures
 import contextlib
 import logging
 import queue
+import re
 import sqlite3
 import threading
 import time
@@ -23,6 +24,7 @@ from typing import Any
 import msgspec
 from sqlite_utils import Database
 
+from server import photos
 from server.clock import now
 from server.forms import Form
 from server.migrations import migrate
@@ -347,6 +349,7 @@ class Erased(msgspec.Struct, frozen=True):
 
     responses: int  # responses that lost answers, or were deleted
     wal_left: int  # 0 when the WAL was emptied; else the bytes of the -wal file, old copies among them
+    photos: int = 0  # photo files deleted with them (those no other response shows)
 
 
 def purge_personal(db: Database, form_id: str, names: list[str], until: str) -> Erased:
@@ -359,22 +362,57 @@ def purge_personal(db: Database, form_id: str, names: list[str], until: str) -> 
         return Erased(0, empty_wal(db))
     paths = [f"$.{name}" for name in names]
     present = " OR ".join("json_type(answers, ?) IS NOT NULL" for _ in paths)
+    chosen = f"form_id = ? AND submitted_at <= ? AND ({present})"
     with transaction(db):
+        pictures = _photos_of(db, f"SELECT answers FROM responses WHERE {chosen}", [form_id, until, *paths], names)
         cursor = db.execute(
-            f"""UPDATE responses SET answers = json_remove(answers, {", ".join("?" * len(paths))})
-                WHERE form_id = ? AND submitted_at <= ? AND ({present})""",
+            f"UPDATE responses SET answers = json_remove(answers, {', '.join('?' * len(paths))}) WHERE {chosen}",
             [*paths, form_id, until, *paths],
         )
-    return Erased(cursor.rowcount, empty_wal(db))
+    return Erased(cursor.rowcount, empty_wal(db), remove_unused_photos(db, pictures))
 
 
 def delete_response(db: Database, response_id: int, also: Callable[[Database], None] | None = None) -> Erased:
-    """Delete one response (a PIPL request); `also` runs in the same transaction (the audit line)."""
+    """Delete one response (a PIPL request); `also` runs in the same transaction (the audit line).
+    Its photo files go too, unless another response shows the same picture."""
     with transaction(db):
+        pictures = _photos_of(db, "SELECT answers FROM responses WHERE id = ?", [response_id])
         cursor = db.execute("DELETE FROM responses WHERE id = ?", [response_id])
         if also is not None:
             also(db)
-    return Erased(cursor.rowcount, empty_wal(db))
+    return Erased(cursor.rowcount, empty_wal(db), remove_unused_photos(db, pictures))
+
+
+def _photos_of(db: Database, sql: str, params: list[Any], names: list[str] | None = None) -> set[str]:
+    """The photo names in the answers the query selects (only under `names`, when given)."""
+    found: set[str] = set()
+    for (answers_json,) in db.execute(sql, params):
+        answers = msgspec.json.decode(answers_json)
+        for name, value in answers.items():
+            if names is None or name in names:
+                found.update(photos.names_in(value))
+    return found
+
+
+_PHOTO_NAME = re.compile(r"[0-9a-f]{64}\.jpg")
+
+
+def remove_unused_photos(db: Database, candidates: set[str]) -> int:
+    """Delete the files of these photos that no stored response names any more.
+
+    Files are named by their content, so two responses may share one; one scan of the
+    answers that mention a photo at all tells which are still in use.
+    """
+    if not candidates:
+        return 0
+    in_use: set[str] = set()
+    for (answers_json,) in db.execute("SELECT answers FROM responses WHERE instr(answers, '.jpg') > 0"):
+        in_use.update(_PHOTO_NAME.findall(answers_json))
+    return photos.remove(photos.folder_for(database_path(db)), candidates - in_use)
+
+
+def database_path(db: Database) -> Path:
+    return Path(db.execute("PRAGMA database_list").fetchone()[2])
 
 
 def empty_wal(db: Database) -> int:
@@ -399,7 +437,7 @@ def empty_wal(db: Database) -> int:
                     return 0
     finally:
         db.execute(f"PRAGMA busy_timeout = {int(previous)}")
-    wal = Path(db.execute("PRAGMA database_list").fetchone()[2] + "-wal")
+    wal = Path(f"{database_path(db)}-wal")
     try:
         left = wal.stat().st_size
     except FileNotFoundError:  # another connection emptied it meanwhile

@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from server import expressions, regions
+from server import expressions, photos, regions
 from server.clock import parse_day
 from server.forms import OTHER, Field, Form
 
@@ -102,6 +102,8 @@ def clean_field(field: Field, data: Mapping[str, list[str]]) -> tuple[Any, str |
         return _clean_multi(field, data)
     if field.type == "grid":
         return _clean_grid(field, data)
+    if field.type == "photo":
+        return _clean_photo(field, data)
     text = _single(data, field.name)
     if field.type == "choice":
         return _clean_choice(field, text, _single(data, field.other_name).strip())
@@ -281,6 +283,19 @@ def _clean_grid(field: Field, data: Mapping[str, list[str]]) -> tuple[Any, str |
     if field.required and missing:
         return None, f"请每一行都选一个分数（还没选：{'、'.join(missing)}）"
     return points or None, None
+
+
+def _clean_photo(field: Field, data: Mapping[str, list[str]]) -> tuple[Any, str | None]:
+    """The names of the photos stored for this question (public.py turns uploads into names
+    before validating; names are never taken from what the phone sent)."""
+    names = list(dict.fromkeys(data.get(field.name, [])))  # the same picture twice is one
+    if not all(photos.NAME.match(name) for name in names):
+        return None, "照片无法识别，请重新选择"
+    if len(names) > field.max_photos:
+        return None, f"最多上传 {field.max_photos} 张照片（现在是 {len(names)} 张）"
+    if not names:
+        return None, ("请上传照片" if field.required else None)
+    return names, None
 
 
 def _clean_multi(field: Field, data: Mapping[str, list[str]]) -> tuple[Any, str | None]:

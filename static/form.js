@@ -14,7 +14,7 @@
 
   function answerOf(form, name, hidden) {
     if (hidden[name]) return null;
-    var values = new FormData(form).getAll(name).map(function (v) { return String(v).trim(); })
+    var values = new FormData(form).getAll(name).map(function (v) { return typeof v === "string" ? v.trim() : v.size ? v.name : ""; })
       .filter(function (v) { return v !== ""; });
     return values;
   }
@@ -141,7 +141,7 @@
   function keyOf(form) { var input = form.querySelector("[name=" + KEY + "]"); return input ? input.value : ""; }
   function pairs(form) {
     var out = [];
-    new FormData(form).forEach(function (value, name) { out.push([name, String(value)]); });
+    new FormData(form).forEach(function (value, name) { if (typeof value === "string") out.push([name, value]); });  // not photos
     return out;
   }
   function encode(list) {

@@ -53,7 +53,7 @@ def test_axe_finds_a_violation_it_should(browser):
 
 PAGES = {
     "landing": ("/", 200),
-    **{f"form-{form_id}": (f"/f/{form_id}", 200) for form_id in [*BUNDLED, "all-types"]},
+    **{f"form-{form_id}": (f"/f/{form_id}", 200) for form_id in [*BUNDLED, "all-types", "photo-report"]},
     "thanks": ("/f/consumer-survey/thanks", 200),
     "closed": ("/f/closed", 410),
     "upcoming": ("/f/upcoming", 410),

@@ -393,3 +393,161 @@ def test_a_resident_picks_county_then_town(site, browser, javascript):
         .fetchone()
     )
     assert row[0] == '{"place":"白沙黎族自治县/牙叉镇"}'
+
+
+def camera_photo(path: Path) -> Path:
+    """A 12-megapixel camera JPEG of 3 MB or more, sideways (EXIF orientation 6) with a GPS position."""
+    from PIL import Image
+
+    gradient = Image.linear_gradient("L").resize((4000, 3000))
+    noise = Image.effect_noise((4000, 3000), 10)
+    image = Image.merge("RGB", (gradient, noise, Image.blend(gradient, noise, 0.5)))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x8825] = {1: "N", 2: (18.0, 15.0, 0.0), 3: "E", 4: (109.0, 30.0, 0.0)}
+    image.save(path, "JPEG", quality=92, exif=exif)
+    assert path.stat().st_size >= 3 * 1024 * 1024
+    return path
+
+
+def stored_photo(workdir):
+    import json
+
+    from PIL import Image
+
+    from server.storage import connect
+
+    row = (
+        connect(workdir / "data" / "quality-forms.db")
+        .execute("SELECT answers FROM responses ORDER BY id DESC")
+        .fetchone()
+    )
+    [name] = json.loads(row[0])["pictures"]
+    path = workdir / "data" / "photos" / name[:2] / name
+    with Image.open(path) as image:
+        return image.size, image.getexif()
+
+
+def test_with_script_a_camera_photo_is_shrunk_on_the_phone_before_upload(site, browser, tmp_path):
+    base, workdir = site
+    photo = camera_photo(tmp_path / "IMG_20220915_101010.jpg")
+    context = phone(browser)
+    page = context.new_page()
+    sent = []
+    page.on("request", lambda r: sent.append(r) if r.method == "POST" and r.url.endswith("/f/photo-report") else None)
+    page.goto(f"{base}/f/photo-report")
+    pickers = page.locator("input[name=pictures]")
+    assert pickers.nth(0).is_visible() and pickers.nth(1).is_hidden()  # one picker at a time
+    page.fill("#i-place", "琼海市嘉积镇农贸市场")
+    pickers.nth(0).set_input_files(str(photo))
+    page.locator("#q-pictures .photo-preview").wait_for()
+    assert pickers.nth(1).is_visible() and pickers.nth(2).is_hidden()
+    shoot(page, "photo-chosen-360")
+    page.click("button.submit")
+    page.locator("section.thanks").wait_for()
+    shoot(page, "photo-thanks-360")
+    [request] = sent
+    assert 100_000 < int(request.header_value("content-length")) <= 400 * 1024  # 3.9 MB became this
+    size, exif = stored_photo(workdir)
+    assert size == (1200, 1600)  # upright, and made smaller on the phone (the server keeps up to 2560)
+    assert not exif
+    context.close()
+
+
+def test_without_script_the_original_photo_is_accepted(site, browser, tmp_path):
+    base, workdir = site
+    photo = camera_photo(tmp_path / "IMG_20220915_101011.jpg")
+    context = phone(browser, javascript=False)
+    page = context.new_page()
+    sent = []
+    page.on("request", lambda r: sent.append(r) if r.method == "POST" and r.url.endswith("/f/photo-report") else None)
+    page.goto(f"{base}/f/photo-report")
+    assert page.locator("input[name=pictures]").count() == 3  # all pickers shown without script
+    shoot(page, "photo-no-script-360")
+    page.fill("#i-place", "琼海市嘉积镇农贸市场")
+    page.locator("input[name=pictures]").nth(0).set_input_files(str(photo))
+    page.click("button.submit")
+    assert page.url == f"{base}/f/photo-report/thanks"
+    [request] = sent
+    assert int(request.header_value("content-length")) > photo.stat().st_size  # the original, whole
+    size, exif = stored_photo(workdir)
+    assert size == (1920, 2560)  # the original, turned upright and kept at 2560 on its longest side
+    assert not exif
+    context.close()
+
+
+def test_with_script_chosen_photos_come_back_after_a_page_with_errors(site, browser, tmp_path):
+    base, workdir = site
+    photo = camera_photo(tmp_path / "IMG_20220915_101012.jpg")
+    context = phone(browser)
+    page = context.new_page()
+    page.goto(f"{base}/f/photo-report")
+    page.locator("input[name=pictures]").nth(0).set_input_files(str(photo))
+    page.locator("#q-pictures .photo-preview").wait_for()
+    page.click("button.submit")  # the place is missing
+    page.locator("#e-place", has_text="此项为必填").wait_for()
+    page.locator("#q-pictures .photo-preview").wait_for()  # the picture is chosen still
+    assert page.locator("input[name=pictures]").nth(0).evaluate("input => input.files.length") == 1
+    assert "照片没有保存" not in page.content()
+    shoot(page, "photo-422-360")
+    page.fill("#i-place", "琼海市嘉积镇农贸市场")
+    page.click("button.submit")
+    page.locator("section.thanks").wait_for()
+    size, _ = stored_photo(workdir)
+    assert size == (1200, 1600)
+    context.close()
+
+
+def test_with_script_offline_photos_stay_on_the_page_and_are_not_queued(site, browser, tmp_path):
+    base, _ = site
+    photo = camera_photo(tmp_path / "IMG_20220915_101013.jpg")
+    context = phone(browser)
+    page = context.new_page()
+    page.goto(f"{base}/f/photo-report")
+    page.fill("#i-place", "琼海市嘉积镇农贸市场")
+    page.locator("input[name=pictures]").nth(0).set_input_files(str(photo))
+    page.locator("#q-pictures .photo-preview").wait_for()
+    context.set_offline(True)
+    page.click("button.submit")
+    page.locator(".photo-status", has_text="照片要联网才能上传").wait_for()
+    shoot(page, "photo-offline-360")
+    assert page.evaluate("localStorage.getItem('qf:queue')") is None  # localStorage cannot hold pictures
+    assert page.locator("input[name=pictures]").nth(0).evaluate("input => input.files.length") == 1
+    context.set_offline(False)
+    page.click("button.submit")
+    page.locator("section.thanks").wait_for()
+    context.close()
+
+
+def test_the_office_sees_a_responses_photos_as_thumbnails(site, browser, tmp_path):
+    from server.storage import connect
+
+    base, workdir = site
+    context = phone(browser)
+    page = context.new_page()
+    page.goto(f"{base}/f/photo-report")
+    page.fill("#i-place", "琼海市嘉积镇农贸市场")
+    page.locator("input[name=pictures]").nth(0).set_input_files(str(camera_photo(tmp_path / "a.jpg")))
+    page.locator("#q-pictures .photo-preview").wait_for()
+    page.click("button.submit")
+    page.locator("section.thanks").wait_for()
+    context.close()
+    db = connect(workdir / "data" / "quality-forms.db")
+    [response_id] = db.execute("SELECT max(id) FROM responses WHERE form_id = 'photo-report'").fetchone()
+    assert run("user", "add", "chen", "--role", "admin", input=b"correct horse battery\n", cwd=workdir).returncode == 0
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+    page = context.new_page()
+    page.goto(f"{base}/admin/responses/{response_id}")
+    page.fill("#username", "chen")
+    page.fill("#password", "correct horse battery")
+    page.click("button.submit")
+    page.goto(f"{base}/admin/responses/{response_id}")
+    thumbnail = page.locator("dd.photos img")
+    thumbnail.wait_for()
+    page.wait_for_function("() => document.querySelector('dd.photos img').naturalWidth > 0")
+    assert thumbnail.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [240, 320]  # upright
+    shoot(page, "office-response-photos")
+    with page.expect_response(lambda r: "/photos/" in r.url and not r.url.endswith("/thumb")) as full:
+        thumbnail.click()
+    assert full.value.headers["content-type"] == "image/jpeg"
+    context.close()

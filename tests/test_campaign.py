@@ -259,7 +259,7 @@ def test_check_names_each_problem_of_the_campaign_file_and_keeps_the_other_forms
     result = run("check", cwd=workdir)
     assert result.returncode == 1 and b"Traceback" not in result.stderr
     assert result.stdout.decode().splitlines() == [f"forms/campaign.toml: {problem}"]
-    assert b"3 form(s) OK, 1 error(s)" in result.stderr
+    assert b"4 form(s) OK, 1 error(s)" in result.stderr
 
 
 def test_the_server_rereads_the_campaign_file_and_the_forms_that_use_it(tmp_path):

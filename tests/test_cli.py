@@ -14,7 +14,7 @@ def test_check_passes_on_good_forms(workdir):
     result = run("check", cwd=workdir)
     assert result.returncode == 0, result.stdout
     assert result.stdout == b""
-    assert b"3 form(s) OK, 0 error(s)" in result.stderr
+    assert b"4 form(s) OK, 0 error(s)" in result.stderr
 
 
 def test_check_prints_each_error_with_file_and_field_and_exits_1(workdir):
