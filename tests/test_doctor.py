@@ -45,7 +45,7 @@ def test_a_sound_deployment_gets_only_ok_lines(workdir):
     assert re.fullmatch(rf"ok: replica {env['QF_REPLICA_URL']} last written \d+ s ago", found[5])
     assert found[6:] == [
         "ok: data/secret.key is readable by its owner only",
-        "ok: 3 form(s) in forms load without errors",
+        "ok: 4 form(s) in forms load without errors",
     ]
 
 
