@@ -105,6 +105,28 @@ def sign_in(client, username: str, password: str, **headers):
     )
 
 
+ADMIN_PASSWORD = "correct horse battery"
+
+
+def signed_in_admin(client, username: str = "boss") -> None:
+    """Make an admin account over the client's database and sign it in."""
+    from server.accounts import add_user
+
+    add_user(database(client), username, ADMIN_PASSWORD, "admin")
+    assert sign_in(client, username, ADMIN_PASSWORD).status_code == 303
+
+
+@contextlib.contextmanager
+def client_with_forms(tmp_path: Path, **forms: str) -> Iterator[TestClient]:
+    """An app client over a forms folder holding just these TOML texts (keyword = form id)."""
+    folder = tmp_path / "source"
+    folder.mkdir()
+    for form_id, text in forms.items():
+        (folder / f"{form_id}.toml").write_text(text, encoding="utf-8")
+    with make_app_client(tmp_path, forms=folder) as client:
+        yield client
+
+
 def errors_on_page(page_html: str) -> dict[str, str]:
     """Field name -> error text shown next to it."""
     return dict(re.findall(r'<p class="error" id="e-([\w]+)" aria-live="polite">([^<]+)</p>', page_html))
@@ -157,17 +179,6 @@ def running_server(workdir: Path, *extra: str, env: dict[str, str] | None = None
             raise AssertionError("the server did not stop within 15 s of SIGTERM") from None
         finally:
             log.close()
-
-
-def sign_in_as(client: TestClient, username: str, password: str):
-    """Sign in through the sign-in page, as a person would; returns the answer to the POST."""
-    client.cookies.clear()
-    token = re.search(r'name="_csrf" value="([^"]+)"', client.get("/admin/login").text).group(1)
-    return client.post(
-        "/admin/login",
-        data={"_csrf": token, "username": username, "password": password},
-        follow_redirects=False,
-    )
 
 
 def csrf_token(client: TestClient, path: str = "/admin") -> str:

@@ -65,6 +65,22 @@ def shoot(page, name):
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
+def add_form(folder: Path, form_id: str, text: str) -> None:
+    """A form file added to the running site's folder (once: the site is shared by the module)."""
+    path = folder / f"{form_id}.toml"
+    if not path.exists():
+        path.write_text(text, encoding="utf-8")
+
+
+def goto_when_served(page, url: str) -> None:
+    """Open a page of a form just added: the server looks at its forms folder every two seconds."""
+    for _ in range(50):
+        if page.goto(url).status == 200:
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError(f"{url} was not served within 5 s")
+
+
 def count_responses(workdir) -> int:
     from server.storage import connect
 
@@ -286,18 +302,14 @@ def test_at_an_event_a_resident_answers_only_what_the_event_does_not_know(site, 
 
     base, workdir = site
     forms = workdir / "forms"
-    if not (forms / "town.toml").exists():
-        (forms / "town.toml").write_text(FORM, encoding="utf-8")
+    add_form(forms, "town", FORM)
     added = run("event", "add", "town", "--title", "质量文化乡镇行", "--venue-type", "学校", "--county", "白沙",
                 "--township", "牙叉镇", "--date", now().date().isoformat(), cwd=workdir)  # fmt: skip
     assert added.returncode == 0, added.stderr
     code = added.stdout.decode().split()[0]
     context = phone(browser, javascript)
     page = context.new_page()
-    for _ in range(50):  # the server looks at the forms folder again every two seconds
-        if page.goto(f"{base}/e/{code}?src=poster").status == 200:
-            break
-        page.wait_for_timeout(100)
+    goto_when_served(page, f"{base}/e/{code}?src=poster")
     fields = page.locator(".field:visible")
     assert fields.count() == 1 and "满意" in fields.first.inner_text()
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
@@ -343,14 +355,10 @@ def test_a_grid_fits_a_phone_and_a_zoomed_page_without_sideways_scrolling(site, 
     from tests.test_grid import FORM
 
     base, workdir = site
-    if not (workdir / "forms" / "five.toml").exists():
-        (workdir / "forms" / "five.toml").write_text(FORM, encoding="utf-8")
+    add_form(workdir / "forms", "five", FORM)
     context = phone(browser, javascript)
     page = context.new_page()
-    for _ in range(50):  # the server looks at the forms folder again every two seconds
-        if page.goto(f"{base}/f/five").status == 200:
-            break
-        page.wait_for_timeout(100)
+    goto_when_served(page, f"{base}/f/five")
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     shoot(page, f"grid-360-{'js' if javascript else 'nojs'}")
     page.evaluate("document.documentElement.style.fontSize = '200%'")  # text at 200 %
@@ -368,14 +376,10 @@ def test_a_resident_picks_county_then_town(site, browser, javascript):
     from tests.test_region import FORM
 
     base, workdir = site
-    if not (workdir / "forms" / "town-region.toml").exists():
-        (workdir / "forms" / "town-region.toml").write_text(FORM, encoding="utf-8")
+    add_form(workdir / "forms", "town-region", FORM)
     context = phone(browser, javascript)
     page = context.new_page()
-    for _ in range(50):  # the server looks at the forms folder again every two seconds
-        if page.goto(f"{base}/f/town-region").status == 200:
-            break
-        page.wait_for_timeout(100)
+    goto_when_served(page, f"{base}/f/town-region")
     if javascript:  # two short lists: the county's towns only
         page.select_option("#i-place", "白沙黎族自治县")
         towns = page.locator("#q-place select.region-part").nth(1)

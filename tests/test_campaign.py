@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from server.accounts import add_user
 from server.campaign import Campaign, load_campaign
 from server.clock import CHINA, now
 from server.forms import Form, FormCatalog, FormError, load_form
@@ -18,10 +17,10 @@ from tests.conftest import (
     BUNDLED_FORMS,
     CAMPAIGN_2022,
     TEST_FORMS,
-    database,
     forms_folder,
     make_app_client,
     run,
+    signed_in_admin,
     submission_key,
 )
 
@@ -66,13 +65,6 @@ def answers_for(form: Form, day: dt.date) -> dict[str, str | list[str]]:
         elif field.type == "grid":
             data |= dict.fromkeys(field.answer_names, str(field.scale))
     return data
-
-
-def sign_in_as_admin(client) -> None:
-    add_user(database(client), "boss", "a long enough password", "admin")
-    token = re.search(r'name="_csrf" value="([^"]+)"', client.get("/admin/login").text).group(1)
-    data = {"_csrf": token, "username": "boss", "password": "a long enough password"}
-    assert client.post("/admin/login", data=data, follow_redirects=False).status_code == 303
 
 
 def submit_every_form(client, day: dt.date) -> dict[str, int]:
@@ -194,7 +186,7 @@ def test_without_a_theme_the_pages_show_the_year_alone(tmp_path):
 def test_the_events_page_offers_the_campaigns_organizers(tmp_path):
     forms = forms_folder(tmp_path / "source", 'year = 2026\norganizers = ["省教育厅", "某某县市场监管局"]\n')
     with make_app_client(tmp_path, forms=forms) as client:
-        sign_in_as_admin(client)
+        signed_in_admin(client)
         page = client.get("/admin/events").text
     assert re.findall(r'<datalist id="organizers">(.*?)</datalist>', page) == [
         '<option value="省教育厅"><option value="某某县市场监管局">'
@@ -312,7 +304,7 @@ def test_check_and_the_dashboard_warn_about_a_closed_form_with_events_still_ahea
         )
         result = run("check", cwd=tmp_path, env=env)
         assert (result.returncode, result.stdout.decode()) == (0, f"警告：{expected}\n")
-        sign_in_as_admin(client)
+        signed_in_admin(client)
         page = client.get("/admin/").text
         assert f"<li>警告：{expected}</li>" in page
         past = run("event", "add", "closed", "--title", "旧活动", "--date", "2022-09-20", cwd=tmp_path, env=env)
@@ -322,7 +314,7 @@ def test_check_and_the_dashboard_warn_about_a_closed_form_with_events_still_ahea
 
 def test_the_dashboard_shows_no_warning_box_when_all_is_well(tmp_path):
     with make_app_client(tmp_path, forms=TEST_FORMS) as client:
-        sign_in_as_admin(client)
+        signed_in_admin(client)
         page = client.get("/admin/")
     assert page.status_code == 200 and "警告" not in page.text
 

@@ -2,7 +2,7 @@
 
 import re
 
-from tests.conftest import make_app_client, stored_answers, submission_key
+from tests.conftest import client_with_forms, stored_answers, submission_key
 
 FORM = """
 title = "回访登记"
@@ -51,10 +51,7 @@ def test_anonymous_answers_need_no_consent_and_personal_ones_do(client):
 
 
 def test_a_form_with_its_own_required_consent_gets_no_second_box(tmp_path):
-    forms = tmp_path / "source"
-    forms.mkdir()
-    (forms / "visit.toml").write_text(FORM, encoding="utf-8")
-    with make_app_client(tmp_path, forms=forms) as client:
+    with client_with_forms(tmp_path, visit=FORM) as client:
         page = client.get("/f/visit").text
         assert 'name="_consent"' not in page and page.count('type="checkbox"') == 1
         assert "个人信息说明" in page  # the notice is still there, beside the name

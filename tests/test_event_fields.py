@@ -9,7 +9,7 @@ from server.clock import now
 from server.events import add_events, make_event
 from server.export import export_csv
 from server.forms import FormError, load_form
-from tests.conftest import database, make_app_client, stored_answers, submission_key
+from tests.conftest import client_with_forms, database, make_app_client, signed_in_admin, stored_answers, submission_key
 
 FORM = """
 title = "乡镇行问卷"
@@ -56,10 +56,7 @@ TODAY = now().date().isoformat()  # the product's clock: an event stays open a w
 
 @pytest.fixture
 def client(tmp_path):
-    forms = tmp_path / "source"
-    forms.mkdir()
-    (forms / "town.toml").write_text(FORM, encoding="utf-8")
-    with make_app_client(tmp_path, forms=forms) as client:
+    with client_with_forms(tmp_path, town=FORM) as client:
         yield client
 
 
@@ -150,15 +147,10 @@ def test_a_worded_rating_shows_its_words_and_stores_the_point(client):
 
 
 def test_results_show_the_words_of_a_rating_and_where_answers_came_from(client, tmp_path):
-    from server.accounts import add_user
-
     code = new_event(client)
     for point, src in ((5, "poster"), (5, "poster"), (4, "wechat")):
         post(client, f"/e/{code}", {"satisfaction": str(point), "src": src}, src=src)
-    add_user(database(client), "boss", "correct horse battery", "admin")
-    login = client.get("/admin/login").text
-    token = re.search(r'name="_csrf" value="([^"]+)"', login).group(1)
-    client.post("/admin/login", data={"username": "boss", "password": "correct horse battery", "_csrf": token})
+    signed_in_admin(client)
     results = html.unescape(client.get("/admin/forms/town").text)
     assert "5 分 很满意" in results and "2（66.7%）" in results
     assert "poster" in results and "wechat" in results

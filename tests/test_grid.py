@@ -5,10 +5,9 @@ import re
 
 import pytest
 
-from server.accounts import add_user
 from server.export import export_csv
 from server.forms import FormError, load_form
-from tests.conftest import database, make_app_client, stored_answers, submission_key
+from tests.conftest import client_with_forms, database, signed_in_admin, stored_answers, submission_key
 
 FORM = """
 title = "五放心评价"
@@ -33,10 +32,7 @@ ROWS = ["five_1", "five_2", "five_3", "five_4", "five_price"]
 
 @pytest.fixture
 def client(tmp_path):
-    forms = tmp_path / "source"
-    forms.mkdir()
-    (forms / "five.toml").write_text(FORM, encoding="utf-8")
-    with make_app_client(tmp_path, forms=forms) as client:
+    with client_with_forms(tmp_path, five=FORM) as client:
         yield client
 
 
@@ -101,9 +97,7 @@ def test_the_csv_has_one_column_per_row(client):
 def test_results_show_each_row_with_its_average_and_chart(client):
     for points in ((5, 5, 4, 1, 2), (3, 5, 4, 1, 4)):
         post(client, all_rows(*points))
-    add_user(database(client), "boss", "correct horse battery", "admin")
-    token = re.search(r'name="_csrf" value="([^"]+)"', client.get("/admin/login").text).group(1)
-    client.post("/admin/login", data={"username": "boss", "password": "correct horse battery", "_csrf": token})
+    signed_in_admin(client)
     page = html.unescape(client.get("/admin/forms/five").text)
     section = page.split('id="r-five"', 1)[1].split("</section>", 1)[0]
     assert re.findall(r'<h3 class="grid-result">(\w+)</h3>', section) == ["安全", "质量", "服务", "维权", "价格"]

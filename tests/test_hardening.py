@@ -21,7 +21,7 @@ from server.clock import now
 from server.events import add_events, make_event
 from server.migrations import migrate
 from server.storage import purge_personal
-from tests.conftest import csrf_token, database, errors_on_page, make_app_client, sign_in_as, submission_key
+from tests.conftest import csrf_token, database, errors_on_page, make_app_client, sign_in, submission_key
 
 PASSWORD = "correct horse battery"
 GOOD = {"unit": "海口市第一中学", "venue": "school", "satisfaction": "4", "topics": ["食品", "电梯"]}
@@ -83,7 +83,7 @@ def test_a_static_path_the_file_system_refuses_is_not_found(client, path):
 
 @pytest.mark.parametrize("before", ["²", "１２", "9" * 5000, str(2**63), "-1", "abc"])
 def test_responses_paging_takes_only_a_response_id(office, before):
-    sign_in_as(office, "boss", PASSWORD)
+    sign_in(office, "boss", PASSWORD)
     answer = office.get("/admin/forms/all-types/responses", params={"before": before})
     assert answer.status_code == 400 and "请求有误" in answer.text
 
@@ -91,7 +91,7 @@ def test_responses_paging_takes_only_a_response_id(office, before):
 def test_responses_paging_still_pages(office):
     for _ in range(3):
         post_answers(office, GOOD)
-    sign_in_as(office, "boss", PASSWORD)
+    sign_in(office, "boss", PASSWORD)
     ids = [row["id"] for row in database(office)["responses"].rows]
     page = office.get("/admin/forms/all-types/responses", params={"before": str(ids[-1])})
     assert page.status_code == 200
@@ -110,7 +110,7 @@ def test_responses_paging_still_pages(office):
 )
 @pytest.mark.parametrize("query", [{"date_to": "9999-12-31"}, {"date_from": "9999-12-31"}, {"date_to": "0001-01-01"}])
 def test_a_day_at_the_end_of_the_calendar_is_a_400(office, path, query):
-    sign_in_as(office, "boss", PASSWORD)
+    sign_in(office, "boss", PASSWORD)
     answer = office.get(path, params=query)
     assert answer.status_code == 400
     if not path.endswith((".csv", ".xlsx")):
@@ -119,21 +119,21 @@ def test_a_day_at_the_end_of_the_calendar_is_a_400(office, path, query):
 
 def test_the_last_day_of_the_range_still_filters(office):
     post_answers(office, GOOD)
-    sign_in_as(office, "boss", PASSWORD)
+    sign_in(office, "boss", PASSWORD)
     page = office.get("/admin/forms/all-types", params={"date_from": "2000-01-01", "date_to": "2099-12-31"})
     assert page.status_code == 200 and "<strong>1</strong> 份答卷" in page.text
 
 
 @pytest.mark.parametrize("response_id", ["99999999999999999999999", str(2**63), "0"])
 def test_a_response_id_beyond_sqlite_is_not_found(office, response_id):
-    sign_in_as(office, "boss", PASSWORD)
+    sign_in(office, "boss", PASSWORD)
     assert office.get(f"/admin/responses/{response_id}").status_code == 404
     deleted = office.post(f"/admin/responses/{response_id}/delete", data={"_csrf": csrf_token(office)})
     assert deleted.status_code == 404
 
 
 def test_an_event_with_an_absurd_attendance_or_the_last_day_of_the_calendar_is_no_500(office):
-    sign_in_as(office, "boss", PASSWORD)
+    sign_in(office, "boss", PASSWORD)
     fields = {"form": "all-types", "title": "进社区", "_csrf": csrf_token(office)}
     refused = office.post("/admin/events", data=fields | {"expected": "9" * 5000})
     assert refused.status_code == 422 and "预计人数" in refused.text
@@ -156,7 +156,7 @@ def test_every_office_answer_forbids_caching(office):
     assert not_signed_in.status_code == 303 and not_signed_in.headers["cache-control"] == "no-store"
     assert office.get("/admin/login").headers["cache-control"] == "no-store"
     post_answers(office, GOOD)
-    sign_in_as(office, "boss", PASSWORD)
+    sign_in(office, "boss", PASSWORD)
     response_id = next(database(office)["responses"].rows)["id"]
     paths = [
         "/admin",
@@ -179,7 +179,7 @@ def test_every_office_answer_forbids_caching(office):
 
 
 def test_content_types_are_exact(office):
-    sign_in_as(office, "boss", PASSWORD)
+    sign_in(office, "boss", PASSWORD)
     expected = {
         "/f/all-types": "text/html; charset=utf-8",  # a blank form, rendered once and reused
         "/": "text/html; charset=utf-8",
@@ -222,7 +222,7 @@ def test_the_xlsx_download_is_streamed_in_chunks_and_leaves_no_file(office, tmp_
     monkeypatch.setattr(tempfile, "tempdir", str(temporary))
     post_answers(office, GOOD)
     store_rows(office, 3000, now().isoformat())
-    sign_in_as(office, "boss", PASSWORD)
+    sign_in(office, "boss", PASSWORD)
     plain = {"Accept-Encoding": "identity"}  # the chunks as the server sends them, not gzip's
     with office.stream("GET", "/admin/forms/all-types/export.xlsx", headers=plain) as download:
         assert download.status_code == 200 and "content-length" not in download.headers
@@ -244,7 +244,7 @@ def test_the_web_csv_is_made_in_a_process_of_its_own_and_gzipped_there(office, m
     from server import export
 
     post_answers(office, GOOD)
-    sign_in_as(office, "boss", PASSWORD)
+    sign_in(office, "boss", PASSWORD)
     form = office.app.state["context"].catalog.get("all-types")
     expected = b"".join(export.export_csv(database(office), form))
 
@@ -306,7 +306,7 @@ def test_the_dashboard_counts_equal_the_responses_through_every_change(office):
     post_answers(office, GOOD, f"/e/{code}")
     post_answers(office, GOOD | {"_homepage": "http://spam.example"}, f"/e/{code}")  # the honeypot
     post_answers(office, GOOD | {"name": "张三丰", "mobile": "13812345678", "_consent": "yes"}, f"/e/{code}")
-    sign_in_as(office, "boss", PASSWORD)
+    sign_in(office, "boss", PASSWORD)
     assert shown_counts(office, code)[0][0] == 5
     assert_dashboard_counts_right(office, code)
 
@@ -324,7 +324,7 @@ def test_the_dashboard_counts_equal_the_responses_through_every_change(office):
     purge_personal(db, "all-types", ["name", "mobile"], now().isoformat())
     assert_dashboard_counts_right(office, code)
 
-    sign_in_as(office, "wang", PASSWORD)  # staff: the counts of their own event only
+    sign_in(office, "wang", PASSWORD)  # staff: the counts of their own event only
     form_row, event_row = shown_counts(office, code)
     assert form_row[0] == event_row[0] == counted(office, code, now().date().isoformat())[1][0]
 
@@ -366,7 +366,7 @@ def test_the_counts_of_an_older_database_are_filled_in_by_the_migration(office):
     db.execute("DELETE FROM migrations WHERE name = 'count_responses'")
     db.execute("COMMIT")
     assert migrate(db) == ["count_responses"]
-    sign_in_as(office, "boss", PASSWORD)
+    sign_in(office, "boss", PASSWORD)
     assert shown_counts(office, code)[0][0] == 5
     assert_dashboard_counts_right(office, code)
 

@@ -16,6 +16,7 @@ from PIL import Image
 from server.accounts import add_user
 from server.events import add_events, make_event
 from server.forms import FormError, form_files, load_form
+from tests import conftest
 from tests.conftest import BUNDLED_FORMS, database, errors_on_page, make_app_client, run, stored_answers, submission_key
 
 PASSWORD = "correct horse battery"
@@ -62,10 +63,7 @@ def client(tmp_path):
 
 
 def sign_in(client, username):
-    client.cookies.clear()
-    token = re.search(r'name="_csrf" value="([^"]+)"', client.get("/admin/login").text).group(1)
-    answer = client.post("/admin/login", data={"_csrf": token, "username": username, "password": PASSWORD})
-    assert answer.status_code == 200, answer.text
+    assert conftest.sign_in(client, username, PASSWORD).status_code == 303
 
 
 # --- the form file -------------------------------------------------------------------------

@@ -5,10 +5,9 @@ import re
 
 import pytest
 
-from server.accounts import add_user
 from server.export import export_csv
 from server.forms import FormError, load_form
-from tests.conftest import BUNDLED_FORMS, database, make_app_client, submission_key
+from tests.conftest import BUNDLED_FORMS, database, make_app_client, signed_in_admin, submission_key
 
 QUIZ = load_form(BUNDLED_FORMS / "quality-quiz.toml")
 RIGHT = {f.name: f.answer for f in QUIZ.quiz_fields}
@@ -67,9 +66,7 @@ def test_a_thank_you_page_with_a_key_that_is_not_this_forms_shows_no_score(clien
 def test_results_show_how_many_answered_each_question_right(client):
     post(client, answers())
     post(client, answers(ccc_mark="CE", toys=["看有没有 CCC 标志"]))  # a part of the right set is not right
-    add_user(database(client), "boss", "correct horse battery", "admin")
-    token = re.search(r'name="_csrf" value="([^"]+)"', client.get("/admin/login").text).group(1)
-    client.post("/admin/login", data={"username": "boss", "password": "correct horse battery", "_csrf": token})
+    signed_in_admin(client)
     page = client.get("/admin/forms/quality-quiz").text
     right = dict(re.findall(r'id="r-(\w+)".*?答对 <strong>(\d+)</strong> 人', page, re.S))
     assert right == {name: "1" if name in ("ccc_mark", "toys") else "2" for name in RIGHT}

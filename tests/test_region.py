@@ -6,12 +6,11 @@ import re
 import pytest
 
 from server import regions
-from server.accounts import add_user
 from server.clock import now
 from server.events import add_events, make_event
 from server.export import export_csv
 from server.forms import FormError, load_form
-from tests.conftest import database, make_app_client, stored_answers, submission_key
+from tests.conftest import client_with_forms, database, signed_in_admin, stored_answers, submission_key
 
 FORM = """
 title = "乡镇行问卷"
@@ -34,10 +33,7 @@ levels = 1
 
 @pytest.fixture
 def client(tmp_path):
-    forms = tmp_path / "source"
-    forms.mkdir()
-    (forms / "town.toml").write_text(FORM, encoding="utf-8")
-    with make_app_client(tmp_path, forms=forms) as client:
+    with client_with_forms(tmp_path, town=FORM) as client:
         yield client
 
 
@@ -111,9 +107,7 @@ def test_at_an_event_the_place_is_the_events_own(client):
 def test_results_count_by_county_and_by_town(client):
     for place in ("白沙/牙叉", "白沙/七坊", "白沙/牙叉", "琼海/博鳌"):
         post(client, "/f/town", {"place": place})
-    add_user(database(client), "boss", "correct horse battery", "admin")
-    token = re.search(r'name="_csrf" value="([^"]+)"', client.get("/admin/login").text).group(1)
-    client.post("/admin/login", data={"username": "boss", "password": "correct horse battery", "_csrf": token})
+    signed_in_admin(client)
     section = html.unescape(client.get("/admin/forms/town").text).split('id="r-place"')[1].split("</section>")[0]
     bars = re.findall(r'fill="#111">([^<]+)</text>.*?fill="#333">(\d+)（', section, re.S)
     assert bars[:2] == [("白沙黎族自治县", "3"), ("琼海市", "1")]
