@@ -10,11 +10,12 @@ the campaign, so they are constants here. Error texts are Chinese: office staff 
 from __future__ import annotations
 
 import datetime as dt
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import msgspec
+
+from server.tomlfile import TomlFileError, read_toml
 
 CAMPAIGN_FILE = "campaign.toml"
 CAMPAIGN_KEYS = ("year", "theme", "slogans", "starts", "ends", "organizers", "contact")
@@ -43,13 +44,9 @@ class CampaignError(Exception):
 def load_campaign(path: Path) -> Campaign:
     """Read and check a campaign file; raise CampaignError naming the file and the key."""
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise CampaignError([f"{path}: 文件不是 UTF-8 编码"]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise CampaignError([f"{path}: TOML 格式错误：{exc}"]) from None
-    except RecursionError:  # tomllib recurses once per level of nested arrays or tables
-        raise CampaignError([f"{path}: 数组或表嵌套太深"]) from None
+        raw = read_toml(path)
+    except TomlFileError as exc:
+        raise CampaignError([str(exc)]) from None
     except OSError as exc:
         raise CampaignError([f"{path}: 无法读取：{exc.strerror}"]) from None
     problems = _problems(raw)

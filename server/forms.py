@@ -14,7 +14,6 @@ import logging
 import re
 import threading
 import time
-import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from server import expressions, regions
 from server.campaign import CAMPAIGN_FILE, Campaign, CampaignError, load_campaign, read_campaign
 from server.clock import CHINA, now
 from server.expressions import Compare, Condition, Contains, ExpressionError
+from server.tomlfile import TomlFileError, read_toml
 
 log = logging.getLogger(__name__)
 
@@ -253,13 +253,9 @@ def load_form(path: Path, campaign: Campaign | None = None) -> Form:
     the folder's `campaign.toml` is read if the form refers to it.
     """
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise FormError([f"{path}: 文件不是 UTF-8 编码"]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise FormError([f"{path}: TOML 格式错误：{exc}"]) from None
-    except RecursionError:  # tomllib recurses once per level of nested arrays or tables
-        raise FormError([f"{path}: 数组或表嵌套太深"]) from None
+        raw = read_toml(path)
+    except TomlFileError as exc:
+        raise FormError([str(exc)]) from None
 
     @functools.cache
     def campaign_of_folder() -> Campaign | None:

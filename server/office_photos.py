@@ -7,6 +7,7 @@ Nothing here is public, and browsers are told to keep the pictures private.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from litestar import Response, Router, get
@@ -31,19 +32,18 @@ def _photo_path(ctx: Ctx, user: CurrentUser, response_id: int, name: str) -> tup
 
 @get("/{response_id:int}/photos/{name:str}", sync_to_thread=True)
 def photo(ctx: Ctx, user: CurrentUser, response_id: FromPath[int], name: FromPath[str]) -> Response[bytes]:
-    folder, name = _photo_path(ctx, user, response_id, name)
-    try:
-        content = photos.path_of(folder, name).read_bytes()
-    except FileNotFoundError:
-        raise NotFoundException() from None
-    return Response(content, media_type="image/jpeg", headers={"Cache-Control": CACHE})
+    return _jpeg(lambda: photos.path_of(*_photo_path(ctx, user, response_id, name)))
 
 
 @get("/{response_id:int}/photos/{name:str}/thumb", sync_to_thread=True)
 def thumbnail(ctx: Ctx, user: CurrentUser, response_id: FromPath[int], name: FromPath[str]) -> Response[bytes]:
-    folder, name = _photo_path(ctx, user, response_id, name)
+    return _jpeg(lambda: photos.thumbnail(*_photo_path(ctx, user, response_id, name)))
+
+
+def _jpeg(locate: Callable[[], Path]) -> Response[bytes]:
+    """The picture's bytes, private to the browser that asked; 404 when the file is gone."""
     try:
-        content = photos.thumbnail(folder, name).read_bytes()
+        content = locate().read_bytes()
     except FileNotFoundError:
         raise NotFoundException() from None
     return Response(content, media_type="image/jpeg", headers={"Cache-Control": CACHE})
