@@ -203,7 +203,11 @@
     var key = keyOf(form), item = { path: form.getAttribute("action"), key: key, body: encode(pairs(form)), at: Date.now() };
     var queue = load(QUEUE, []).filter(function (old) { return old.key !== key; });
     if (!save(QUEUE, queue.concat([item]))) return false;
-    save(draftName(item.path), null);
+    showSaved(form);
+    return true;
+  }
+  function showSaved(form) {
+    save(draftName(form.getAttribute("action")), null);
     var saved = document.createElement("section");
     saved.className = "saved";
     saved.setAttribute("role", "status");
@@ -212,31 +216,38 @@
     form.parentNode.insertBefore(saved, form);
     form.hidden = true;
     window.scrollTo(0, 0);
-    return true;
   }
 
+  // this queue, then photo.js's (IndexedDB) on a photo form
+  var queues = [{ next: function (use) { use(load(QUEUE, [])[0]); }, drop: unqueue }];
   var flushing = false, retry = null;
   function later() {
     if (!retry) retry = setTimeout(function () { retry = null; flush(); }, 30000);
   }
   function flush() {
-    var item = load(QUEUE, [])[0];
-    if (flushing || !item) return;
+    if (flushing) return;
     flushing = true;
+    (function from(i) {
+      if (i >= queues.length) flushing = false;
+      else queues[i].next(function (item) { if (item) send(queues[i], item); else from(i + 1); });
+    })(0);
+  }
+  function send(queue, item) {
     var xhr = new XMLHttpRequest();
     xhr.open("POST", item.path);
-    xhr.setRequestHeader("Content-Type", "application/x-www-form-urlencoded");
+    // photo.js's body is FormData, which sets its own multipart type
+    if (!item.answers) xhr.setRequestHeader("Content-Type", "application/x-www-form-urlencoded");
     xhr.setRequestHeader("HX-Request", "true");  // the answer is the fragment that replaces the form
-    xhr.timeout = 30000;
+    xhr.timeout = item.answers ? 120000 : 30000;  // pictures are slow on 3G
     xhr.onload = function () {
       flushing = false;
       if (xhr.status === 429 || xhr.status >= 500) return later();
-      unqueue(item.key);
+      queue.drop(item.key);
       var form = formWithKey(item.key);
       if (xhr.status === 200) {
         markUsed(item.key);
       } else if (xhr.status === 422 && !form) {
-        save(draftName(item.path), { at: Date.now(), answers: decode(item.body), fix: true });
+        save(draftName(item.path), { at: Date.now(), answers: item.answers || decode(item.body), fix: true });
       }
       if (form) replaceForm(form, xhr.responseText);
       flush();
@@ -244,6 +255,7 @@
     xhr.onerror = xhr.ontimeout = function () { flushing = false; later(); };
     xhr.send(item.body);
   }
+  window.qfOffline = { queues: queues, saved: showSaved, later: later };
 
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("form.survey").forEach(function (form) {

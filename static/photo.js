@@ -3,7 +3,8 @@
  *   so a camera's 3-8 MB becomes a few hundred KB and a 3G upload takes seconds;
  * - one picker shows at a time, each chosen picture with a preview and a 删除 button;
  * - a send waits until the pictures are ready, and after a page with errors the pictures
- *   come back (the server keeps none from a refused send).
+ *   come back (the server keeps none from a refused send);
+ * - a send that fails for want of network is kept in IndexedDB, pictures and all.
  * Without it the pickers send the originals, up to the limit the page states. */
 (function () {
   "use strict";
@@ -175,15 +176,65 @@
     var root = event.target;
     if (root.matches && root.matches("form.survey")) restore(root);
   });
-  // Offline, form.js would queue the send in localStorage, which cannot hold pictures: the
-  // pictures stay chosen on this page instead. (This script runs before form.js: it goes first.)
+  // Offline: localStorage cannot hold pictures, so a send with photos is kept in IndexedDB,
+  // its fields and the pictures as made smaller, under its submission key; form.js sends it
+  // with its own queue (network back, next load, every 30 s) and the key stores it once.
+  // (This script runs before form.js: its sendError listener goes first.)
+  function queueStore(mode, work, done) {
+    var open;
+    try { open = indexedDB.open("qf-photos", 1); } catch (e) { return done(false); }
+    open.onupgradeneeded = function () { open.result.createObjectStore("queue", { keyPath: "key" }); };
+    open.onerror = function () { done(false); };
+    open.onsuccess = function () {
+      var base = open.result, request;
+      try {
+        var tx = base.transaction("queue", mode);
+        request = work(tx.objectStore("queue"));
+      } catch (e) { base.close(); return done(false); }
+      tx.oncomplete = function () { base.close(); done(true, request.result); };
+      tx.onabort = function () { base.close(); done(false); };
+    };
+  }
+  var photoQueue = {
+    next: function (use) {
+      queueStore("readonly", function (store) { return store.getAll(); }, function (ok, items) {
+        var item = ok && items[0], body = new FormData(), answers = [];
+        if (!item) return use(null);
+        item.entries.forEach(function (e) {
+          if (e.length === 2) answers.push(e);
+          body.append.apply(body, e);
+        });
+        use({ path: item.path, key: item.key, body: body, answers: answers });
+      });
+    },
+    drop: function (key) { queueStore("readwrite", function (store) { return store.delete(key); }, function () {}); }
+  };
+  function enqueue(form, done) {
+    var entries = [], key = form.querySelector("[name=_key]");
+    new FormData(form).forEach(function (value, name) {
+      entries.push(typeof value === "string" ? [name, value] : [name, value, value.name]);
+    });
+    queueStore("readwrite", function (store) {
+      return store.put({ key: key ? key.value : "", path: form.getAttribute("action"), entries: entries, at: Date.now() });
+    }, done);
+  }
   document.addEventListener("htmx:sendError", function (event) {
     var form = event.target, photos = form.querySelectorAll && form.querySelectorAll(".photos input[type=file]");
     if (!photos || !Array.prototype.some.call(photos, function (input) { return input.files.length; })) return;
     event.stopImmediatePropagation();
-    status(form, "照片要联网才能上传，这次没有提交成功。填写的内容和照片都还在，请有网络时再点“提交”，不要关闭本页。", true);
+    var offline = window.qfOffline;
+    enqueue(form, function (ok) {
+      if (ok && offline) offline.saved(form);
+      else status(form, "照片要联网才能上传，这次没有提交成功。填写的内容和照片都还在，请有网络时再点“提交”，不要关闭本页。", true);
+      if (offline) offline.later();
+    });
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var key = event.detail.elt.querySelector && event.detail.elt.querySelector("[name=_key]");
+    if (key && event.detail.xhr.status === 200) photoQueue.drop(key.value);  // sent: an older queued copy need not go
   });
   document.addEventListener("DOMContentLoaded", function () {
+    if (window.qfOffline && window.indexedDB) window.qfOffline.queues.push(photoQueue);  // before form.js sends its queue
     document.querySelectorAll("form.survey").forEach(restore);
   });
 })();

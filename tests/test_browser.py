@@ -502,27 +502,6 @@ def test_with_script_chosen_photos_come_back_after_a_page_with_errors(site, brow
     context.close()
 
 
-def test_with_script_offline_photos_stay_on_the_page_and_are_not_queued(site, browser, tmp_path):
-    base, _ = site
-    photo = camera_photo(tmp_path / "IMG_20220915_101013.jpg")
-    context = phone(browser)
-    page = context.new_page()
-    page.goto(f"{base}/f/photo-report")
-    page.fill("#i-place", "琼海市嘉积镇农贸市场")
-    page.locator("input[name=pictures]").nth(0).set_input_files(str(photo))
-    page.locator("#q-pictures .photo-preview").wait_for()
-    context.set_offline(True)
-    page.click("button.submit")
-    page.locator(".photo-status", has_text="照片要联网才能上传").wait_for()
-    shoot(page, "photo-offline-360")
-    assert page.evaluate("localStorage.getItem('qf:queue')") is None  # localStorage cannot hold pictures
-    assert page.locator("input[name=pictures]").nth(0).evaluate("input => input.files.length") == 1
-    context.set_offline(False)
-    page.click("button.submit")
-    page.locator("section.thanks").wait_for()
-    context.close()
-
-
 def test_the_office_sees_a_responses_photos_as_thumbnails(site, browser, tmp_path):
     from server.storage import connect
 
