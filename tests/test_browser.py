@@ -6,6 +6,7 @@ Screenshots land in tests/artifacts/ for people to look at.
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from tests.conftest import ROOT, TEST_FORMS, run, running_server
 pytestmark = pytest.mark.browser
 playwright_api = pytest.importorskip("playwright.sync_api")
 
+FORMS_RESCAN_SECONDS = 2.0  # server/forms.py FormCatalog's rescan_seconds
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "tests" / "artifacts"
 PHONE = {"width": 360, "height": 740}
@@ -66,19 +68,21 @@ def shoot(page, name):
 
 
 def add_form(folder: Path, form_id: str, text: str) -> None:
-    """A form file added to the running site's folder (once: the site is shared by the module)."""
+    """A form file added to the running site's folder (once: the site is shared by the module).
+
+    Each server process looks at the folder again on a request at least two seconds after its
+    last look, so two seconds after the file is written every process serves the form: without
+    the wait, a page served by one process could be posted to the other, which answers 404.
+    """
     path = folder / f"{form_id}.toml"
     if not path.exists():
         path.write_text(text, encoding="utf-8")
+        time.sleep(FORMS_RESCAN_SECONDS + 0.2)
 
 
-def goto_when_served(page, url: str) -> None:
-    """Open a page of a form just added: the server looks at its forms folder every two seconds."""
-    for _ in range(50):
-        if page.goto(url).status == 200:
-            return
-        page.wait_for_timeout(100)
-    raise AssertionError(f"{url} was not served within 5 s")
+def open_page(page, url: str) -> None:
+    """Open a page of the site, which must answer 200."""
+    assert page.goto(url).status == 200, url
 
 
 def count_responses(workdir) -> int:
@@ -309,7 +313,7 @@ def test_at_an_event_a_resident_answers_only_what_the_event_does_not_know(site, 
     code = added.stdout.decode().split()[0]
     context = phone(browser, javascript)
     page = context.new_page()
-    goto_when_served(page, f"{base}/e/{code}?src=poster")
+    open_page(page, f"{base}/e/{code}?src=poster")
     fields = page.locator(".field:visible")
     assert fields.count() == 1 and "满意" in fields.first.inner_text()
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
@@ -358,7 +362,7 @@ def test_a_grid_fits_a_phone_and_a_zoomed_page_without_sideways_scrolling(site, 
     add_form(workdir / "forms", "five", FORM)
     context = phone(browser, javascript)
     page = context.new_page()
-    goto_when_served(page, f"{base}/f/five")
+    open_page(page, f"{base}/f/five")
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     shoot(page, f"grid-360-{'js' if javascript else 'nojs'}")
     page.evaluate("document.documentElement.style.fontSize = '200%'")  # text at 200 %
@@ -379,7 +383,7 @@ def test_a_resident_picks_county_then_town(site, browser, javascript):
     add_form(workdir / "forms", "town-region", FORM)
     context = phone(browser, javascript)
     page = context.new_page()
-    goto_when_served(page, f"{base}/f/town-region")
+    open_page(page, f"{base}/f/town-region")
     if javascript:  # two short lists: the county's towns only
         page.select_option("#i-place", "白沙黎族自治县")
         towns = page.locator("#q-place select.region-part").nth(1)
