@@ -106,6 +106,27 @@ def sign_in(client, username: str, password: str, **headers):
 
 
 ADMIN_PASSWORD = "correct horse battery"
+# What a resident at a five-into session sends, and what is stored of it.
+FIVE_INTO_ANSWERS = {
+    "venue_type": "school",
+    "unit_name": "海口市第一中学",
+    "topics": ["food", "elevator"],
+    "satisfaction": "4",
+    "suggestion": "多来学校讲讲电梯安全。",
+}
+
+
+@pytest.fixture
+def office(tmp_path: Path) -> Iterator[TestClient]:
+    """An app over the test forms with an admin (boss) and two staff accounts (wang, li)."""
+    from server.accounts import add_user
+
+    with make_app_client(tmp_path) as client:
+        db = database(client)
+        add_user(db, "boss", ADMIN_PASSWORD, "admin")
+        add_user(db, "wang", ADMIN_PASSWORD, "staff")
+        add_user(db, "li", ADMIN_PASSWORD, "staff")
+        yield client
 
 
 def signed_in_admin(client, username: str = "boss") -> None:

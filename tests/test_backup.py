@@ -18,16 +18,10 @@ import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.conftest import BUNDLED_FORMS, ROOT, free_port, run, running_server
+from tests.conftest import BUNDLED_FORMS, FIVE_INTO_ANSWERS, ROOT, free_port, run, running_server
 
 FORM = "/f/five-into-session"
-ANSWERS = {
-    "venue_type": "school",
-    "unit_name": "海口市第一中学",
-    "topics": ["food", "elevator"],
-    "satisfaction": "4",
-    "suggestion": "多来学校讲讲电梯安全。",
-}
+ANSWERS = FIVE_INTO_ANSWERS
 BACKUP_NAME = re.compile(r"data/backups/quality-forms-\d{8}-\d{6}(-\d+)?\.db")
 
 

@@ -27,16 +27,10 @@ from pathlib import Path
 import pytest
 
 from server.storage import StorageError, Submission, open_database
-from tests.conftest import BUNDLED_FORMS, ROOT, database, free_port, make_app_client
+from tests.conftest import BUNDLED_FORMS, FIVE_INTO_ANSWERS, ROOT, database, free_port, make_app_client
 
 FORM = "/f/five-into-session"
-ANSWERS = {
-    "venue_type": "school",
-    "unit_name": "海口市第一中学",
-    "topics": ["food", "elevator"],
-    "satisfaction": "4",
-    "suggestion": "多来学校讲讲电梯安全。",
-}
+ANSWERS = FIVE_INTO_ANSWERS
 STORED = {
     "venue_type": "school",
     "unit_name": "海口市第一中学",

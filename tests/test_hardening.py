@@ -16,25 +16,23 @@ import openpyxl
 import pytest
 
 from server import office as office_pages
-from server.accounts import User, add_user
+from server.accounts import User
 from server.clock import now
 from server.events import add_events, make_event
 from server.migrations import migrate
 from server.storage import purge_personal
-from tests.conftest import csrf_token, database, errors_on_page, make_app_client, sign_in, submission_key
+from tests.conftest import (
+    ADMIN_PASSWORD,
+    csrf_token,
+    database,
+    errors_on_page,
+    sign_in,
+    submission_key,
+)
 
-PASSWORD = "correct horse battery"
+PASSWORD = ADMIN_PASSWORD
 GOOD = {"unit": "海口市第一中学", "venue": "school", "satisfaction": "4", "topics": ["食品", "电梯"]}
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-
-@pytest.fixture
-def office(tmp_path):
-    with make_app_client(tmp_path) as client:
-        db = database(client)
-        add_user(db, "boss", PASSWORD, "admin")
-        add_user(db, "wang", PASSWORD, "staff")
-        yield client
 
 
 def post_answers(client, data, path="/f/all-types"):

@@ -8,26 +8,15 @@ import pytest
 
 from server import downloads, signin
 from server import office as office_pages
-from server.accounts import add_user
 from server.clock import now
 from server.events import add_events, make_event
 from server.export import export_csv
 from tests import conftest
-from tests.conftest import database, make_app_client, submission_key
+from tests.conftest import ADMIN_PASSWORD, database, submission_key
 from tests.test_submit import GOOD
 
-PASSWORD = "correct horse battery"
+PASSWORD = ADMIN_PASSWORD
 PERSONAL = GOOD | {"name": "张三丰", "mobile": "13812345678", "_consent": "yes"}
-
-
-@pytest.fixture
-def office(tmp_path):
-    with make_app_client(tmp_path) as client:
-        db = database(client)
-        add_user(db, "boss", PASSWORD, "admin")
-        add_user(db, "wang", PASSWORD, "staff")
-        add_user(db, "li", PASSWORD, "staff")
-        yield client
 
 
 def sign_in(client, username, password=PASSWORD, **headers):

@@ -13,13 +13,21 @@ import openpyxl
 import pytest
 from PIL import Image
 
-from server.accounts import add_user
 from server.events import add_events, make_event
 from server.forms import FormError, form_files, load_form
 from tests import conftest
-from tests.conftest import BUNDLED_FORMS, database, errors_on_page, make_app_client, run, stored_answers, submission_key
+from tests.conftest import (
+    ADMIN_PASSWORD,
+    BUNDLED_FORMS,
+    database,
+    errors_on_page,
+    make_app_client,
+    run,
+    stored_answers,
+    submission_key,
+)
 
-PASSWORD = "correct horse battery"
+PASSWORD = ADMIN_PASSWORD
 FORM = "/f/photo-report"
 GPS_IFD, ORIENTATION, MAKE = 0x8825, 0x0112, 0x010F
 
@@ -53,13 +61,8 @@ def jpeg_file(content, name="IMG_0001.jpg", field="pictures"):
 
 
 @pytest.fixture
-def client(tmp_path):
-    with make_app_client(tmp_path) as client:
-        db = database(client)
-        add_user(db, "boss", PASSWORD, "admin")
-        add_user(db, "wang", PASSWORD, "staff")
-        add_user(db, "li", PASSWORD, "staff")
-        yield client
+def client(office):
+    return office
 
 
 def sign_in(client, username):
