@@ -221,14 +221,19 @@ def show_form(
         "consent_name": PRIVACY_CONSENT,
         "key_name": SUBMISSION_KEY,
         "honeypot_name": HONEYPOT,
-        "fixed": target.fixed_answers(),
-        "regions": regions.load() if any(f.type == "region" for f in target.form.fields) else None,
         "photo_limit": photos.MAX_UPLOAD_TEXT,
     }
     template = "_form.html" if getattr(request, "htmx", False) else "form.html"
     if values or errors or notice or status != 200:
+        context |= _rendering(target)
         return Template(template, context=context, status_code=status, headers=headers or {})
     return Response(_blank_page(request, template, context), media_type="text/html")  # Litestar adds the charset
+
+
+def _rendering(target: Target) -> dict[str, Any]:
+    """What only drawing the questions needs: left out of page views the blank-page cache answers."""
+    has_region = any(f.type == "region" for f in target.form.fields)
+    return {"fixed": target.fixed_answers(), "regions": regions.load() if has_region else None}
 
 
 _KEY_SLOT = "QF-SUBMISSION-KEY-SLOT"  # never a real key: keys are 24 URL-safe characters
@@ -245,7 +250,7 @@ def _blank_page(request: Request, template: str, context: dict[str, Any]) -> str
     if page is None:
         engine = request.app.template_engine
         assert engine is not None  # create_app configures Jinja
-        page = engine.get_template(template).render(**context | {"key": _KEY_SLOT})
+        page = engine.get_template(template).render(**context | _rendering(target) | {"key": _KEY_SLOT})
         if len(_blank_pages) >= _BLANK_PAGES_KEPT:
             _blank_pages.clear()
         _blank_pages[slot] = page
