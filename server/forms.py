@@ -31,12 +31,13 @@ log = logging.getLogger(__name__)
 FORM_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-KINDS = ("five-into", "township-event", "consumer-survey", "general")
+KINDS = ("five-into", "township-event", "consumer-survey", "general", "event-report")
 KIND_LABELS = {
     "five-into": "五进宣传",
     "township-event": "质量文化乡镇行",
     "consumer-survey": "消费者调查",
     "general": "通用",
+    "event-report": "活动开展情况",
 }
 OTHER = "other"  # the option value `other = true` adds
 OTHER_LABEL = "其他"
@@ -191,6 +192,11 @@ class Form(msgspec.Struct, frozen=True):
     @property
     def quiz_fields(self) -> tuple[Field, ...]:
         return tuple(f for f in self.fields if f.answer is not None) if self.quiz else ()
+
+    @property
+    def is_public(self) -> bool:
+        """Whether residents may see it: an event report is filled in the office only."""
+        return self.kind != "event-report"
 
     @property
     def has_photos(self) -> bool:

@@ -173,6 +173,32 @@ def count_responses(db: Database) -> None:
     )
 
 
+@migration
+def review_event_reports(db: Database) -> None:
+    # An event's report is its one response to the `kind = "event-report"` form. The province's
+    # verdict on it: no row means not yet reviewed; saving the report again deletes the row,
+    # so a returned report goes back to the queue.
+    db.execute(
+        """
+        CREATE TABLE report_reviews (
+            event TEXT PRIMARY KEY,          -- event code
+            status TEXT NOT NULL CHECK (status IN ('approved', 'returned')),
+            comment TEXT NOT NULL DEFAULT '',
+            reviewed_by TEXT NOT NULL,
+            reviewed_at TEXT NOT NULL        -- ISO 8601, +08:00
+        )"""
+    )
+    # Photos the office marked 选入总结: they go into the summary document of the package.
+    db.execute(
+        """
+        CREATE TABLE chosen_photos (
+            name TEXT PRIMARY KEY,           -- the stored photo's file name
+            chosen_by TEXT NOT NULL,
+            chosen_at TEXT NOT NULL
+        )"""
+    )
+
+
 def migrate(db: Database) -> list[str]:
     """Apply the steps this database has not had yet; return their names."""
     db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")

@@ -87,7 +87,7 @@ def new_submission_key() -> str:
 
 def form_target(ctx: AppContext, form_id: str) -> Target:
     form = ctx.catalog.get(form_id)
-    if form is None:
+    if form is None or not form.is_public:
         raise NotFoundException()
     return Target(form, f"/f/{form_id}")
 
@@ -96,14 +96,14 @@ def event_target(ctx: AppContext, code: str) -> Target:
     """The event of a code as typed (any case); 404 when there is none or its form is gone."""
     event = get_event(ctx.store.reader(), code)
     form = ctx.catalog.get(event.form_id) if event else None
-    if event is None or form is None:
+    if event is None or form is None or not form.is_public:
         raise NotFoundException()
     return Target(form, event.path, event)
 
 
 @get("/", sync_to_thread=False)
 def landing(ctx: Ctx) -> Template:
-    forms = [f for f in ctx.catalog.all() if f.state() == "open"]
+    forms = [f for f in ctx.catalog.all() if f.is_public and f.state() == "open"]
     return Template("landing.html", context={"forms": forms, "campaign": ctx.catalog.campaign})
 
 

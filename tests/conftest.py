@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TEST_FORMS = Path(__file__).parent / "forms"
 BUNDLED_FORMS = ROOT / "forms"
 CAMPAIGN_2022 = BUNDLED_FORMS / "_campaign-2022.toml"  # the one year whose facts we have
+OFFICE_ONLY_FORMS = {"event-report"}  # filled by staff in the office, never public
 
 
 @pytest.fixture

@@ -11,12 +11,12 @@ import pytest
 
 from server.forms import form_files
 from tests import test_browser
-from tests.conftest import ROOT
+from tests.conftest import OFFICE_ONLY_FORMS, ROOT
 from tests.test_browser import PHONE, phone, shoot
 
 pytestmark = pytest.mark.browser
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
-BUNDLED = [p.stem for p in form_files(ROOT / "forms")]
+BUNDLED = [p.stem for p in form_files(ROOT / "forms") if p.stem not in OFFICE_ONLY_FORMS]
 browser = test_browser.browser  # the same headless Chromium fixture
 site = test_browser.site  # bundled forms and the test forms (closed, upcoming, all-types)
 

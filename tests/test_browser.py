@@ -14,7 +14,7 @@ import pytest
 from server.campaign import load_campaign
 from server.clock import now
 from server.forms import form_files
-from tests.conftest import ROOT, TEST_FORMS, run, running_server
+from tests.conftest import OFFICE_ONLY_FORMS, ROOT, TEST_FORMS, run, running_server
 
 pytestmark = pytest.mark.browser
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -32,6 +32,8 @@ CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
+
+RESIDENTS_FORMS = [p.stem for p in form_files(ROOT / "forms") if p.stem not in OFFICE_ONLY_FORMS]
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +150,7 @@ def test_without_script_plain_post_422_and_thanks_page(site, browser):
     context.close()
 
 
-@pytest.mark.parametrize("form_id", [p.stem for p in form_files(ROOT / "forms")])
+@pytest.mark.parametrize("form_id", RESIDENTS_FORMS)
 def test_bundled_form_renders_on_a_phone(site, browser, form_id):
     base, _ = site
     context = phone(browser)
@@ -252,7 +254,7 @@ def sample_answer(field) -> str:
 
 
 @pytest.mark.parametrize("javascript", [True, False], ids=["script", "no-script"])
-@pytest.mark.parametrize("form_id", [p.stem for p in form_files(ROOT / "forms")])
+@pytest.mark.parametrize("form_id", RESIDENTS_FORMS)
 def test_a_resident_fills_each_bundled_form(site, browser, form_id, javascript):
     from server.forms import load_form
     from server.storage import connect

@@ -41,9 +41,8 @@ def test_bundled_forms_are_valid_and_use_every_field_type():
     assert len(forms) >= 3
     used = {f.type for form in forms.values() for f in form.fields}
     # No bundled form needs a `consent` question: the product's own box covers personal answers
-    # (tests/forms/all-types.toml has one); photos are for the office's event reports
-    # (tests/forms/photo-report.toml), not for residents' surveys.
-    assert used == set(TYPE_KEYS) - {"consent", "photo"}
+    # (tests/forms/all-types.toml has one).
+    assert used == set(TYPE_KEYS) - {"consent"}
     assert {form.kind for form in forms.values()} >= {"five-into", "township-event", "consumer-survey"}
 
 
