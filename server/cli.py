@@ -112,8 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     user_commands = user.add_subparsers(dest="user_command", required=True, parser_class=_Parser)
     add_user = user_commands.add_parser("add", parents=[common], help="create an account; password on stdin")
     add_user.add_argument("username")
-    add_user.add_argument("--role", choices=("admin", "staff"), default="staff")
-    user_commands.add_parser("list", parents=[common], help="every account: role, state, last sign-in")
+    add_user.add_argument("--role", choices=("admin", "staff", "county"), default="staff")
+    add_user.add_argument("--county", default="", help="a county account's 市县, e.g. 白沙 or 白沙黎族自治县")
+    user_commands.add_parser("list", parents=[common], help="every account: role, county, state, last sign-in")
     for name, text in (
         ("passwd", "give an account a new password (on stdin) and end its sessions"),
         ("disable", "refuse the account's sign-ins and end its sessions"),
@@ -463,8 +464,9 @@ def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
     name = getattr(args, "username", "")
     try:
         if args.user_command == "add":
-            accounts.add_user(db, name, _read_password(), args.role)
-            print(f"user {name} ({args.role}) added", file=sys.stderr)
+            county = accounts.account_county(args.role, args.county)  # before asking for a password
+            accounts.add_user(db, name, _read_password(), args.role, county)
+            print(f"user {name} ({args.role}{' ' + county if county else ''}) added", file=sys.stderr)
         elif args.user_command == "list":
             _print_accounts(accounts.list_accounts(db))
         elif args.user_command == "passwd":
@@ -485,13 +487,15 @@ def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _print_accounts(rows: list[Account]) -> None:
-    table = [("username", "role", "state", "created", "last sign-in")]
+    table = [("username", "role", "county", "state", "created", "last sign-in")]
     for row in rows:
         state = "disabled" if row.disabled_at else f"locked {row.locked_for} s" if row.locked_for else "active"
-        table.append((row.username, row.role, state, row.created_at[:16], (row.last_sign_in_at or "never")[:16]))
-    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]) - 1)]
+        last = (row.last_sign_in_at or "never")[:16]
+        table.append((row.username, row.role, row.county or "-", state, row.created_at[:16], last))
+    widths = [max(_width(line[i]) for line in table) for i in range(len(table[0]) - 1)]
     for line in table:
-        print("  ".join([*(cell.ljust(width) for cell, width in zip(line, widths, strict=False)), line[-1]]))
+        cells = [cell + " " * (width - _width(cell)) for cell, width in zip(line, widths, strict=False)]
+        print("  ".join([*cells, line[-1]]))
     print(f"{len(rows)} user(s)", file=sys.stderr)
 
 
