@@ -236,12 +236,14 @@ async def add_event(request: Request, ctx: Ctx, user: CurrentUser) -> Response[A
     data = await checked_form(request, user)
     values = {key: form_value(data, key) for key in ev.IMPORT_HEADERS}
     forms = {form.id: form for form in ctx.catalog.all()}
-    if user.county and not values["county"]:  # a county's staff add events of their 市县
-        values["county"] = user.county
+    # A county's (a co-host's) staff add events of their 市县 (unit): it is filled in for them.
+    values["county"] = values["county"] or user.county
+    values["organizer"] = values["organizer"] or user.organizer
     try:
         event = msgspec.structs.replace(ev.make_event(forms, values), created_by=user.username)
         if not user.scope.sees(event):
-            raise ev.EventError([f"只能新建本市县（{user.county}）的活动"])
+            whose = f"本市县（{user.county}）" if user.county else f"本单位（{user.organizer}）主办"
+            raise ev.EventError([f"只能新建{whose}的活动"])
     except ev.EventError as exc:
         context = _events_context(ctx, user, values=values, problems=exc.messages)
         return Template("admin/events.html", context=context, status_code=422)

@@ -4,6 +4,8 @@
 - `staff`: the events the account made in the browser, and their responses.
 - `county`: every event of its 市县, whoever made it (a schedule imported on the command
   line too), and their responses.
+- `organizer`: every event whose 主办单位 is its unit (one of the campaign's co-hosts),
+  exactly as the event names it, and their responses.
 
 A response sent from a form's own page carries no event, so it belongs to no county and to
 nobody's events: only admins see it. Every account sees the list of forms; of a form's
@@ -26,17 +28,21 @@ class ScopedEvent(Protocol):
     @property
     def created_by(self) -> str: ...
 
+    @property
+    def organizer(self) -> str: ...
+
 
 class Scope(msgspec.Struct, frozen=True):
     """The events an account may see: those it made (`created_by`), those of a 市县
-    (`county`), or, with neither, every event and every response."""
+    (`county`), those of a co-host (`organizer`), or, with none, every event and every response."""
 
     created_by: str | None = None
     county: str | None = None
+    organizer: str | None = None
 
     @property
     def everything(self) -> bool:
-        return self.created_by is None and self.county is None
+        return self.created_by is None and self.county is None and self.organizer is None
 
     def sees(self, event: ScopedEvent | None) -> bool:
         """Whether this scope holds the event (None: a response without an event)."""
@@ -46,12 +52,16 @@ class Scope(msgspec.Struct, frozen=True):
             return False
         if self.county is not None:
             return event.county == self.county
+        if self.organizer is not None:
+            return event.organizer == self.organizer
         return event.created_by == self.created_by
 
     def events_sql(self, alias: str = "e") -> tuple[str, list[Any]]:
         """An SQL condition on the `events` table (as `alias`) for the events in scope."""
         if self.county is not None:
             return f"{alias}.county = ?", [self.county]
+        if self.organizer is not None:
+            return f"{alias}.organizer = ?", [self.organizer]
         if self.created_by is not None:
             return f"{alias}.created_by = ?", [self.created_by]
         return "1", []
@@ -67,11 +77,16 @@ class Scope(msgspec.Struct, frozen=True):
 EVERYTHING = Scope()
 
 
-def scope_for(role: str, username: str, county: str = "") -> Scope:
-    """The scope of an account. A county account without a county sees nothing rather than
-    every event without one (the table refuses such a row; this is the second lock)."""
+def scope_for(role: str, username: str, county: str = "", organizer: str = "") -> Scope:
+    """The scope of an account. A county or organizer account without its county or unit sees
+    nothing rather than every event without one (the table refuses such a row; a second lock)."""
     if role == "admin":
         return EVERYTHING
     if role == "county":
-        return Scope(county=county or "\x00")
-    return Scope(created_by=username)
+        return Scope(county=county or NOTHING)
+    if role == "organizer":
+        return Scope(organizer=organizer or NOTHING)
+    return Scope(created_by=username or NOTHING)
+
+
+NOTHING = "\x00"  # no event's county, unit or creator

@@ -1,5 +1,6 @@
-"""County accounts: a 市县's staff see every event of their 市县 (imported ones too) and nothing
-of another's, on every office route there is (server/scope.py)."""
+"""County and organizer accounts: a 市县's staff see every event of their 市县 (imported ones
+too), a co-host's every event it hosts, and nothing else, on every office route there is
+(server/scope.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import gzip
 import io
 import json
 import re
+import sqlite3
 import zipfile
 
 import msgspec
@@ -20,15 +22,20 @@ from server.accounts import sign_in as account_sign_in
 from server.events import add_events, make_event
 from server.scope import EVERYTHING, Scope, scope_for
 from server.storage import connect
-from tests.conftest import ADMIN_PASSWORD, database, run, sign_in, submission_key
+from tests.conftest import ADMIN_PASSWORD, CAMPAIGN_2022, database, forms_folder, run, sign_in, submission_key
 
 PASSWORD = ADMIN_PASSWORD
-SCHEDULE = """问卷,活动名称,市县,场所类型,日期
-all-types,白沙的活动,白沙,社区,2022-09-15
-photo-report,白沙随手拍,白沙黎族自治县,其他,2022-09-16
-all-types,琼海的活动,琼海,学校,2022-09-15
-photo-report,琼海随手拍,琼海市,其他,2022-09-16
+SCHEDULE = """问卷,活动名称,市县,场所类型,日期,主办单位
+all-types,白沙的活动,白沙,社区,2022-09-15,省教育厅
+photo-report,白沙随手拍,白沙黎族自治县,其他,2022-09-16,省教育厅
+all-types,琼海的活动,琼海,学校,2022-09-15,省公安厅
+photo-report,琼海随手拍,琼海市,其他,2022-09-16,省公安厅
 """
+# The two kinds of scoped account, each with the condition on events that it must not reach.
+ACCOUNTS = {
+    "county": (("county", "白沙"), "county = '琼海市'"),
+    "organizer": (("organizer", "省教育厅"), "organizer = '省公安厅'"),
+}
 # What a 白沙 account must never see: 琼海's events and answers, and answers sent without an event.
 OTHERS = ("琼海的活动", "琼海随手拍", "琼海答卷单位", "琼海的超市", "无活动答卷单位")
 SIGN_IN_ROUTES = {"/admin/login", "/admin/logout"}  # no data behind them; logout would end the walk
@@ -58,8 +65,9 @@ class Campaign(msgspec.Struct):
 
 @pytest.fixture
 def counties(office, tmp_path, clock):
-    """白沙 and 琼海, each with an all-types and a photo event imported from a schedule on the
-    command line (nobody's events), an answer to each, and a county account `baisha`."""
+    """白沙 (hosted by 省教育厅) and 琼海 (省公安厅), each with an all-types and a photo event
+    imported from a schedule on the command line (nobody's events), an answer to each, and an
+    answer without an event; the county account `baisha` is signed in."""
     clock(dt.datetime(2022, 9, 17, 10))
     context = office.app.state["context"]
     schedule = tmp_path / "schedule.csv"
@@ -101,10 +109,11 @@ def counties(office, tmp_path, clock):
 class Seen(msgspec.Struct):
     county: str = ""
     created_by: str = ""
+    organizer: str = ""
 
 
 def test_each_role_sees_its_own_events():
-    baisha, wang = Seen("白沙黎族自治县", "wang"), Seen("琼海市", "")
+    baisha, wang = Seen("白沙黎族自治县", "wang", "省教育厅"), Seen("琼海市", "", "省公安厅")
     assert scope_for("admin", "boss") is EVERYTHING and EVERYTHING.sees(None)
     staff = scope_for("staff", "wang")
     assert staff == Scope(created_by="wang") and staff.sees(baisha) and not staff.sees(wang)
@@ -113,6 +122,9 @@ def test_each_role_sees_its_own_events():
     assert not county.sees(None) and not staff.sees(None)  # answers without an event: admins only
     assert not scope_for("county", "bai", "").sees(Seen("", ""))  # no county: nothing, not the county-less
     assert county.events_sql("e") == ("e.county = ?", ["白沙黎族自治县"])
+    organizer = scope_for("organizer", "jy", organizer="省教育厅")
+    assert organizer.sees(baisha) and not organizer.sees(wang) and not organizer.sees(None)
+    assert not scope_for("organizer", "jy").sees(Seen())
 
 
 # --- every office route ---------------------------------------------------------------------
@@ -161,14 +173,14 @@ def filled(path: str, values: dict[str, str]) -> str | None:
     return re.sub(r"\{(\w+):\w+\}", lambda m: values[m.group(1)], path)
 
 
-def others_state(client, campaign: Campaign) -> list:
+def others_state(client, campaign: Campaign, events: str = "county = '琼海市'") -> list:
     """What a 白沙 account could change of 琼海: its events, their answers, reviews and chosen photos."""
     db = database(client)
     codes = [campaign.event, campaign.photo_event]
     marks = ",".join("?" * len(codes))
     tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
     state = [
-        list(db.execute("SELECT * FROM events WHERE county = '琼海市' ORDER BY code")),
+        list(db.execute(f"SELECT * FROM events WHERE {events} ORDER BY code")),
         list(db.execute(f"SELECT * FROM responses WHERE event IN ({marks}) OR event IS NULL ORDER BY id", codes)),
     ]
     if "report_reviews" in tables:
@@ -178,13 +190,17 @@ def others_state(client, campaign: Campaign) -> list:
     return state
 
 
-def test_a_county_account_reaches_nothing_of_another_county_on_any_office_route(office, counties):
+@pytest.mark.parametrize("kind", ACCOUNTS)
+def test_a_scoped_account_reaches_nothing_of_others_on_any_office_route(office, counties, kind):
+    (role, value), elsewhere = ACCOUNTS[kind]
+    add_user(database(office), "scoped", PASSWORD, role, **{role: value})
+    assert sign_in(office, "scoped", PASSWORD).status_code == 303
     qionghai, baisha = counties["琼海"], counties["白沙"]
     others = [*OTHERS, qionghai.event, qionghai.photo_event, qionghai.photo]
     token = re.search(r'name="_csrf" value="([^"]+)"', office.get("/admin").text).group(1)
     routes = admin_routes(office)
     assert ("GET", "/admin/events/{code:str}") in routes and len(routes) >= 15
-    before = others_state(office, qionghai)
+    before = others_state(office, qionghai, elsewhere)
     for method, path in routes:
         paths = [p for values in targets(qionghai) if (p := filled(path, values))]
         assert paths, f"{method} {path}: a parameter this test does not know; add it to targets()"
@@ -194,7 +210,7 @@ def test_a_county_account_reaches_nothing_of_another_county_on_any_office_route(
                     answer = office.get(target + query, follow_redirects=False)
                 else:
                     data = {
-                        "_csrf": token, "form": "all-types", "title": "县外的活动", "county": "琼海市",
+                        "_csrf": token, "form": "all-types", "title": "县外的活动", "county": "琼海市", "organizer": "省公安厅",
                         "event": qionghai.event, "status": "approved", "comment": "越权", "name": qionghai.photo,
                     }  # fmt: skip
                     answer = office.request(method, target + query, data=data, follow_redirects=False)
@@ -205,7 +221,7 @@ def test_a_county_account_reaches_nothing_of_another_county_on_any_office_route(
                 text = visible_text(answer)
                 shown = [o for o in others if o in text and o not in query]  # the query echoed is no leak
                 assert not shown, f"{where} shows {shown}"
-                assert others_state(office, qionghai) == before, f"{where} changed 琼海's data"
+                assert others_state(office, qionghai, elsewhere) == before, f"{where} changed 琼海's data"
     # The same routes with 白沙's own things answer (the walk did not pass by refusing everything).
     for method, path in routes:
         for values in targets(baisha):
@@ -271,7 +287,7 @@ def test_user_add_takes_a_county_by_its_short_or_full_name_and_user_list_shows_i
     made = run("user", "add", "bai", "--role", "county", "--county", given, input=f"{PASSWORD}\n".encode(), cwd=workdir)
     assert made.returncode == 0 and made.stderr.decode() == "user bai (county 白沙黎族自治县) added\n"
     listed = run("user", "list", cwd=workdir).stdout.decode().splitlines()
-    assert listed[0].split()[:3] == ["username", "role", "county"]
+    assert listed[0].split()[:3] == ["username", "role", "county/unit"]
     assert re.fullmatch(r"bai +county +白沙黎族自治县 +active +\S+ +never", listed[1])
 
 
@@ -284,19 +300,39 @@ def test_user_add_takes_a_county_by_its_short_or_full_name_and_user_list_shows_i
         ),
         (["--role", "county"], "a county account needs its county: --county 白沙 (one of Hainan's 市县)"),
         (["--role", "staff", "--county", "白沙"], "--county is for county accounts only (--role county), not staff"),
+        (["--role", "county", "--organizer", "省教育厅"], "--organizer is for organizer accounts only (--role organizer), not county"),
+        (["--role", "organizer"], "an organizer account needs its unit: --organizer 省教育厅 (as events name it)"),
+        (["--role", "organizer", "--organizer", "省教委"], "unknown organizer '省教委': not one of the campaign's organizers (省市场监督管理局, …)"),
     ],
-)
-def test_a_wrong_county_is_one_plain_line(workdir, args, message):
-    refused = run("user", "add", "bai", *args, input=f"{PASSWORD}\n".encode(), cwd=workdir)
+)  # fmt: skip
+def test_a_wrong_county_or_unit_is_one_plain_line(tmp_path, args, message):
+    forms_folder(tmp_path / "forms", CAMPAIGN_2022)
+    refused = run("user", "add", "bai", *args, input=f"{PASSWORD}\n".encode(), cwd=tmp_path)
     assert refused.returncode == 2 and refused.stderr.decode() == f"quality-forms: {message}\n"
-    with pytest.raises(AccountError):
-        add_user(connect(workdir / "x.db"), "bai", PASSWORD, args[1], args[3] if len(args) > 2 else "")
+    assert "bai" not in run("user", "list", cwd=tmp_path).stdout.decode()
+
+
+def test_an_organizer_account_is_one_of_the_campaign_s_co_hosts(tmp_path):
+    forms_folder(tmp_path / "forms", CAMPAIGN_2022)
+    made = run(
+        "user",
+        "add",
+        "jy",
+        "--role",
+        "organizer",
+        "--organizer",
+        "省教育厅",
+        input=f"{PASSWORD}\n".encode(),
+        cwd=tmp_path,
+    )
+    assert made.returncode == 0 and made.stderr.decode() == "user jy (organizer 省教育厅) added\n"
+    assert re.search(r"^jy +organizer +省教育厅 +active ", run("user", "list", cwd=tmp_path).stdout.decode(), re.M)
 
 
 def test_the_upgrade_keeps_accounts_and_their_sessions(tmp_path):
     db = connect(tmp_path / "old.db")
     steps = migrations.MIGRATIONS
-    index = [name for name, _ in steps].index("county_accounts")
+    index = [name for name, _ in steps].index("scoped_accounts")
     try:
         migrations.MIGRATIONS = steps[:index]  # the database as the release before this one made it
         migrations.migrate(db)
@@ -306,7 +342,7 @@ def test_the_upgrade_keeps_accounts_and_their_sessions(tmp_path):
         "INSERT INTO users (username, password_hash, role, created_at) VALUES ('wang', 'x', 'staff', '2022-09-01')"
     )
     db.execute("INSERT INTO sessions VALUES ('digest', 'wang', 'csrf', '2022-09-01', '2099-01-01')")
-    assert "county_accounts" in migrations.migrate(db)
+    assert "scoped_accounts" in migrations.migrate(db)
     assert list(db.execute("SELECT username, role, county FROM users")) == [("wang", "staff", "")]
     assert list(db.execute("SELECT token_hash, username FROM sessions")) == [("digest", "wang")]
     assert db.execute("PRAGMA foreign_key_check").fetchall() == []
@@ -317,7 +353,25 @@ def test_the_upgrade_keeps_accounts_and_their_sessions(tmp_path):
 def test_a_county_account_signs_in_with_its_county(tmp_path):
     db = connect(tmp_path / "db")
     migrations.migrate(db)
+    with pytest.raises(AccountError):
+        add_user(db, "bai", PASSWORD, "county")
+    with pytest.raises(sqlite3.IntegrityError):  # the table holds the rule too
+        db.execute("INSERT INTO users (username, password_hash, role, created_at) VALUES ('x', 'h', 'county', 't')")
     add_user(db, "bai", PASSWORD, "county", "白沙")
     signed = account_sign_in(db, "bai", PASSWORD, "10.0.0.1")
     assert signed is not None and signed[0].county == "白沙黎族自治县"
     assert signed[0].scope == Scope(county="白沙黎族自治县")
+
+
+def test_an_organizer_account_sees_the_events_it_hosts_and_adds_them(office, counties):
+    add_user(database(office), "jy", PASSWORD, "organizer", organizer="省教育厅")
+    assert sign_in(office, "jy", PASSWORD).status_code == 303
+    dashboard = office.get("/admin").text
+    assert "白沙的活动" in dashboard and "琼海的活动" not in dashboard and "（省教育厅）" in dashboard
+    assert office.get(f"/admin/events/{counties['白沙'].event}").status_code == 200
+    assert office.get(f"/admin/events/{counties['琼海'].event}").status_code == 403
+    made = office.post("/admin/events", data={"_csrf": _csrf(office), "form": "all-types", "title": "教育厅的活动",
+                                              "county": "琼海市"}, follow_redirects=False)  # fmt: skip
+    code = made.headers["location"].rsplit("/", 1)[1]
+    assert database(office)["events"].get(code)["organizer"] == "省教育厅"  # a co-host's events are anywhere
+    assert office.get(f"/admin/events/{code}").status_code == 200

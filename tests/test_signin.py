@@ -271,7 +271,7 @@ def test_user_list_passwd_disable_enable_from_the_command_line(tmp_path):
         assert sign_in(office, "boss", PASSWORD).status_code == 303
         listed = user("list")
         lines = listed.stdout.decode().splitlines()
-        assert lines[0].split() == ["username", "role", "county", "state", "created", "last", "sign-in"]
+        assert lines[0].split() == ["username", "role", "county/unit", "state", "created", "last", "sign-in"]
         assert re.fullmatch(r"boss +admin +- +active +\d{4}-\d\d-\d\dT\d\d:\d\d +\d{4}-\d\d-\d\dT\d\d:\d\d", lines[1])
         assert re.fullmatch(r"wang +staff +- +active +\d{4}-\d\d-\d\dT\d\d:\d\d +never", lines[2])
         assert listed.stderr == b"2 user(s)\n"
