@@ -89,7 +89,12 @@ def _filters(request: Request, ctx: AppContext, user: User) -> tuple[Filters, li
 
 def _filter_choices(ctx: AppContext, user: User, form: Form) -> dict[str, Any]:
     events = [row.event for row in ev.list_events(ctx.store.reader(), form_id=form.id, scope=user.scope)]
-    return {"event_choices": events, "counties": COUNTIES, "venue_types": VENUE_TYPES}
+    return {"event_choices": events, "counties": _counties(user), "venue_types": VENUE_TYPES}
+
+
+def _counties(user: User) -> tuple[str, ...]:
+    """The 市县 a user may pick: a county account its own."""
+    return (user.county,) if user.county else COUNTIES
 
 
 @get("/forms/{form_id:str}", sync_to_thread=True)
@@ -222,7 +227,13 @@ def _event(ctx: AppContext, user: User, code: str) -> ev.Event:
 def _events_context(ctx: AppContext, user: User, **extra: Any) -> dict[str, Any]:
     rows = ev.list_events(ctx.store.reader(), scope=user.scope)
     organizers = ctx.catalog.campaign.organizers if ctx.catalog.campaign else ()
-    choices = {"forms": ctx.catalog.all(), "counties": COUNTIES, "venue_types": VENUE_TYPES, "organizers": organizers}
+    organizers = (user.organizer,) if user.organizer else organizers
+    choices = {
+        "forms": ctx.catalog.all(),
+        "counties": _counties(user),
+        "venue_types": VENUE_TYPES,
+        "organizers": organizers,
+    }
     return {"rows": rows, "values": {}, "problems": []} | choices | _page(user, "events") | extra
 
 

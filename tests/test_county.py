@@ -244,6 +244,7 @@ def test_a_county_account_sees_its_imported_events_and_their_answers(office, cou
     assert 'data-count="all-types">1<' in dashboard  # 琼海's answer and the one without an event are not counted
     events = office.get("/admin/events").text
     assert "白沙的活动" in events and "王在白沙的活动" in events and "琼海的活动" not in events
+    assert "琼海市" not in events  # nor offered for a new event
     assert office.get(f"/admin/events/{baisha.event}").status_code == 200
     assert office.get(f"/admin/events/{made_by_wang.code}").status_code == 200
     assert office.get(f"/admin/events/{counties['琼海'].event}").status_code == 403
