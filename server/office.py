@@ -2,7 +2,8 @@
 
 Sign-in and the session are `signin.py`; file downloads are `downloads.py`. Who sees what is
 `server/scope.py`: `admin` everything; `staff` the events it made, `county` its 市县's events,
-with their answers; only an admin deletes or reads the audit log.
+`organizer` the events its unit hosts, with their answers; only an admin deletes or reads the
+audit log. The SQL is in the domain modules (storage, events, accounts, results).
 """
 
 from __future__ import annotations
