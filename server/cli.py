@@ -22,6 +22,7 @@ import msgspec
 from server import events as ev
 from server.accounts import Account, AccountError, check_secret_key
 from server.backup import DEFAULT_KEEP, BackupError
+from server.campaign import read_campaign
 from server.clock import now
 from server.export import export_csv
 from server.forms import FORM_ID, Form, FormError, check_forms, load_form
@@ -112,8 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     user_commands = user.add_subparsers(dest="user_command", required=True, parser_class=_Parser)
     add_user = user_commands.add_parser("add", parents=[common], help="create an account; password on stdin")
     add_user.add_argument("username")
-    add_user.add_argument("--role", choices=("admin", "staff"), default="staff")
-    user_commands.add_parser("list", parents=[common], help="every account: role, state, last sign-in")
+    add_user.add_argument("--role", choices=("admin", "staff", "county", "organizer"), default="staff")
+    add_user.add_argument("--county", default="", help="a county account's 市县, e.g. 白沙 or 白沙黎族自治县")
+    add_user.add_argument("--organizer", default="", help="an organizer account's unit, one of the campaign's")
+    user_commands.add_parser("list", parents=[common], help="every account: role, what it sees, state, last sign-in")
     for name, text in (
         ("passwd", "give an account a new password (on stdin) and end its sessions"),
         ("disable", "refuse the account's sign-ins and end its sessions"),
@@ -463,8 +466,12 @@ def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
     name = getattr(args, "username", "")
     try:
         if args.user_command == "add":
-            accounts.add_user(db, name, _read_password(), args.role)
-            print(f"user {name} ({args.role}) added", file=sys.stderr)
+            campaign, _ = read_campaign(settings.forms)  # its co-hosts are the organizer accounts' units
+            organizers = campaign.organizers if campaign else ()
+            # Checked before the password is asked for.
+            county, unit = accounts.account_scope(args.role, args.county, args.organizer, organizers)
+            accounts.add_user(db, name, _read_password(), args.role, county, unit)
+            print(f"user {name} ({' '.join(filter(None, [args.role, county, unit]))}) added", file=sys.stderr)
         elif args.user_command == "list":
             _print_accounts(accounts.list_accounts(db))
         elif args.user_command == "passwd":
@@ -485,13 +492,15 @@ def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _print_accounts(rows: list[Account]) -> None:
-    table = [("username", "role", "state", "created", "last sign-in")]
+    table = [("username", "role", "county/unit", "state", "created", "last sign-in")]
     for row in rows:
         state = "disabled" if row.disabled_at else f"locked {row.locked_for} s" if row.locked_for else "active"
-        table.append((row.username, row.role, state, row.created_at[:16], (row.last_sign_in_at or "never")[:16]))
-    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]) - 1)]
+        last = (row.last_sign_in_at or "never")[:16]
+        table.append((row.username, row.role, row.county or row.organizer or "-", state, row.created_at[:16], last))
+    widths = [max(_width(line[i]) for line in table) for i in range(len(table[0]) - 1)]
     for line in table:
-        print("  ".join([*(cell.ljust(width) for cell, width in zip(line, widths, strict=False)), line[-1]]))
+        cells = [cell + " " * (width - _width(cell)) for cell, width in zip(line, widths, strict=False)]
+        print("  ".join([*cells, line[-1]]))
     print(f"{len(rows)} user(s)", file=sys.stderr)
 
 

@@ -59,7 +59,7 @@ class ExportScope(msgspec.Struct, frozen=True):
 
 
 def _export_scope(request: Request, ctx: AppContext, user: User, form: Form) -> ExportScope:
-    """What an export request asks for; staff export one of their own events only."""
+    """What an export request asks for; staff and counties export one of their events at a time."""
     asked_header = request.query_params.get("header", "labels")
     if asked_header not in ("labels", "names"):
         raise ClientException("header must be labels or names")
@@ -68,8 +68,8 @@ def _export_scope(request: Request, ctx: AppContext, user: User, form: Form) -> 
     event = ev.get_event(ctx.store.reader(), asked) if asked else None
     if asked and (event is None or event.form_id != form.id):
         raise NotFoundException()
-    if not user.is_admin and (event is None or event.created_by != user.username):
-        raise PermissionDeniedException("staff export their own events")
+    if not user.scope.everything and (event is None or not user.scope.sees(event)):
+        raise PermissionDeniedException("staff and counties export their own events, one at a time")
     return ExportScope(header, event.code if event else None, request.query_params.get("spam") == "include")
 
 

@@ -199,6 +199,40 @@ def review_event_reports(db: Database) -> None:
     )
 
 
+@migration
+def scoped_accounts(db: Database) -> None:
+    # A `county` account sees every event of its 市县, an `organizer` account every event of its
+    # unit (server/scope.py). The role is checked by
+    # the table, and SQLite cannot change a CHECK in place: the table is rebuilt from its own
+    # CREATE text (so columns other steps added come along), under the same name. Dropping the
+    # old table deletes the sessions that reference it (ON DELETE CASCADE, and foreign keys
+    # cannot be turned off inside this transaction), so they are put back after: nobody is
+    # signed out by the upgrade.
+    (create,) = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'users'").fetchone()
+    old_check = "CHECK (role IN ('admin', 'staff'))"
+    assert old_check in create, "the users table is not as create_office made it"
+    rebuilt = create.replace(old_check, "CHECK (role IN ('admin', 'staff', 'county', 'organizer'))", 1)
+    rebuilt = rebuilt.replace("CREATE TABLE users", "CREATE TABLE users_rebuilt", 1).rstrip().removesuffix(")")
+    # The 市县 of a county account as events store it (白沙黎族自治县), the unit of an organizer
+    # account as events name it (省教育厅); empty for other roles.
+    rebuilt += """,
+            county TEXT NOT NULL DEFAULT '',
+            organizer TEXT NOT NULL DEFAULT '',
+            CHECK ((role = 'county') = (county != '')),
+            CHECK ((role = 'organizer') = (organizer != ''))
+        )"""
+    columns = ", ".join(row[1] for row in db.execute("PRAGMA table_info(users)"))
+    db.execute("CREATE TEMP TABLE sessions_kept AS SELECT * FROM sessions")
+    db.execute(rebuilt)
+    db.execute(f"INSERT INTO users_rebuilt ({columns}) SELECT {columns} FROM users")
+    db.execute("DROP TABLE users")
+    db.execute("ALTER TABLE users_rebuilt RENAME TO users")
+    db.execute("INSERT INTO sessions SELECT * FROM temp.sessions_kept")
+    db.execute("DROP TABLE temp.sessions_kept")
+    db.execute("CREATE INDEX events_by_county ON events (county, date)")
+    db.execute("CREATE INDEX events_by_organizer ON events (organizer)")
+
+
 def migrate(db: Database) -> list[str]:
     """Apply the steps this database has not had yet; return their names."""
     db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")

@@ -21,6 +21,7 @@ from server.clock import now, parse_day
 from server.events import normalize_code
 from server.forms import Field, Form
 from server.quiz import right_values
+from server.scope import EVERYTHING, Scope
 from server.storage import stored_definitions
 
 RECENT_TEXTS = 5
@@ -85,9 +86,10 @@ def parse_filters(query: Mapping[str, str]) -> tuple[Filters, list[str]]:
 
 
 def where(
-    form_id: str, filters: Filters, owner: str | None = None, include_spam: bool = False
+    form_id: str, filters: Filters, scope: Scope = EVERYTHING, include_spam: bool = False
 ) -> tuple[str, list[Any]]:
-    """The WHERE clause over `responses r` for a form, the filters and (for staff) an owner.
+    """The WHERE clause over `responses r` for a form, the filters and an office account's
+    scope (`server.scope`: staff see their own events, a county its 市县's).
 
     Suspected spam (the honeypot was filled) is left out of counts unless asked for.
     """
@@ -97,12 +99,16 @@ def where(
     if filters.event:
         clauses.append("r.event = ?")
         params.append(filters.event)
-    given = {"county": filters.county, "venue_type": filters.venue_type, "created_by": owner}
+    given = {"county": filters.county, "venue_type": filters.venue_type}
     wanted = {column: value for column, value in given.items() if value}
-    if wanted:  # through the events: a staff account sees only the events it made
+    if wanted:  # through the events
         conditions = " AND ".join(f"{column} = ?" for column in wanted)
         clauses.append(f"r.event IN (SELECT code FROM events WHERE {conditions})")
         params += wanted.values()
+    if not scope.everything:
+        condition, scoped = scope.responses_sql("r.event")
+        clauses.append(condition)
+        params += scoped
     if filters.date_from:
         clauses.append("r.submitted_at >= ?")
         params.append(filters.date_from)
@@ -144,14 +150,14 @@ class Summary(msgspec.Struct, frozen=True):
     fields: list[FieldResult]
 
 
-def summarize(db: Database, form: Form, filters: Filters, owner: str | None = None) -> Summary:
+def summarize(db: Database, form: Form, filters: Filters, scope: Scope = EVERYTHING) -> Summary:
     """Counts for every question in one pass over the answers (one `json_each` scan).
 
     Questions whose answers are counted by value (choices, numbers, ratings) are grouped by
     their stored JSON value; a multi answer groups as its whole list, which is split here,
     so the few distinct combinations cross into Python rather than every response.
     """
-    clause, params = where(form.id, filters, owner)
+    clause, params = where(form.id, filters, scope)
     total, today = db.execute(
         f"SELECT count(*), total(r.submitted_at >= ?) FROM responses r WHERE {clause}",
         [now().date().isoformat(), *params],

@@ -28,6 +28,7 @@ from server import photos
 from server.clock import now
 from server.forms import Form
 from server.migrations import migrate
+from server.scope import EVERYTHING, Scope
 
 log = logging.getLogger(__name__)
 
@@ -289,6 +290,48 @@ def response_rows(
         yield from rows
 
 
+class StoredResponse(msgspec.Struct, frozen=True):
+    """A response as the office reads it back: answers decoded, personal ones not yet masked."""
+
+    id: int
+    form_id: str
+    submitted_at: str
+    event: str | None
+    answers: dict[str, Any]
+    suspected_spam: bool
+
+
+_RESPONSE_COLUMNS = "r.id, r.form_id, r.submitted_at, r.event, r.answers, r.suspected_spam"
+
+
+def _stored(row: tuple) -> StoredResponse:
+    id_, form_id, submitted_at, event, answers, spam = row
+    return StoredResponse(id_, form_id, submitted_at, event, msgspec.json.decode(answers), bool(spam))
+
+
+def response_by_id(db: Database, response_id: int) -> StoredResponse | None:
+    row = db.execute(f"SELECT {_RESPONSE_COLUMNS} FROM responses r WHERE r.id = ?", [response_id]).fetchone()
+    return _stored(row) if row else None
+
+
+def responses_where(
+    db: Database, clause: str, params: list[Any], *, before: int | None = None, limit: int = 50
+) -> list[StoredResponse]:
+    """The newest responses matching a condition on `responses r` (from `results.where`),
+    those with an id below `before` when given: one page of the office's list."""
+    if before is not None:
+        clause, params = f"({clause}) AND r.id < ?", [*params, before]
+    rows = db.execute(
+        f"SELECT {_RESPONSE_COLUMNS} FROM responses r WHERE {clause} ORDER BY r.id DESC LIMIT ?", [*params, limit]
+    )
+    return [_stored(row) for row in rows]
+
+
+def event_response_count(db: Database, code: str) -> int:
+    """Every response sent for an event, suspected spam included."""
+    return db.execute("SELECT count(*) FROM responses WHERE event = ?", [code]).fetchone()[0]
+
+
 def stored_definitions(db: Database, form_id: str) -> list[Form]:
     """Every version of a form that responses were stored under, oldest first."""
     rows = db.execute(
@@ -455,24 +498,23 @@ class Counts(msgspec.Struct, frozen=True):
 
 
 def dashboard_counts(
-    db: Database, today: str, created_by: str | None = None
+    db: Database, today: str, scope: Scope = EVERYTHING
 ) -> tuple[dict[str, Counts], dict[str, Counts]]:
     """Counts per form and per event code, read from `response_counts` (see migrations).
 
     The table is kept by triggers, so this reads a row per form, event, day and spam flag,
-    never the responses. With `created_by` (a staff account) only its events count.
+    never the responses. A staff or county account counts only the events of its scope
+    (`server.scope`); the form's own page has no event, so only an admin counts its answers.
     Spam is counted apart: `total` and `today` leave it out.
     """
-    scope, params = "", [today]
-    if created_by is not None:
-        scope, params = "WHERE event IN (SELECT code FROM events WHERE created_by = ?)", [today, created_by]
+    condition, params = scope.responses_sql("response_counts.event")
     per_form: dict[str, Counts] = {}
     per_event: dict[str, Counts] = {}
     rows = db.execute(
         f"""SELECT form_id, event, total(n * NOT suspected_spam), total(n * (day = ? AND NOT suspected_spam)),
                    total(n * suspected_spam)
-            FROM response_counts {scope} GROUP BY form_id, event""",
-        params,
+            FROM response_counts WHERE {condition} GROUP BY form_id, event""",
+        [today, *params],
     )
     for form_id, event, total, today_count, spam in rows:
         for tally, key in ((per_form, form_id), (per_event, event)):

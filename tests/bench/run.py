@@ -31,6 +31,7 @@ from tests.bench.events import EventFigures
 from tests.bench.exporting import export_against_sqlite
 from tests.bench.mixed import mixed_load, mixed_rows
 from tests.bench.office import OfficeFigures
+from tests.bench.scope import ScopeFigures
 from tests.bench.serving import ROOT, SUBMIT_FORM
 
 SUBMIT_RATIO_GOAL = 1 / 3
@@ -267,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         print("  office measured", file=sys.stderr, flush=True)
+        rows += ScopeFigures(work / "scope.db", args.responses // 10).rows()  # 7b. The same, as a county
 
         # 8. Backups: the whole command over the export's million responses, and submissions meanwhile.
         backup = backup_figures(work / "backup", args.responses, args.seconds)
