@@ -8,6 +8,7 @@ that were removed but have stored answers come last, so no data is ever hidden.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import itertools
 import re
@@ -20,6 +21,7 @@ from sqlite_utils import Database
 from server import storage
 from server.forms import OTHER_LABEL, Field, Form
 from server.quiz import scorer
+from server.results import Filters, where
 
 Header = Literal["labels", "names"]
 BOM = "\ufeff"
@@ -46,14 +48,45 @@ _SUSPECT_FIRST = frozenset(
 ROWS_PER_CHUNK = 500
 MAX_REMEMBERED_CHOICES = 10_000  # distinct option combinations per column; memory stays flat
 FIXED_COLUMNS = (("id", "编号"), ("submitted_at", "提交时间"), ("event", "活动"))
+# `--event-details`: the event's own facts after its code, named apart from any question's name.
+EVENT_COLUMNS = (
+    ("event_title", "活动名称"),
+    ("event_county", "活动市县"),
+    ("event_township", "活动乡镇"),
+    ("event_venue_type", "场所类型"),
+)
 CONSENT_CELL = {"labels": "已同意", "names": "yes"}
 SCORE_COLUMN = {"labels": "得分", "names": "score"}
+OTHER_TEXT_SUFFIX = (
+    "_text"  # `--multi columns`: `<name>_other` is the 其他 option's 0/1, its text is `<name>_other_text`
+)
+ALL = Filters()
+Multi = Literal["joined", "columns"]
+
+
+class Layout(msgspec.Struct, frozen=True):
+    """How an export lays out its columns; which rows it holds is the `Filters`' business."""
+
+    header: Header = "labels"
+    multi: Multi = "joined"  # "columns": one 0/1 column per option of each multi question
+    event_details: bool = False  # the event's title, 市县, 乡镇 and venue type after its code
+
+
+AS_IN_SPEC = Layout()  # SPEC §4: labels, multi answers joined in one cell, the event's code alone
 
 
 class Column(msgspec.Struct, frozen=True):
     name: str  # key in the stored answers
     label: str
     field: Field | None  # None for an `_other` text column
+
+
+class Table(msgspec.Struct):
+    """What every export writes: the header row and the rows, streamed."""
+
+    header: list[str]
+    rows: Iterator[list[Any]]
+    kinds: list[str]  # per column: "text", "number", "datetime" or "date" (XLSX formats by it)
 
 
 def columns(form: Form, history: Iterable[Form], extra_names: set[str]) -> list[Column]:
@@ -82,14 +115,22 @@ def field_columns(field: Field) -> list[Column]:
 
 
 def export_csv(
-    db: Database, form: Form, *, header: Header = "labels", event: str | None = None, include_spam: bool = False
+    db: Database,
+    form: Form,
+    filters: Filters = ALL,
+    *,
+    owner: str | None = None,
+    header: Header = "labels",
+    multi: Multi = "joined",
+    event_details: bool = False,
 ) -> Iterator[bytes]:
-    """Yield the CSV of a form's responses in chunks of bytes (suspected spam only when asked)."""
-    header_row, rows = export_table(db, form, header=header, event=event, include_spam=include_spam)
+    """Yield the CSV of a form's responses that the filters choose, in chunks of bytes."""
+    table = export_table(db, form, filters, Layout(header, multi, event_details), owner=owner)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     buffer.write(BOM)
-    writer.writerow(header_row)
+    writer.writerow(table.header)
+    rows = table.rows
     while chunk := list(itertools.islice(rows, ROWS_PER_CHUNK)):
         writer.writerows(chunk)
         yield _drain(buffer)
@@ -100,58 +141,108 @@ def export_csv(
 def export_table(
     db: Database,
     form: Form,
+    filters: Filters = ALL,
+    layout: Layout = AS_IN_SPEC,
     *,
-    header: Header = "labels",
-    event: str | None = None,
+    owner: str | None = None,
     typed: bool = False,
-    include_spam: bool = False,
-) -> tuple[list[str], Iterator[list[Any]]]:
+) -> Table:
     """The header row and the rows (streamed) of a form's responses: the one table every export shows.
 
     Cells are ready for CSV: texts that a spreadsheet would run as a formula get a `'`, numbers
     are their plain text. With `typed`, for formats whose cells carry a type (XLSX), texts are
-    left as they are and numbers are int or float. An empty cell is "" either way.
+    left as they are, numbers are int or float, `submitted_at` a datetime (China time, without
+    its zone) and `date` answers dates. An empty cell is None.
     """
     history = storage.stored_definitions(db, form.id)
     extra = storage.fields_in_answers(db, form.id, except_version=form.version)
     answer_columns = columns(form, history, extra)
     option_labels = _option_labels([*history, form])
+    header = layout.header
     guard = _as_is if typed else guard_formula
-    if header == "labels":
-        header_row = [label for _, label in FIXED_COLUMNS] + [guard(c.label) for c in answer_columns]
-    else:
-        header_row = [name for name, _ in FIXED_COLUMNS] + [c.name for c in answer_columns]
-    converters = [_converter(c, header, option_labels, typed) for c in answer_columns]
-    responses = storage.response_rows(db, form.id, event, include_spam=include_spam)
+    fixed = [*FIXED_COLUMNS, *(EVENT_COLUMNS if layout.event_details else ())]
+    header_row = [name if header == "names" else label for name, label in fixed]
+    kinds = ["number", "datetime" if typed else "text", *["text"] * (len(fixed) - 2)]
+    cells: dict[str, tuple[int, Callable[[Any], Any]]] = {}
+    spans: dict[str, tuple[int, int, Callable[[Any], list[int]]]] = {}
+    for column in answer_columns:
+        field = column.field
+        if layout.multi == "columns" and field is not None and field.type == "multi":
+            values = _option_values(field, option_labels)
+            labels = option_labels.get(field.name, {})
+            spans[column.name] = (len(header_row), len(values), _flags_converter(values))
+            for value in values:
+                if header == "names":
+                    header_row.append(f"{column.name}_{value}")
+                else:
+                    header_row.append(guard(f"{column.label}：{labels.get(value, value)}"))
+                kinds.append("number")
+            continue
+        cells[column.name] = (len(header_row), _converter(column, header, option_labels, typed))
+        name = column.name
+        if layout.multi == "columns" and field is None and name.endswith("_other") and name[:-6] in spans:
+            name += OTHER_TEXT_SUFFIX
+        header_row.append(name if header == "names" else guard(column.label))
+        kinds.append(_kind(column, typed))
     score = scorer(form)
     if score is not None:  # a quiz ends with its score
         header_row.append(SCORE_COLUMN[header])
-    return header_row, _rows(responses, answer_columns, converters, score)
+        kinds.append("number")
+    responses = _responses(db, form.id, filters, owner, layout.event_details)
+    stamp = _moment if typed else None
+    rows = _rows(responses, len(fixed), len(header_row), cells, spans, score, stamp, None if typed else guard_formula)
+    return Table(header_row, rows, kinds)
+
+
+def _responses(
+    db: Database, form_id: str, filters: Filters, owner: str | None, event_details: bool
+) -> Iterator[tuple[Any, ...]]:
+    """(id, submitted_at, event[, title, county, township, venue type], answers JSON) of the
+    responses the filters choose, oldest first, streamed from the cursor."""
+    clause, params = where(form_id, filters, owner)
+    if event_details:
+        sql = f"""SELECT r.id, r.submitted_at, r.event, e.title, e.county, e.township, e.venue_type, r.answers
+                  FROM responses r LEFT JOIN events e ON e.code = r.event WHERE {clause} ORDER BY r.id"""
+    else:
+        sql = f"SELECT r.id, r.submitted_at, r.event, r.answers FROM responses r WHERE {clause} ORDER BY r.id"
+    return iter(db.execute(sql, params))
 
 
 def _rows(
-    responses: Iterator[tuple[int, str, str | None, str]],
-    answer_columns: list[Column],
-    converters: list[Callable[[Any], Any]],
+    responses: Iterator[tuple[Any, ...]],
+    fixed: int,
+    width: int,
+    cells: dict[str, tuple[int, Callable[[Any], Any]]],
+    spans: dict[str, tuple[int, int, Callable[[Any], list[int]]]],
     score: Callable[[dict[str, Any]], int] | None = None,
+    stamp: Callable[[str], Any] | None = None,
+    guard: Callable[[str], str] | None = None,
 ) -> Iterator[list[Any]]:
-    """One list of cells per response."""
-    # One converter per column, chosen once: the loop below runs a million times on big exports.
-    # A row holds fewer answers than the form has columns, so it walks the answers, not the columns.
-    fixed = len(FIXED_COLUMNS)
-    position = {c.name: fixed + i for i, c in enumerate(answer_columns)}
-    convert: list[Callable[[Any], Any]] = [str] * fixed + converters
-    blank: list[Any] = [""] * len(convert)
-    decode = msgspec.json.Decoder(dict[str, Any]).decode
-    for response_id, submitted_at, event_code, answers_json in responses:
-        line = blank.copy()
-        line[0] = response_id
-        line[1] = submitted_at
-        line[2] = event_code or ""
-        answers = decode(answers_json)
+    """One list of cells per response.
+
+    The loop runs a million times on big exports, so each column's converter is chosen once,
+    and a row walks its answers (fewer than the form's columns), not the columns. An answer
+    that fills several cells (`--multi columns`) is looked up only when the one-cell lookup misses.
+    """
+    blank: list[Any] = [None] * (width - fixed - (score is not None))
+    decode = msgspec.json.Decoder().decode
+    events = fixed > len(FIXED_COLUMNS)
+    for row in responses:
+        line = [*row[:fixed], *blank]
+        if stamp is not None:
+            line[1] = stamp(line[1])
+        if events and guard is not None:  # an event's title and place are typed by staff
+            line[3:fixed] = [guard(text) if text else text for text in line[3:fixed]]
+        answers = decode(row[fixed])
         for name, value in answers.items():
-            if value is not None and (i := position.get(name)) is not None:
-                line[i] = convert[i](value)
+            if value is None:
+                continue
+            slot = cells.get(name)
+            if slot is not None:
+                line[slot[0]] = slot[1](value)
+            elif (span := spans.get(name)) is not None:
+                start, count, convert = span
+                line[start : start + count] = convert(value)
         if score is not None:
             line.append(score(answers))
         yield line
@@ -184,6 +275,8 @@ def _converter(
         return int
     if kind == "number":
         return float if typed else _plain_number
+    if kind == "date" and typed:
+        return _day
     if kind == "consent":
         ticked = CONSENT_CELL[header]
         return lambda value: ticked if value else ""
@@ -193,6 +286,59 @@ def _converter(
     if kind == "photo":  # the stored file names, `; ` between them (hex names never look like a formula)
         return _joined
     return _raw_text if typed else _text
+
+
+def _kind(column: Column, typed: bool) -> str:
+    kind = column.field.type if column.field else "text"
+    if kind in ("integer", "rating", "grid", "number"):
+        return "number"
+    return "date" if kind == "date" and typed else "text"
+
+
+def _option_values(field: Field, option_labels: dict[str, dict[str, str]]) -> list[str]:
+    """A multi question's options for `--multi columns`: as defined now, then any that only
+    older versions of the form had (their answers are stored too)."""
+    values = [o.value for o in field.choices]
+    return values + [v for v in option_labels.get(field.name, {}) if v not in values]
+
+
+def _flags_converter(values: list[str]) -> Callable[[Any], list[int]]:
+    """A multi answer as one 0/1 per option; remembered, as few combinations recur."""
+    position = {value: i for i, value in enumerate(values)}
+    none = [0] * len(values)
+    known: dict[tuple[Any, ...], list[int]] = {}
+
+    def convert(value: Any) -> list[int]:
+        chosen = tuple(value) if isinstance(value, list) else (value,)
+        try:
+            return known[chosen]
+        except (KeyError, TypeError):  # TypeError: a stored value that cannot be a key
+            pass
+        flags = none.copy()
+        for item in chosen:
+            if isinstance(item, str) and (i := position.get(item)) is not None:
+                flags[i] = 1
+        if len(known) < MAX_REMEMBERED_CHOICES and all(isinstance(v, str) for v in chosen):
+            known[chosen] = flags
+        return flags
+
+    return convert
+
+
+def _moment(text: str) -> dt.datetime | str:
+    """`submitted_at` for a spreadsheet: the China time it shows, as a datetime without zone."""
+    try:
+        return dt.datetime.fromisoformat(text).replace(tzinfo=None)
+    except ValueError:
+        return text
+
+
+def _day(value: Any) -> dt.date | str:
+    """A `date` answer as a date (a stored text that is not one stays text)."""
+    try:
+        return dt.date.fromisoformat(value)
+    except (TypeError, ValueError):
+        return _raw_text(value)
 
 
 def _joined(value: Any) -> str:
@@ -247,3 +393,32 @@ def _as_is(text: str) -> str:
 def guard_formula(text: str) -> str:
     """Keep spreadsheets from running a CSV cell as a formula: a `'` before any that could be one."""
     return "'" + text if text[:1] in _SUSPECT_FIRST and _FORMULA.match(text) else text
+
+
+def file_stem(form_id: str, filters: Filters) -> str:
+    """An export's file name without suffix, saying what it holds: `consumer-survey_白沙_2026-09`."""
+    return "_".join(_name_parts(form_id, filters))
+
+
+def ascii_file_stem(form_id: str, filters: Filters) -> str:
+    """The same name for clients that only take ASCII file names: the non-ASCII parts left out."""
+    return "_".join(part for part in _name_parts(form_id, filters) if part.isascii())
+
+
+def _name_parts(form_id: str, filters: Filters) -> list[str]:
+    county = filters.county
+    for suffix in ("黎族苗族自治县", "黎族自治县", "市", "县"):
+        county = county.removesuffix(suffix)
+    parts = [form_id, filters.event, county, filters.venue_type, _days(filters.date_from, filters.date_to)]
+    return [part for part in parts if part] + (["含疑似垃圾"] if filters.include_spam else [])
+
+
+def _days(first: str, last: str) -> str:
+    """`2026-09` for a whole month, `2026-09-05` for one day, else `2026-09-01~2026-09-15`."""
+    if first and last:
+        if first == last:
+            return first
+        start, end = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
+        if start.day == 1 and first[:7] == last[:7] and (end + dt.timedelta(days=1)).day == 1:
+            return first[:7]
+    return f"{first}~{last}" if first or last else ""

@@ -115,7 +115,7 @@ def responses_page(request: Request, ctx: Ctx, user: CurrentUser, form_id: FromP
     form = form_or_404(ctx, form_id)
     filters, problems = _filters(request, ctx, user)
     before = request.query_params.get("before", "")
-    clause, params = where(form.id, filters, _owner(user), include_spam=True)
+    clause, params = where(form.id, filters, _owner(user))
     if before:
         clause, params = clause + " AND r.id < ?", [*params, _response_id(before)]
     db = ctx.store.reader()

@@ -8,6 +8,7 @@ import pytest
 
 from server.export import FORMULA_SIGNS, INVISIBLE_LEADERS, export_csv
 from server.forms import load_form
+from server.results import Filters
 from server.storage import Submission, Writer, connect, open_database
 from server.xlsx import export_xlsx
 from tests.conftest import TEST_FORMS
@@ -80,7 +81,7 @@ def test_cjk_extension_b_and_emoji_survive_as_utf8_with_bom(db_path):
 def test_event_filter(db_path):
     store(db_path, {"unit": "活动甲"}, event="ABC234")
     store(db_path, {"unit": "无活动"})
-    lines = export(db_path, header="names", event="ABC234").decode().split("\r\n")
+    lines = export(db_path, header="names", filters=Filters(event="ABC234")).decode().split("\r\n")
     assert len(lines) == 3 and ",ABC234,活动甲," in lines[1]
 
 
