@@ -7,9 +7,7 @@ that were removed but have stored answers come last, so no data is ever hidden.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -57,11 +55,18 @@ EVENT_COLUMNS = (
 )
 CONSENT_CELL = {"labels": "已同意", "names": "yes"}
 SCORE_COLUMN = {"labels": "得分", "names": "score"}
-OTHER_TEXT_SUFFIX = (
-    "_text"  # `--multi columns`: `<name>_other` is the 其他 option's 0/1, its text is `<name>_other_text`
-)
+# `--multi columns`: `<name>_other` is then the 其他 option's 0/1, so its text is `<name>_other_text`
+OTHER_TEXT_SUFFIX = "_text"
 ALL = Filters()
 Multi = Literal["joined", "columns"]
+
+
+# How a stored answer becomes cells: (its column, the end of its columns when it fills several,
+# the cells already made for values that recur (or None), the function that makes its cell(s)
+# from an answer that is not None).
+Slot = tuple[int, int | None, dict[Any, Any] | None, Callable[[Any], Any]]
+# Answers as stored; lists come as tuples, so a multi answer can look up its remembered cell.
+ANSWERS = msgspec.json.Decoder(dict[str, str | int | float | bool | tuple[Any, ...] | dict[str, Any] | None])
 
 
 class Layout(msgspec.Struct, frozen=True):
@@ -124,18 +129,16 @@ def export_csv(
     multi: Multi = "joined",
     event_details: bool = False,
 ) -> Iterator[bytes]:
-    """Yield the CSV of a form's responses that the filters choose, in chunks of bytes."""
-    table = export_table(db, form, filters, Layout(header, multi, event_details), owner=owner)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    buffer.write(BOM)
-    writer.writerow(table.header)
+    """Yield the CSV of a form's responses that the filters choose, in chunks of bytes.
+
+    The cells come as CSV fields already (quoted where RFC 4180 asks, as `csv.writer` does),
+    so a line is one `join`: the million-row loop does no per-cell work it can avoid.
+    """
+    table = export_table(db, form, filters, Layout(header, multi, event_details), owner=owner, typed=False)
+    yield (BOM + ",".join(map(csv_field, table.header)) + "\r\n").encode("utf-8")
     rows = table.rows
     while chunk := list(itertools.islice(rows, ROWS_PER_CHUNK)):
-        writer.writerows(chunk)
-        yield _drain(buffer)
-    if buffer.tell():  # no responses: the header alone
-        yield _drain(buffer)
+        yield ("\r\n".join(map(",".join, chunk)) + "\r\n").encode("utf-8")
 
 
 def export_table(
@@ -145,14 +148,15 @@ def export_table(
     layout: Layout = AS_IN_SPEC,
     *,
     owner: str | None = None,
-    typed: bool = False,
+    typed: bool = True,
 ) -> Table:
     """The header row and the rows (streamed) of a form's responses: the one table every export shows.
 
-    Cells are ready for CSV: texts that a spreadsheet would run as a formula get a `'`, numbers
-    are their plain text. With `typed`, for formats whose cells carry a type (XLSX), texts are
-    left as they are, numbers are int or float, `submitted_at` a datetime (China time, without
-    its zone) and `date` answers dates. An empty cell is None.
+    `typed` (XLSX and other formats whose cells carry a type): texts as they are, numbers int or
+    float, `submitted_at` a datetime (China time, without its zone), `date` answers dates, an
+    empty cell None. Else every cell is a CSV field: a text a spreadsheet would run as a
+    formula gets a `'`, numbers are their plain text, quotes are added where RFC 4180 needs
+    them, and an empty cell is "".
     """
     history = storage.stored_definitions(db, form.id)
     extra = storage.fields_in_answers(db, form.id, except_version=form.version)
@@ -163,14 +167,14 @@ def export_table(
     fixed = [*FIXED_COLUMNS, *(EVENT_COLUMNS if layout.event_details else ())]
     header_row = [name if header == "names" else label for name, label in fixed]
     kinds = ["number", "datetime" if typed else "text", *["text"] * (len(fixed) - 2)]
-    cells: dict[str, tuple[int, Callable[[Any], Any]]] = {}
-    spans: dict[str, tuple[int, int, Callable[[Any], list[int]]]] = {}
+    cells: dict[str, Slot] = {}
     for column in answer_columns:
         field = column.field
         if layout.multi == "columns" and field is not None and field.type == "multi":
             values = _option_values(field, option_labels)
             labels = option_labels.get(field.name, {})
-            spans[column.name] = (len(header_row), len(values), _flags_converter(values))
+            start = len(header_row)
+            cells[column.name] = (start, start + len(values), None, _flags_converter(values, typed))
             for value in values:
                 if header == "names":
                     header_row.append(f"{column.name}_{value}")
@@ -178,9 +182,10 @@ def export_table(
                     header_row.append(guard(f"{column.label}：{labels.get(value, value)}"))
                 kinds.append("number")
             continue
-        cells[column.name] = (len(header_row), _converter(column, header, option_labels, typed))
+        known, convert = _converter(column, header, option_labels, typed)
+        cells[column.name] = (len(header_row), None, known, convert)
         name = column.name
-        if layout.multi == "columns" and field is None and name.endswith("_other") and name[:-6] in spans:
+        if layout.multi == "columns" and field is None and name.endswith("_other") and name[:-6] in cells:
             name += OTHER_TEXT_SUFFIX
         header_row.append(name if header == "names" else guard(column.label))
         kinds.append(_kind(column, typed))
@@ -188,71 +193,100 @@ def export_table(
     if score is not None:  # a quiz ends with its score
         header_row.append(SCORE_COLUMN[header])
         kinds.append("number")
-    responses = _responses(db, form.id, filters, owner, layout.event_details)
-    stamp = _moment if typed else None
-    rows = _rows(responses, len(fixed), len(header_row), cells, spans, score, stamp, None if typed else guard_formula)
+    responses = _responses(db, form.id, filters, owner, layout.event_details, typed)
+    blank = [None if typed else ""] * (len(header_row) - (score is not None))
+    fix = _typed_fixed if typed else _csv_fixed if layout.event_details else None
+    rows = _rows(responses, len(fixed), blank, cells, fix, _scored(score, typed) if score else None)
     return Table(header_row, rows, kinds)
 
 
 def _responses(
-    db: Database, form_id: str, filters: Filters, owner: str | None, event_details: bool
+    db: Database, form_id: str, filters: Filters, owner: str | None, event_details: bool, typed: bool
 ) -> Iterator[tuple[Any, ...]]:
     """(id, submitted_at, event[, title, county, township, venue type], answers JSON) of the
-    responses the filters choose, oldest first, streamed from the cursor."""
+    responses the filters choose, oldest first, streamed from the cursor. For CSV, SQLite
+    makes the id text and a missing event empty."""
     clause, params = where(form_id, filters, owner)
+    fixed = f"{'r.id' if typed else 'CAST(r.id AS TEXT)'}, r.submitted_at, coalesce(r.event, '')"
     if event_details:
-        sql = f"""SELECT r.id, r.submitted_at, r.event, e.title, e.county, e.township, e.venue_type, r.answers
-                  FROM responses r LEFT JOIN events e ON e.code = r.event WHERE {clause} ORDER BY r.id"""
+        details = ", ".join(f"coalesce(e.{c}, '')" for c in ("title", "county", "township", "venue_type"))
+        sql = f"""SELECT {fixed}, {details}, r.answers FROM responses r LEFT JOIN events e ON e.code = r.event
+                  WHERE {clause} ORDER BY r.id"""
     else:
-        sql = f"SELECT r.id, r.submitted_at, r.event, r.answers FROM responses r WHERE {clause} ORDER BY r.id"
+        sql = f"SELECT {fixed}, r.answers FROM responses r WHERE {clause} ORDER BY r.id"
     return iter(db.execute(sql, params))
+
+
+def _typed_fixed(line: list[Any]) -> None:
+    line[1] = _moment(line[1])
+
+
+def _csv_fixed(line: list[Any]) -> None:
+    """An event's title and place are typed by staff: guarded and quoted like any text."""
+    line[3:7] = [csv_field(guard_formula(text)) for text in line[3:7]]
+
+
+def _scored(score: Callable[[dict[str, Any]], int], typed: bool) -> Callable[[dict[str, Any]], Any]:
+    def cell(answers: dict[str, Any]) -> Any:
+        points = score({k: list(v) if isinstance(v, tuple) else v for k, v in answers.items()})
+        return points if typed else str(points)
+
+    return cell
 
 
 def _rows(
     responses: Iterator[tuple[Any, ...]],
     fixed: int,
-    width: int,
-    cells: dict[str, tuple[int, Callable[[Any], Any]]],
-    spans: dict[str, tuple[int, int, Callable[[Any], list[int]]]],
-    score: Callable[[dict[str, Any]], int] | None = None,
-    stamp: Callable[[str], Any] | None = None,
-    guard: Callable[[str], str] | None = None,
+    blank: list[Any],
+    cells: dict[str, Slot],
+    fix: Callable[[list[Any]], None] | None,
+    score: Callable[[dict[str, Any]], Any] | None,
 ) -> Iterator[list[Any]]:
     """One list of cells per response.
 
-    The loop runs a million times on big exports, so each column's converter is chosen once,
-    and a row walks its answers (fewer than the form's columns), not the columns. An answer
-    that fills several cells (`--multi columns`) is looked up only when the one-cell lookup misses.
+    The loop runs a million times on big exports (profiled: docs/benchmarks.md), so each
+    column's converter is chosen once; a row walks its answers (fewer than the form's
+    columns), not the columns; and an answer that recurs (an option, a number) is one dict
+    lookup, with no call.
     """
-    blank: list[Any] = [None] * (width - fixed - (score is not None))
-    decode = msgspec.json.Decoder().decode
-    events = fixed > len(FIXED_COLUMNS)
+    decode = ANSWERS.decode
     for row in responses:
-        line = [*row[:fixed], *blank]
-        if stamp is not None:
-            line[1] = stamp(line[1])
-        if events and guard is not None:  # an event's title and place are typed by staff
-            line[3:fixed] = [guard(text) if text else text for text in line[3:fixed]]
+        line = blank.copy()
+        line[:fixed] = row[:fixed]
+        if fix is not None:
+            fix(line)
         answers = decode(row[fixed])
-        for name, value in answers.items():
-            if value is None:
-                continue
-            slot = cells.get(name)
-            if slot is not None:
-                line[slot[0]] = slot[1](value)
-            elif (span := spans.get(name)) is not None:
-                start, count, convert = span
-                line[start : start + count] = convert(value)
+        try:
+            for name, value in answers.items():
+                index, end, known, convert = cells[name]
+                if end is not None:  # one answer, several cells (`--multi columns`)
+                    if value is not None:
+                        line[index:end] = convert(value)
+                    continue
+                if known is not None:
+                    try:
+                        line[index] = known[value]
+                        continue
+                    except KeyError:
+                        pass
+                if value is not None:
+                    line[index] = convert(value)
+        except (KeyError, TypeError):  # a key with no column, or an answer no dict key can be (an object)
+            _convert_each(line, answers, cells)
         if score is not None:
             line.append(score(answers))
         yield line
 
 
-def _drain(buffer: io.StringIO) -> bytes:
-    chunk = buffer.getvalue().encode("utf-8")
-    buffer.seek(0)
-    buffer.truncate()
-    return chunk
+def _convert_each(line: list[Any], answers: dict[str, Any], cells: dict[str, Slot]) -> None:
+    """The row's cells the slow way: every answer through its converter, unknown keys left out."""
+    for name, value in answers.items():
+        if value is not None and name in cells:
+            index, end, _, convert = cells[name]
+            if end is None:
+                line[index] = convert(value)
+            else:
+                line[index:end] = convert(value)
 
 
 def _option_labels(definitions: list[Form]) -> dict[str, dict[str, str]]:
@@ -266,26 +300,50 @@ def _option_labels(definitions: list[Form]) -> dict[str, dict[str, str]]:
 
 def _converter(
     column: Column, header: Header, option_labels: dict[str, dict[str, str]], typed: bool
-) -> Callable[[Any], Any]:
-    """The function that turns a column's stored answer (never None) into its cell."""
+) -> tuple[dict[Any, Any] | None, Callable[[Any], Any]]:
+    """How a column's stored answers (never None) become cells: the cells remembered for values
+    that recur (or None), and the function that makes one."""
     field = column.field
     kind = field.type if field else "text"
-    guard = _as_is if typed else guard_formula
     if kind in ("integer", "rating", "grid"):
-        return int
+        return (None, int) if typed else _remembering(_plain_integer, _is_number)
     if kind == "number":
-        return float if typed else _plain_number
-    if kind == "date" and typed:
-        return _day
+        return (None, float) if typed else _remembering(_plain_number, _is_number)
     if kind == "consent":
         ticked = CONSENT_CELL[header]
-        return lambda value: ticked if value else ""
+        return None, lambda value: ticked if value else ("" if not typed else None)
     if kind in ("choice", "multi") and field is not None:
         labels = option_labels.get(field.name, {}) if header == "labels" else None
-        return _choice_converter(field, labels, guard)
+        return _choice_converter(field, labels, _as_is if typed else _csv_text)
+    if kind == "date" and typed:
+        return None, _day
     if kind == "photo":  # the stored file names, `; ` between them (hex names never look like a formula)
-        return _joined
-    return _raw_text if typed else _text
+        return None, _joined if typed else _csv_joined
+    return None, _raw_text if typed else _text
+
+
+def _remembering(
+    convert: Callable[[Any], str], keep: Callable[[Any], bool]
+) -> tuple[dict[Any, str], Callable[[Any], str]]:
+    """A converter that remembers its cells for the values `keep` says are safe to remember."""
+    known: dict[Any, str] = {}
+
+    def cell(value: Any) -> str:
+        made = convert(value)
+        if keep(value) and len(known) < MAX_REMEMBERED_CHOICES:
+            known[value] = made
+        return made
+
+    return known, cell
+
+
+def _is_number(value: Any) -> bool:
+    # True == 1 == 1.0 share a dict key; their cells are the same too ("1"), as numbers.
+    return type(value) in (int, float)
+
+
+def _plain_integer(value: Any) -> str:
+    return str(int(value))
 
 
 def _kind(column: Column, typed: bool) -> str:
@@ -302,14 +360,15 @@ def _option_values(field: Field, option_labels: dict[str, dict[str, str]]) -> li
     return values + [v for v in option_labels.get(field.name, {}) if v not in values]
 
 
-def _flags_converter(values: list[str]) -> Callable[[Any], list[int]]:
-    """A multi answer as one 0/1 per option; remembered, as few combinations recur."""
+def _flags_converter(values: list[str], typed: bool) -> Callable[[Any], list[Any]]:
+    """A multi answer as one 0/1 per option (text for CSV); remembered, as few combinations recur."""
     position = {value: i for i, value in enumerate(values)}
-    none = [0] * len(values)
-    known: dict[tuple[Any, ...], list[int]] = {}
+    no, yes = (0, 1) if typed else ("0", "1")
+    none = [no] * len(values)
+    known: dict[tuple[Any, ...], list[Any]] = {}
 
-    def convert(value: Any) -> list[int]:
-        chosen = tuple(value) if isinstance(value, list) else (value,)
+    def convert(value: Any) -> list[Any]:
+        chosen = tuple(value) if isinstance(value, list | tuple) else (value,)
         try:
             return known[chosen]
         except (KeyError, TypeError):  # TypeError: a stored value that cannot be a key
@@ -317,7 +376,7 @@ def _flags_converter(values: list[str]) -> Callable[[Any], list[int]]:
         flags = none.copy()
         for item in chosen:
             if isinstance(item, str) and (i := position.get(item)) is not None:
-                flags[i] = 1
+                flags[i] = yes
         if len(known) < MAX_REMEMBERED_CHOICES and all(isinstance(v, str) for v in chosen):
             known[chosen] = flags
         return flags
@@ -342,41 +401,57 @@ def _day(value: Any) -> dt.date | str:
 
 
 def _joined(value: Any) -> str:
-    return "; ".join(map(str, value)) if isinstance(value, list) else str(value)
+    return "; ".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
 
 
-def _choice_converter(field: Field, labels: dict[str, str] | None, guard: Callable[[str], str]) -> Callable[[Any], str]:
+def _csv_joined(value: Any) -> str:
+    return csv_field(_joined(value))
+
+
+def _choice_converter(
+    field: Field, labels: dict[str, str] | None, finish: Callable[[str], str]
+) -> tuple[dict[Any, str], Callable[[Any], str]]:
     """Options in definition order, as labels or values; remembered, as few combinations recur."""
     order = {o.value: i for i, o in enumerate(field.choices)}
     known: dict[Any, str] = {}
 
     def convert(value: Any) -> str:
-        key = tuple(value) if isinstance(value, list) else value
+        key = tuple(value) if isinstance(value, list | tuple) else value
         try:
             return known[key]
         except (KeyError, TypeError):  # TypeError: a stored value that cannot be a key
             pass
-        values = value if isinstance(value, list) else [value]
+        values = value if isinstance(value, list | tuple) else [value]
         chosen = sorted(values, key=lambda v: order.get(v, len(order)))
         if labels is not None:
             chosen = [labels.get(v, v) for v in chosen]
-        cell = guard("; ".join(str(v) for v in chosen))
+        cell = finish("; ".join(str(v) for v in chosen))
         # Only strings are remembered: 1 == True would otherwise share a cell with "True".
         if len(known) < MAX_REMEMBERED_CHOICES and all(isinstance(v, str) for v in values):
             known[key] = cell
         return cell
 
-    return convert
+    return known, convert
 
 
 def _text(value: Any) -> str:
-    if isinstance(value, list):  # a removed field we know nothing about
-        value = "; ".join(str(v) for v in value)
-    return guard_formula(str(value))
+    """Any other answer as a CSV field: as text, guarded, quoted when needed."""
+    return _csv_text(value if type(value) is str else _raw_text(value))
+
+
+def _csv_text(text: str) -> str:
+    """`csv_field(guard_formula(text))` in one call: it runs for every text cell of an export."""
+    if text[:1] in _SUSPECT_FIRST and _FORMULA.match(text):
+        text = "'" + text
+    if '"' in text:
+        return '"' + text.replace('"', '""') + '"'
+    if "," in text or "\n" in text or "\r" in text:
+        return '"' + text + '"'
+    return text
 
 
 def _raw_text(value: Any) -> str:
-    if isinstance(value, list):  # a removed field we know nothing about
+    if isinstance(value, list | tuple):  # a removed field we know nothing about
         return "; ".join(str(v) for v in value)
     return str(value)
 
@@ -387,6 +462,15 @@ def _plain_number(value: Any) -> str:
 
 
 def _as_is(text: str) -> str:
+    return text
+
+
+def csv_field(text: str) -> str:
+    """A text as an RFC 4180 field, quoted exactly when `csv.writer` (QUOTE_MINIMAL, CRLF) would."""
+    if '"' in text:
+        return '"' + text.replace('"', '""') + '"'
+    if "," in text or "\n" in text or "\r" in text:
+        return '"' + text + '"'
     return text
 
 
