@@ -16,9 +16,9 @@ from typing import BinaryIO, cast
 from urllib.parse import quote
 
 import msgspec
-from litestar import Request, Router, get
+from litestar import MediaType, Request, Response, Router, get
 from litestar.di import Provide
-from litestar.exceptions import ClientException, NotFoundException, PermissionDeniedException
+from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.params import FromPath
 from litestar.response import Stream
 
@@ -67,8 +67,9 @@ class ExportScope(msgspec.Struct, frozen=True):
         return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name)}"
 
 
-def _export_scope(request: Request, ctx: AppContext, user: User, form: Form) -> ExportScope:
-    """What an export request asks for; staff export one of their own events only."""
+def _export_scope(request: Request, ctx: AppContext, user: User, form: Form) -> ExportScope | list[str]:
+    """What an export request asks for, or what is wrong with it (in Chinese); staff export
+    one of their own events only."""
     query = request.query_params
     filters, problems = parse_filters(dict(query))
     asked = {"header": query.get("header", "labels"), "multi": query.get("multi", "joined")}
@@ -79,7 +80,7 @@ def _export_scope(request: Request, ctx: AppContext, user: User, form: Form) -> 
     if query.get("event_details", "") not in ("", "0", "1"):
         problems.append("event_details 只能是 0 或 1")
     if problems:
-        raise ClientException("；".join(problems))
+        return problems
     header: Header = "names" if asked["header"] == "names" else "labels"
     multi: Multi = "columns" if asked["multi"] == "columns" else "joined"
     event = ev.get_event(ctx.store.reader(), filters.event) if filters.event else None
@@ -92,9 +93,11 @@ def _export_scope(request: Request, ctx: AppContext, user: User, form: Form) -> 
 
 
 @get("/forms/{form_id:str}/export.csv", sync_to_thread=True, opt={SKIP_COMPRESSION: True})
-def export_csv_file(request: Request, ctx: Ctx, user: CurrentUser, form_id: FromPath[str]) -> Stream:
+def export_csv_file(request: Request, ctx: Ctx, user: CurrentUser, form_id: FromPath[str]) -> Stream | Response[str]:
     form = form_or_404(ctx, form_id)
     scope = _export_scope(request, ctx, user, form)
+    if isinstance(scope, list):
+        return _refused(scope)
     accounts.record(ctx.store.reader(), user.username, "export", scope.describe(form, "csv"))
     gzip = "gzip" in request.headers.get("accept-encoding", "")
     headers = {"Content-Disposition": scope.attachment(form, "csv"), "Vary": "Accept-Encoding"}
@@ -105,9 +108,11 @@ def export_csv_file(request: Request, ctx: Ctx, user: CurrentUser, form_id: From
 
 
 @get("/forms/{form_id:str}/export.xlsx", sync_to_thread=True, opt={SKIP_COMPRESSION: True})
-def export_xlsx_file(request: Request, ctx: Ctx, user: CurrentUser, form_id: FromPath[str]) -> Stream:
+def export_xlsx_file(request: Request, ctx: Ctx, user: CurrentUser, form_id: FromPath[str]) -> Stream | Response[str]:
     form = form_or_404(ctx, form_id)
     scope = _export_scope(request, ctx, user, form)
+    if isinstance(scope, list):
+        return _refused(scope)
     layout = scope.layout
     chunks = _xlsx_chunks(
         lambda path: export_xlsx(
@@ -124,6 +129,11 @@ def export_xlsx_file(request: Request, ctx: Ctx, user: CurrentUser, form_id: Fro
     accounts.record(ctx.store.reader(), user.username, "export", scope.describe(form, "xlsx"))
     headers = {"Content-Disposition": scope.attachment(form, "xlsx")}
     return Stream(chunks, media_type=XLSX, headers=headers)
+
+
+def _refused(problems: list[str]) -> Response[str]:
+    """A download whose address was edited into something wrong: what is wrong, in Chinese."""
+    return Response("导出的条件不对：" + "；".join(problems) + "\n", status_code=400, media_type=MediaType.TEXT)
 
 
 def _made_in_process(job: Job) -> Iterator[bytes]:
