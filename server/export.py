@@ -168,6 +168,7 @@ def export_table(
     header_row = [name if header == "names" else label for name, label in fixed]
     kinds = ["number", "datetime" if typed else "text", *["text"] * (len(fixed) - 2)]
     cells: dict[str, Slot] = {}
+    split: set[str] = set()  # multi questions given one 0/1 column per option
     for column in answer_columns:
         field = column.field
         if layout.multi == "columns" and field is not None and field.type == "multi":
@@ -175,6 +176,7 @@ def export_table(
             labels = option_labels.get(field.name, {})
             start = len(header_row)
             cells[column.name] = (start, start + len(values), None, _flags_converter(values, typed))
+            split.add(column.name)
             for value in values:
                 if header == "names":
                     header_row.append(f"{column.name}_{value}")
@@ -185,7 +187,7 @@ def export_table(
         known, convert = _converter(column, header, option_labels, typed)
         cells[column.name] = (len(header_row), None, known, convert)
         name = column.name
-        if layout.multi == "columns" and field is None and name.endswith("_other") and name[:-6] in cells:
+        if field is None and name.endswith("_other") and name[:-6] in split:  # the 其他 text of a split question
             name += OTHER_TEXT_SUFFIX
         header_row.append(name if header == "names" else guard(column.label))
         kinds.append(_kind(column, typed))
