@@ -164,3 +164,15 @@ def test_the_command_line_takes_the_same_filters(filled, tmp_path):
     bad = run("export", "all-types", *where, "--from", "2026-13-01", "--out", "-", cwd=tmp_path)
     assert bad.returncode != 0 and bad.stdout == b""
     assert bad.stderr.decode().strip().splitlines()[-1].endswith("开始日期 '2026-13-01' 不对，应写成 2022-09-15")
+
+
+def test_one_parser_reads_filters_as_people_write_them():
+    query = {"county": "白沙", "venue_type": "school", "date_from": "2026/9/1", "date_to": "２０２６年９月３０日",
+             "spam": "include", "event": ""}  # fmt: skip
+    assert parse_filters(query) == (
+        Filters("", "白沙黎族自治县", "学校", "2026-09-01", "2026-09-30", "include"),
+        [],
+    )
+    filters, problems = parse_filters({"date_from": "2026-10-01", "date_to": "2026-09-01", "venue_type": "商场"})
+    assert problems == ["场所类型 '商场' 不对", "开始日期晚于结束日期"]
+    assert not filters.include_spam and Filters(spam="include").include_spam
