@@ -161,6 +161,24 @@ def test_the_command_line_takes_the_same_filters(filled, tmp_path):
     assert [int(row[0]) for row in rows[1:]] == expected
     sign_in(office, "boss", ADMIN_PASSWORD)  # the web export with the same filters is the same file
     assert office.get(f"/admin/forms/all-types/export.csv?{SEPTEMBER}").content == done.stdout
+    pivot = run("export", "all-types", *where, "--county", "白沙", "--from", "2026-09-01", "--to", "2026-09-30",
+                "--multi", "columns", "--event-details", "--out", "-", cwd=tmp_path)  # fmt: skip
+    assert pivot.returncode == 0, pivot.stderr
+    sign_in(office, "boss", ADMIN_PASSWORD)
+    assert office.get(f"/admin/forms/all-types/export.csv?{SEPTEMBER}&multi=columns&event_details=1").content == (
+        pivot.stdout
+    )
+    header, first = pivot.stdout.decode("utf-8-sig").split("\r\n")[:2]
+    assert header.startswith("编号,提交时间,活动,活动名称,活动市县,活动乡镇,场所类型,单位,")
+    assert ",主题：食品,主题：电梯,主题：油品,主题：其他,主题（其他）," in header
+    cells = dict(zip(header.split(","), first.split(","), strict=True))
+    assert [cells[k] for k in ("活动名称", "活动市县", "活动乡镇", "场所类型")] == [
+        "白沙中学质量课",
+        "白沙黎族自治县",
+        "",
+        "学校",
+    ]
+    assert [cells[f"主题：{t}"] for t in ("食品", "电梯", "油品", "其他")] == ["1", "1", "0", "0"]
     bad = run("export", "all-types", *where, "--from", "2026-13-01", "--out", "-", cwd=tmp_path)
     assert bad.returncode != 0 and bad.stdout == b""
     assert bad.stderr.decode().strip().splitlines()[-1].endswith("开始日期 '2026-13-01' 不对，应写成 2022-09-15")
