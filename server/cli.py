@@ -12,7 +12,6 @@ import math
 import os
 import sys
 import threading
-import unicodedata
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -27,6 +26,7 @@ from server.clock import now
 from server.export import export_csv
 from server.forms import FORM_ID, Form, FormError, check_forms, load_form
 from server.qr import qr_png, qr_svg
+from server.results import parse_filters
 from server.settings import SETTINGS, SettingError, Settings, load_settings, to_environ
 from server.storage import open_database, stored_definitions
 
@@ -73,7 +73,17 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", help="file to write, or - for standard output")
     export.add_argument("--header", choices=("labels", "names"), default="labels")
     export.add_argument("--event", help="only responses of this event code")
+    export.add_argument("--county", help="only responses of events in this 市县, e.g. 白沙")
+    export.add_argument("--venue-type", help="only responses of events at this venue type, e.g. 学校")
+    export.add_argument("--from", dest="date_from", help="first day submitted, YYYY-MM-DD")
+    export.add_argument("--to", dest="date_to", help="last day submitted, YYYY-MM-DD")
     export.add_argument("--include-spam", action="store_true", help="also responses flagged as suspected spam")
+    export.add_argument(
+        "--multi", choices=("joined", "columns"), default="joined", help="columns: one 0/1 column per option"
+    )
+    export.add_argument(
+        "--event-details", action="store_true", help="the event's title, 市县, 乡镇 and venue type after its code"
+    )
 
     event = commands.add_parser("event", parents=[common], help="create and list events")
     event_commands = event.add_subparsers(dest="event_command", required=True, parser_class=_Parser)
@@ -270,7 +280,11 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
         if event.form_id != form.id:
             raise CommandError(f"event {event.code} belongs to form {event.form_id!r}, not {form.id!r}")
         args.event = event.code
-    chunks = export_csv(db, form, header=args.header, event=args.event, include_spam=args.include_spam)
+    asked = {key: getattr(args, key) or "" for key in ("event", "county", "venue_type", "date_from", "date_to")}
+    filters, problems = parse_filters(asked | {"spam": "include" if args.include_spam else ""})
+    if problems:
+        raise CommandError("；".join(problems))
+    chunks = export_csv(db, form, filters, header=args.header, multi=args.multi, event_details=args.event_details)
     if args.out == "-":
         for chunk in chunks:
             sys.stdout.buffer.write(chunk)
@@ -341,17 +355,9 @@ def cmd_event_list(args: argparse.Namespace, settings: Settings) -> int:
     for row in rows:
         e = row.event
         table.append((e.code, e.date or "-", e.county or "-", e.venue_type, str(row.responses), e.form_id, e.title))
-    widths = [max(_width(line[i]) for line in table) for i in range(len(table[0]) - 1)]
-    for line in table:
-        cells = [cell + " " * (width - _width(cell)) for cell, width in zip(line, widths, strict=False)]
-        print("  ".join([*cells, line[-1]]))
+    _print_table(table)
     print(f"{len(rows)} event(s), {sum(r.responses for r in rows)} response(s)", file=sys.stderr)
     return 0
-
-
-def _width(text: str) -> int:
-    """Columns a terminal gives the text: Chinese characters take two."""
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
 def cmd_event_import(args: argparse.Namespace, settings: Settings) -> int:
@@ -497,11 +503,18 @@ def _print_accounts(rows: list[Account]) -> None:
         state = "disabled" if row.disabled_at else f"locked {row.locked_for} s" if row.locked_for else "active"
         last = (row.last_sign_in_at or "never")[:16]
         table.append((row.username, row.role, row.county or row.organizer or "-", state, row.created_at[:16], last))
-    widths = [max(_width(line[i]) for line in table) for i in range(len(table[0]) - 1)]
-    for line in table:
-        cells = [cell + " " * (width - _width(cell)) for cell, width in zip(line, widths, strict=False)]
-        print("  ".join([*cells, line[-1]]))
+    _print_table(table)
     print(f"{len(rows)} user(s)", file=sys.stderr)
+
+
+def _print_table(table: Sequence[Sequence[str]]) -> None:
+    """Rows in columns padded to the widest cell (Chinese counts double); the last column unpadded."""
+    from server.xlsx import text_width  # here: xlsxwriter costs every other command 50 ms to import
+
+    widths = [max(text_width(line[i]) for line in table) for i in range(len(table[0]) - 1)]
+    for line in table:
+        cells = [cell + " " * (width - text_width(cell)) for cell, width in zip(line, widths, strict=False)]
+        print("  ".join([*cells, line[-1]]))
 
 
 def _read_password() -> str:

@@ -116,7 +116,7 @@ def responses_page(request: Request, ctx: Ctx, user: CurrentUser, form_id: FromP
     form = form_or_404(ctx, form_id)
     filters, problems = _filters(request, ctx, user)
     before = request.query_params.get("before", "")
-    clause, params = where(form.id, filters, user.scope, include_spam=True)
+    clause, params = where(form.id, filters, user.scope)
     db = ctx.store.reader()
     rows = storage.responses_where(
         db, clause, params, before=_response_id(before) if before else None, limit=PAGE_SIZE + 1

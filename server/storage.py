@@ -271,25 +271,6 @@ def answers_for_key(db: Database, submission_key: str) -> tuple[str, str | None,
     return (row[0], row[1], msgspec.json.decode(row[2])) if row else None
 
 
-def response_rows(
-    db: Database, form_id: str, event: str | None = None, include_spam: bool = False
-) -> Iterator[tuple[int, str, str | None, str]]:
-    """(id, submitted_at, event, answers JSON) of a form's responses, oldest first, streamed.
-
-    Responses flagged as suspected spam are left out unless asked for.
-    """
-    sql = "SELECT id, submitted_at, event, answers FROM responses WHERE form_id = ?"
-    if not include_spam:
-        sql += " AND suspected_spam = 0"
-    params: list[Any] = [form_id]
-    if event is not None:
-        sql += " AND event = ?"
-        params.append(event)
-    cursor = db.execute(sql + " ORDER BY id", params)
-    while rows := cursor.fetchmany(1000):
-        yield from rows
-
-
 class StoredResponse(msgspec.Struct, frozen=True):
     """A response as the office reads it back: answers decoded, personal ones not yet masked."""
 

@@ -37,6 +37,7 @@ from tests.bench.serving import ROOT, SUBMIT_FORM
 SUBMIT_RATIO_GOAL = 1 / 3
 SUBMIT_P99_GOAL_MS = 50
 EXPORT_RATIO_GOAL = 2
+EXPORT_COLUMNS_RATIO_GOAL = 1.2  # issue 15: against sqlite3 writing the export's own columns
 EXPORT_MEMORY_GOAL_MB = 64
 FIRST_VISIT_GOAL = 30 * 1024
 REPEAT_VISIT_GOAL = 8 * 1024
@@ -179,9 +180,10 @@ def main(argv: list[str] | None = None) -> int:
             (
                 "… vs `sqlite3 -csv` writing the same columns (`json_extract` per answer)",
                 f"{export.export.seconds:.1f} s vs {export.sqlite_columns.seconds:.1f} s"
-                f" = {export.export.seconds / export.sqlite_columns.seconds:.1f}×",
-                "—",
-                "",
+                f" = **{export.columns_ratio:.2f}×** (processor time {export.export.cpu_seconds:.1f} s"
+                f" vs {export.sqlite_columns.cpu_seconds:.1f} s)",
+                f"≤ {EXPORT_COLUMNS_RATIO_GOAL}×",
+                met(export.columns_ratio <= EXPORT_COLUMNS_RATIO_GOAL),
             ),
             (
                 "export peak memory (max RSS)",
