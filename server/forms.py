@@ -396,7 +396,7 @@ def _build_field(
     if ftype == "section" and not (raw.get("title") or raw.get("label")):
         problem("section 需要 title")
 
-    values = dict(raw)
+    values = {key: value for key, value in raw.items() if key in COMMON_KEYS | TYPE_KEYS[ftype]}
     if ftype in ("choice", "multi"):
         values["options"] = _options(raw.get("options"), raw.get("other", False), problem)
     if ftype == "grid":
@@ -597,7 +597,9 @@ def _is_date(text: str) -> bool:
 
 def did_you_mean(word: str, known: Iterable[str]) -> str:
     """`，是不是 'satisfaction'？` for the known word nearest a typo; empty when none is near."""
-    near = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    known = list(known)
+    bare = word.strip("“”‘’「」 \u3000")  # a label typed with its quotes: “有”
+    near = [bare] if bare in known else difflib.get_close_matches(word, known, n=1, cutoff=0.6)
     return f"，是不是 {near[0]!r}？" if near else ""
 
 
@@ -660,7 +662,9 @@ def _check_option(field: Field, value: str) -> None:
     values = [o.value for o in field.choices]
     if value not in values:
         shown = "、".join(o.value if o.value == o.label else f"{o.value}（{o.label}）" for o in field.choices)
-        raise ExpressionError(f"{value!r} 不是 {field.name!r} 的选项{did_you_mean(value, values)}（可用：{shown}）")
+        raise ExpressionError(
+            f"{value!r} 不是 {field.name!r} 的选项{did_you_mean(value, [o.label for o in field.choices] + values)}（可用：{shown}）"
+        )
 
 
 def form_files(directory: Path) -> Iterator[Path]:
