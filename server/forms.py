@@ -662,9 +662,8 @@ def _check_option(field: Field, value: str) -> None:
     values = [o.value for o in field.choices]
     if value not in values:
         shown = "、".join(o.value if o.value == o.label else f"{o.value}（{o.label}）" for o in field.choices)
-        raise ExpressionError(
-            f"{value!r} 不是 {field.name!r} 的选项{did_you_mean(value, [o.label for o in field.choices] + values)}（可用：{shown}）"
-        )
+        guess = did_you_mean(value, [o.label for o in field.choices] + values)
+        raise ExpressionError(f"{value!r} 不是 {field.name!r} 的选项{guess}（可用：{shown}）")
 
 
 def form_files(directory: Path) -> Iterator[Path]:
