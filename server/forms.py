@@ -25,7 +25,7 @@ from server import expressions, regions
 from server.campaign import CAMPAIGN_FILE, Campaign, CampaignError, load_campaign, read_campaign
 from server.clock import CHINA, now
 from server.expressions import Compare, Condition, Contains, ExpressionError
-from server.tomlfile import TomlFileError, read_toml
+from server.tomlfile import TomlFileError, parse_toml, read_toml
 
 log = logging.getLogger(__name__)
 
@@ -275,6 +275,23 @@ def load_form(path: Path, campaign: Campaign | None = None) -> Form:
         raise FormError([f"{path}: 设置项嵌套太深"]) from None
     if problems or form is None:
         raise FormError([f"{path}: {p}" for p in problems])
+    return form
+
+
+def parse_form(form_id: str, text: str, campaign: Campaign | None = None) -> Form:
+    """A form from TOML text that is not (yet) a file, e.g. an XLSForm import: checked as
+    `load_form` checks a file; FormError's messages then name no file."""
+    try:
+        raw = parse_toml(text)
+    except TomlFileError as exc:
+        raise FormError([exc.message]) from None
+    problems: list[str] = []
+    try:
+        form = _build_form(form_id, raw, problems, lambda: campaign)
+    except RecursionError:
+        raise FormError(["设置项嵌套太深"]) from None
+    if problems or form is None:
+        raise FormError(problems)
     return form
 
 

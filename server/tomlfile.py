@@ -10,6 +10,8 @@ into Chinese.
 from __future__ import annotations
 
 import ast
+import datetime as dt
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -212,3 +214,62 @@ def _unclosed_line(text: str) -> int | None:
         if quote:
             last = number
     return opened if multiline else last
+
+
+# Writing: forms made by the program (an XLSForm import) as TOML a person can go on editing.
+
+
+def toml_value(value: Any) -> str:
+    """One value as TOML: strings quoted (escaped as JSON escapes them, which TOML reads the
+    same), dates bare, lists and tables inline."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, str):
+        if '"' in value and "'" not in value and value.isprintable():
+            return f"'{value}'"  # show_if = 'venue == "学校"' reads better than escaped quotes
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")  # TOML refuses a raw DEL
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        return "{ " + ", ".join(f"{_key(k)} = {toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"no TOML for {type(value).__name__}")
+
+
+def to_toml(table: dict[str, Any]) -> str:
+    """A form's table as a TOML document: plain keys first, then each `[[fields]]` with its
+    keys one a line; long texts as multi-line strings, long lists one item a line."""
+    lines: list[str] = []
+    for key, value in table.items():
+        if not (isinstance(value, list) and value and all(isinstance(item, dict) for item in value)):
+            lines.append(_key_line(key, value))
+    for key, value in table.items():
+        if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+            for item in value:
+                lines += ["", f"[[{_key(key)}]]"]
+                lines += [_key_line(k, v) for k, v in item.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _key_line(key: str, value: Any) -> str:
+    if isinstance(value, str) and "\n" in value and _fits_multiline(value):
+        return f'{_key(key)} = """\n{value}"""'
+    text = toml_value(value)
+    if isinstance(value, list) and len(text) > 80:
+        return f"{_key(key)} = [\n" + "".join(f"  {toml_value(item)},\n" for item in value) + "]"
+    return f"{_key(key)} = {text}"
+
+
+def _fits_multiline(text: str) -> bool:
+    """Whether the text can stand between triple quotes unchanged."""
+    plain = all(c.isprintable() or c == "\n" for c in text)
+    return plain and '"""' not in text and "\\" not in text and not text.endswith('"')
+
+
+def _key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key, ensure_ascii=False)
