@@ -2,6 +2,7 @@
 behind, and every bundled form goes out to XLSForm and comes back as the same page."""
 
 import datetime as dt
+import html
 import io
 import re
 import shutil
@@ -17,7 +18,7 @@ from server.tomlfile import read_toml
 from server.xlsform import XLSFormError, read_xlsform
 from server.xlsform_export import write_xlsform
 from server.xpath import Unmappable, constraint_keys, relevant_condition
-from tests.conftest import BUNDLED_FORMS, make_app_client, run
+from tests.conftest import ADMIN_PASSWORD, BUNDLED_FORMS, make_app_client, run, sign_in
 
 SURVEY_HEADER = [
     "type", "name", "label::English (en)", "label::Chinese (zh)", "hint::Chinese (zh)", "required",
@@ -375,3 +376,67 @@ def test_import_and_xlsform_commands(workdir):
     )
     unknown = run("xlsform", "nope", cwd=workdir)
     assert (unknown.returncode, unknown.stderr.decode()) == (2, "quality-forms: unknown form 'nope'\n")
+
+
+def _csrf(page_html: str) -> str:
+    return re.search(r'name="_csrf" value="([^"]+)"', page_html).group(1)
+
+
+def test_an_admin_uploads_a_workbook_and_sees_the_form_and_what_stayed_behind(office):
+    sign_in(office, "boss", ADMIN_PASSWORD)
+    page = office.get("/admin/forms/import")
+    assert page.status_code == 200 and 'type="file"' in page.text and 'enctype="multipart/form-data"' in page.text
+    answer = office.post(
+        "/admin/forms/import",
+        data={"_csrf": _csrf(page.text), "form_id": ""},
+        files={"workbook": ("elevator.xlsx", workbook(), "application/octet-stream")},
+    )
+    assert answer.status_code == 200
+    rows = re.findall(
+        r"<tr><td>(\w+)</td><td class=\"num\">(\d+)</td><td><code>([^<]*)</code></td><td>([^<]+)</td></tr>", answer.text
+    )
+    assert [
+        f"{sheet} 第 {row} 行（{name}）：{html.unescape(why)}" for sheet, row, name, why in rows
+    ] == NOT_CARRIED_OVER
+    # the button hands the TOML to the workshop's draft endpoint, as it was shown
+    draft = answer.text.split('id="to-workshop"', 1)[1]
+    assert 'action="/admin/forms/new"' in answer.text.split('id="to-workshop"', 1)[0][-80:]
+    assert 'name="form_id" value="elevator-survey"' in draft
+    toml = html.unescape(re.search(r'<textarea[^>]*name="toml"[^>]*>(.*?)</textarea>', draft, re.DOTALL).group(1))
+    assert toml == read_xlsform(workbook(), "elevator.xlsx").toml
+    assert "已经有编号为" not in draft
+
+
+def test_the_upload_page_names_a_bad_file_and_a_taken_id(office):
+    sign_in(office, "boss", ADMIN_PASSWORD)
+    token = _csrf(office.get("/admin/forms/import").text)
+    bad = office.post(
+        "/admin/forms/import", data={"_csrf": token}, files={"workbook": ("list.xlsx", b"a,b\n", "text/csv")}
+    )
+    assert bad.status_code == 422 and "文件不是 Excel 工作簿（.xlsx）" in bad.text
+    empty = office.post(
+        "/admin/forms/import", data={"_csrf": token}, files={"workbook": ("", b"", "application/octet-stream")}
+    )
+    assert empty.status_code == 422 and "请选择一个 Excel 文件（.xlsx）" in empty.text
+    taken = office.post(
+        "/admin/forms/import",
+        data={"_csrf": token, "form_id": "all-types"},
+        files={"workbook": ("x.xlsx", workbook(), "application/octet-stream")},
+    )
+    assert taken.status_code == 200 and "已经有编号为 <code>all-types</code> 的表单" in taken.text
+    forged = office.post(
+        "/admin/forms/import",
+        data={"_csrf": "nope"},
+        files={"workbook": ("x.xlsx", workbook(), "application/octet-stream")},
+    )
+    assert forged.status_code == 403
+
+
+def test_only_admins_import_and_the_results_page_keeps_its_address(office):
+    assert office.get("/admin/forms/import", follow_redirects=False).status_code == 303  # to the sign-in page
+    sign_in(office, "wang", ADMIN_PASSWORD)
+    assert office.get("/admin/forms/import").status_code == 403
+    assert "导入表单" not in office.get("/admin").text
+    sign_in(office, "boss", ADMIN_PASSWORD)
+    assert 'href="/admin/forms/import"' in office.get("/admin").text
+    assert office.get("/admin/forms/all-types").status_code == 200  # /admin/forms/{id} is still the results page
