@@ -170,7 +170,7 @@ def _header(file_name: str, dropped: list[Dropped]) -> str:
     if dropped:
         lines.append("# 没有导入（或没有原样导入）的行：")
         lines += [f"#   {d.text}" for d in dropped]
-    return "\n".join(" ".join(line.split()) for line in lines) + "\n"
+    return "\n".join(" ".join(line.split()) for line in lines) + "\n\n"
 
 
 class _SurveyReader:

@@ -440,3 +440,43 @@ def test_only_admins_import_and_the_results_page_keeps_its_address(office):
     sign_in(office, "boss", ADMIN_PASSWORD)
     assert 'href="/admin/forms/import"' in office.get("/admin").text
     assert office.get("/admin/forms/all-types").status_code == 200  # /admin/forms/{id} is still the results page
+
+
+@pytest.mark.browser
+def test_in_chromium_an_admin_uploads_a_workbook_and_reads_what_stayed_behind(workdir):
+    """The upload as an office worker does it: choose the file, press 读取, read the list."""
+    import os
+    import shutil as which
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from tests.conftest import ROOT, running_server
+
+    chromium = which.which("chromium") or "/usr/bin/chromium"
+    if not Path(chromium).exists():
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the browser tests: .ci/run installs Debian's chromium")
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    assert (
+        run("user", "add", "boss", "--role", "admin", input=f"{ADMIN_PASSWORD}\n".encode(), cwd=workdir).returncode == 0
+    )
+    with running_server(workdir) as port, sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN").new_page()
+        base = f"http://127.0.0.1:{port}"
+        page.goto(f"{base}/admin/login")
+        page.fill("#username", "boss")
+        page.fill("#password", ADMIN_PASSWORD)
+        page.click("button.submit")
+        page.click("text=导入表单")
+        assert page.url == f"{base}/admin/forms/import"
+        page.set_input_files(
+            "#workbook", {"name": "电梯安全调查.xlsx", "mimeType": "application/octet-stream", "buffer": workbook()}
+        )
+        page.click("#upload button.submit")
+        page.wait_for_selector("#dropped")
+        assert page.locator("#dropped tbody tr").count() == len(NOT_CARRIED_OVER)
+        assert page.locator("#draft-id").input_value() == "elevator-survey"
+        assert page.locator("#draft-toml").input_value() == read_xlsform(workbook(), "电梯安全调查.xlsx").toml
+        (ROOT / "tests" / "artifacts").mkdir(exist_ok=True)
+        page.screenshot(path=str(ROOT / "tests" / "artifacts" / "office-import.png"), full_page=True)
+        browser.close()
