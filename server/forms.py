@@ -24,6 +24,7 @@ import msgspec
 from server import expressions, regions
 from server.campaign import CAMPAIGN_FILE, Campaign, CampaignError, load_campaign, read_campaign
 from server.clock import CHINA, now
+from server.errors import InputError
 from server.expressions import Compare, Condition, Contains, ExpressionError
 from server.tomlfile import TomlFileError, parse_toml, read_toml
 
@@ -245,12 +246,8 @@ class Form(msgspec.Struct, frozen=True):
         return expressions.describe(field.condition, label_of)
 
 
-class FormError(Exception):
+class FormError(InputError):
     """A definition broke the rules; `messages` holds one line per problem."""
-
-    def __init__(self, messages: list[str]) -> None:
-        super().__init__("\n".join(messages))
-        self.messages = messages
 
 
 def load_form(path: Path, campaign: Campaign | None = None) -> Form:

@@ -19,6 +19,7 @@ import msgspec
 
 from server import expressions
 from server.campaign import Campaign
+from server.errors import InputError
 from server.forms import FORM_ID, OTHER, Form, FormError, parse_form
 from server.tomlfile import TomlFileError, parse_toml, to_toml
 from server.xpath import Unmappable, constraint_keys, relevant_condition
@@ -73,12 +74,8 @@ class Imported(msgspec.Struct, frozen=True):
     dropped: list[Dropped]
 
 
-class XLSFormError(ValueError):
+class XLSFormError(InputError):
     """The workbook cannot become a form at all; `messages` are Chinese."""
-
-    def __init__(self, messages: list[str]) -> None:
-        super().__init__("\n".join(messages))
-        self.messages = messages
 
 
 # Reading the workbook ---------------------------------------------------------------------
