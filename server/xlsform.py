@@ -53,6 +53,11 @@ METADATA = {"start", "end", "today", "deviceid", "subscriberid", "simserial", "p
 METADATA |= {"email", "audit", "start-geopoint"}
 
 
+SHEETS = ("survey", "choices", "settings")
+MAX_ROWS = 5000
+MAX_COLUMNS = 200
+
+
 class Dropped(msgspec.Struct, frozen=True):
     """One row of the workbook not carried over, or carried over without something."""
 
@@ -100,17 +105,31 @@ def _sheets(data: bytes) -> dict[str, list[Row]]:
     sheets: dict[str, list[Row]] = {}
     try:
         for sheet in workbook.worksheets:
-            rows = sheet.iter_rows(values_only=True)
-            header = [_text(cell).lower() for cell in next(rows, ())]
-            table = []
-            for number, values in enumerate(rows, start=2):
-                cells = {h: _text(v) for h, v in zip(header, values, strict=False) if h and _text(v)}
-                if cells:
-                    table.append(Row(number, cells))
-            sheets[sheet.title.strip().lower()] = table
+            name = sheet.title.strip().lower()
+            if name in SHEETS:
+                sheets[name] = _rows(sheet, name)
+    except XLSFormError:
+        raise
+    except Exception:  # a damaged sheet inside a readable zip
+        raise XLSFormError(["Excel 文件已损坏，读不出来：请在 Excel 或 WPS 里打开后重新保存"]) from None
     finally:
         workbook.close()
     return sheets
+
+
+def _rows(sheet: Any, name: str) -> list[Row]:
+    # A sheet's stated size is the file's word, not a promise: rows and columns are capped, so a
+    # small file claiming a million rows is refused instead of read.
+    rows = sheet.iter_rows(values_only=True, max_col=MAX_COLUMNS)
+    header = [_text(cell).lower() for cell in next(rows, ())]
+    table = []
+    for number, values in enumerate(rows, start=2):
+        if number > MAX_ROWS:
+            raise XLSFormError([f"{name} 工作表超过 {MAX_ROWS} 行：一份问卷用不了这么多行"])
+        cells = {h: _text(v) for h, v in zip(header, values, strict=False) if h and _text(v)}
+        if cells:
+            table.append(Row(number, cells))
+    return table
 
 
 def _text(value: Any) -> str:
@@ -216,6 +235,8 @@ class _SurveyReader:
                 self._grid_row(groups[-1][2], row)
             elif kind:
                 self._question(row, kind, self._conditions(groups))
+            else:
+                self.drop(row, "没有写题型（type），已跳过")
         for kind, _, _ in groups:
             self.dropped.append(Dropped("survey", len(self.survey) + 1, "", f"begin {kind} 没有对应的 end {kind}"))
         table: dict[str, Any] = {"title": settings.get("form_title") or "导入的表单", "kind": "general"}
@@ -283,6 +304,8 @@ class _SurveyReader:
             return
         label = row.get(self.label) or row.get("name")
         field["label"] = label
+        if "${" in label:
+            self.drop(row, "题目文字里引用别的回答（${…}）不支持：照原样显示")
         if hint := row.get(self.hint):
             field["hint"] = hint
         required = row.get("required").lower()

@@ -480,3 +480,19 @@ def test_in_chromium_an_admin_uploads_a_workbook_and_reads_what_stayed_behind(wo
         (ROOT / "tests" / "artifacts").mkdir(exist_ok=True)
         page.screenshot(path=str(ROOT / "tests" / "artifacts" / "office-import.png"), full_page=True)
         browser.close()
+
+
+def test_rows_without_a_type_and_piped_labels_are_listed_and_huge_sheets_refused():
+    survey = [
+        ["text", "name_q", "Name", "姓名"],
+        ["", "orphan", "", "没写题型的一行"],
+        ["text", "greet", "Hi", "${name_q}，您好！您今年多大？"],
+    ]
+    imported = read_xlsform(workbook(survey=survey), "x.xlsx")
+    assert [d.text for d in imported.dropped] == [
+        "survey 第 3 行（orphan）：没有写题型（type），已跳过",
+        "survey 第 4 行（greet）：题目文字里引用别的回答（${…}）不支持：照原样显示",
+    ]
+    with pytest.raises(XLSFormError) as caught:
+        read_xlsform(workbook(survey=[["note", f"n{i}", "", "说明"] for i in range(5000)]), "big.xlsx")
+    assert caught.value.messages == ["survey 工作表超过 5000 行：一份问卷用不了这么多行"]
