@@ -122,6 +122,10 @@ MISTAKES = [
         ["字段 'who': 未知的类型 type = 'choise'，是不是 'choice'？"],
     ),
     (
+        HEAD + '[[field]]\nname = "who"\ntype = "text"\nlabel = "您的单位"\n',
+        ["未知的设置项 'field'，是不是 'fields'？", "至少要有一个 [[fields]]"],
+    ),
+    (
         'titel = "电梯安全小测验"\nkind = "general"\n[[fields]]\nname = "who"\ntype = "text"\nlabel = "您的单位"\n',
         ["未知的设置项 'titel'，是不是 'title'？", "缺少 title（必填文字）"],
     ),

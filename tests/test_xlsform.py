@@ -145,12 +145,12 @@ NOT_CARRIED_OVER = [
 ]
 
 
-def workbook(survey=SURVEY, choices=CHOICES, settings=None) -> bytes:
+def workbook(survey=SURVEY, choices=CHOICES, settings=None, header=SURVEY_HEADER) -> bytes:
     """An .xlsx written with openpyxl, as Excel or WPS would save it."""
     book = openpyxl.Workbook()
     sheet = book.active
     sheet.title = "survey"
-    sheet.append(SURVEY_HEADER)
+    sheet.append(header)
     for row in survey:
         sheet.append(row)
     choice_sheet = book.create_sheet("choices")
@@ -496,3 +496,21 @@ def test_rows_without_a_type_and_piped_labels_are_listed_and_huge_sheets_refused
     with pytest.raises(XLSFormError) as caught:
         read_xlsform(workbook(survey=[["note", f"n{i}", "", "说明"] for i in range(5000)]), "big.xlsx")
     assert caught.value.messages == ["survey 工作表超过 5000 行：一份问卷用不了这么多行"]
+
+
+@pytest.mark.parametrize(
+    ("columns", "label"),
+    [
+        (["label::中文", "label::English"], "中文题目"),
+        (["label::English", "label"], "普通题目"),
+        (["Label::Chinese", "label::English"], "中文题目"),
+        (["label::English"], "English"),
+    ],
+)
+def test_the_chinese_label_column_is_chosen(columns, label):
+    texts = {"label::中文": "中文题目", "label": "普通题目", "label::chinese": "中文题目", "label::english": "English"}
+    header = ["type", "name", *columns]
+    row = ["text", "q", *(texts[c.lower()] for c in columns)]
+    settings = [["form_title"], ["T"]]
+    imported = read_xlsform(workbook(survey=[row], settings=settings, header=header), "q.xlsx")
+    assert parse_form(imported.form_id, imported.toml).field("q").label == label
