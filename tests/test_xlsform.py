@@ -479,6 +479,10 @@ def test_in_chromium_an_admin_uploads_a_workbook_and_reads_what_stayed_behind(wo
         assert page.locator("#draft-toml").input_value() == read_xlsform(workbook(), "电梯安全调查.xlsx").toml
         (ROOT / "tests" / "artifacts").mkdir(exist_ok=True)
         page.screenshot(path=str(ROOT / "tests" / "artifacts" / "office-import.png"), full_page=True)
+        page.evaluate((ROOT / "node_modules" / "axe-core" / "axe.min.js").read_text(encoding="utf-8"))
+        results = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+        serious = [v["id"] for v in results["violations"] if v["impact"] in ("serious", "critical")]
+        assert serious == [], serious
         browser.close()
 
 
