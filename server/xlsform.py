@@ -3,7 +3,7 @@
 The `survey`, `choices` and `settings` sheets become a checked TOML form for the types this
 product has. Every row it cannot carry over (a calculation, a location, a repeat, a
 condition or constraint with no equivalent…) is listed with its row number and why:
-nothing is dropped silently. The extra columns `qf::field` and `qf::form` (written by
+nothing is dropped silently. The extra columns `qf_field` and `qf_form` (written by
 `server.xlsform_export`) carry what XLSForm has no column for, so a form exported from
 here comes back the same.
 """
@@ -24,8 +24,8 @@ from server.forms import FORM_ID, OTHER, Form, FormError, parse_form
 from server.tomlfile import TomlFileError, parse_toml, to_toml
 from server.xpath import Unmappable, constraint_keys, relevant_condition
 
-EXTRA = "qf::field"  # survey column: the product's keys XLSForm has no column for (inline TOML)
-FORM_EXTRA = "qf::form"  # settings column: the form's own keys (kind, opens, privacy…)
+EXTRA = "qf_field"  # survey column: the product's keys XLSForm has no column for (inline TOML)
+FORM_EXTRA = "qf_form"  # settings column: the form's own keys (kind, opens, privacy…)
 LANGUAGE = "Chinese (zh)"
 TRUE = {"yes", "true", "true()", "1", "y"}
 

@@ -2,7 +2,7 @@
 
 Standard columns say what XLSForm can; what it has no column for (a grid's scale words, a
 region's levels, a photo count, `personal`, the form's kind and dates…) goes into the extra
-columns `qf::field` and `qf::form`, which those tools ignore and `server.xlsform` reads
+columns `qf_field` and `qf_form`, which those tools ignore and `server.xlsform` reads
 back, so a form survives the round trip. The notes say what Kobo/ODK users will see
 differently.
 """
@@ -20,7 +20,7 @@ from server.xpath import EMAIL_REGEX, PHONE_REGEX, relevant_text
 SURVEY_COLUMNS = ["type", "name", f"label::{LANGUAGE}", f"hint::{LANGUAGE}", "required", "relevant"]
 SURVEY_COLUMNS += ["constraint", "appearance", "parameters", EXTRA]
 CHOICE_COLUMNS = ["list_name", "name", f"label::{LANGUAGE}"]
-# Keys each type says in standard columns; the rest of a field's keys go into `qf::field`.
+# Keys each type says in standard columns; the rest of a field's keys go into `qf_field`.
 STANDARD = {"name", "type", "label", "hint", "required", "show_if"}
 STANDARD_BY_TYPE = {
     "text": {"max_length", "min_length"},
@@ -120,10 +120,10 @@ def _sheet(workbook: Any, name: str, header: list[str], rows: list[list[str]]) -
 
 
 def _row(field: Field, raw: dict[str, Any], kind: str, said: set[str] | None = None, appearance: str = "") -> dict:
-    """One survey row: the standard columns, and what they cannot say in `qf::field`."""
+    """One survey row: the standard columns, and what they cannot say in `qf_field`."""
     said = STANDARD | (said if said is not None else STANDARD_BY_TYPE.get(field.type, set()))
     if field.type == "section" and "title" in raw:
-        said -= {"label"}  # the row's label is the title: a label of its own goes in qf::field
+        said -= {"label"}  # the row's label is the title: a label of its own goes in qf_field
     row = {"type": kind, "name": field.name, f"label::{LANGUAGE}": field.title or field.label}
     row |= {f"hint::{LANGUAGE}": field.hint, "appearance": appearance}
     if field.required:

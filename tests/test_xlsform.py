@@ -334,7 +334,7 @@ def test_export_keeps_campaign_days_and_says_what_kobo_sees_differently():
     header = [cell.value for cell in survey[1]]
     assert header == [
         "type", "name", "label::Chinese (zh)", "hint::Chinese (zh)", "required", "relevant", "constraint",
-        "appearance", "parameters", "qf::field",
+        "appearance", "parameters", "qf_field",
     ]  # fmt: skip
     assert "region 题 'township' 在 Kobo/ODK 里是文字题（没有海南市县乡镇列表）" in notes
     assert any("from_event" in note for note in notes)
