@@ -24,9 +24,9 @@ from server.forms import FORM_ID, OTHER, Form, FormError, parse_form
 from server.tomlfile import TomlFileError, parse_toml, to_toml
 from server.xpath import Unmappable, constraint_keys, relevant_condition
 
+CHOICE_VALUE = "qf_value"  # choices column: the option's value when it cannot be a choice name (it has spaces)
 EXTRA = "qf_field"  # survey column: the product's keys XLSForm has no column for (inline TOML)
 FORM_EXTRA = "qf_form"  # settings column: the form's own keys (kind, opens, privacy…)
-LANGUAGE = "Chinese (zh)"
 TRUE = {"yes", "true", "true()", "1", "y"}
 
 # XLSForm types with no counterpart here, and why (what the office reads in the list).
@@ -213,7 +213,8 @@ class _SurveyReader:
             if not list_name or not value:
                 self.dropped.append(Dropped("choices", row.number, value or list_name, "缺少 list_name 或 name"))
                 continue
-            lists.setdefault(list_name, []).append({"value": value, "label": row.get(label) or value})
+            label_text = row.get(label) or value
+            lists.setdefault(list_name, []).append({"value": row.get(CHOICE_VALUE) or value, "label": label_text})
         return lists
 
     def form_table(self, settings: Row) -> dict[str, Any]:

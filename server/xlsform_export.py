@@ -10,16 +10,19 @@ differently.
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 
 from server.forms import Field, Form
 from server.tomlfile import toml_value
-from server.xlsform import EXTRA, FORM_EXTRA, LANGUAGE
+from server.xlsform import CHOICE_VALUE, EXTRA, FORM_EXTRA
 from server.xpath import EMAIL_REGEX, PHONE_REGEX, relevant_text
 
-SURVEY_COLUMNS = ["type", "name", f"label::{LANGUAGE}", f"hint::{LANGUAGE}", "required", "relevant"]
+# One language, so the plain `label` and `hint` columns: with `label::Chinese (zh)` pyxform treats
+# the form as translated and warns about `or_other`.
+SURVEY_COLUMNS = ["type", "name", "label", "hint", "required", "relevant"]
 SURVEY_COLUMNS += ["constraint", "appearance", "parameters", EXTRA]
-CHOICE_COLUMNS = ["list_name", "name", f"label::{LANGUAGE}"]
+CHOICE_COLUMNS = ["list_name", "name", "label", CHOICE_VALUE]
 # Keys each type says in standard columns; the rest of a field's keys go into `qf_field`.
 STANDARD = {"name", "type", "label", "hint", "required", "show_if"}
 STANDARD_BY_TYPE = {
@@ -81,14 +84,17 @@ def write_xlsform(form: Form, table: dict[str, Any]) -> tuple[bytes, list[str]]:
             survey += _grid_rows(field, raw, choices)
         elif field.type in ("choice", "multi"):
             kind = ("select_one " if field.type == "choice" else "select_multiple ") + field.name
-            choices += [[field.name, option.value, option.label] for option in field.options]
+            choices += _choices(field)
             survey.append(_row(field, raw, kind + (" or_other" if field.other else "")))
         elif field.type == "rating":
             choices += [[f"{field.name}_scale", str(p), field.rating_label(p)] for p in range(1, field.scale + 1)]
             survey.append(_row(field, raw, f"select_one {field.name}_scale", set(), appearance="likert"))
         else:
             appearance = {"textarea": "multiline", "phone": "numbers"}.get(field.type, "")
-            survey.append(_row(field, raw, XLSFORM_TYPE[field.type], set(), appearance=appearance))
+            row = _row(field, raw, XLSFORM_TYPE[field.type], set(), appearance=appearance)
+            if field.type == "photo":  # what the page does before sending (static/photos.js)
+                row["parameters"] = "max-pixels=1600"
+            survey.append(row)
         if field.type in NEAREST:
             notes.append(NEAREST[field.type].format(field.name))
         if field.from_event:
@@ -99,7 +105,7 @@ def write_xlsform(form: Form, table: dict[str, Any]) -> tuple[bytes, list[str]]:
         survey.append({"type": "end group"})
     form_keys = {k: v for k, v in table.items() if k not in ("title", "fields")}
     settings = {"form_title": form.title, "form_id": form.id, "version": form.version}
-    settings |= {"default_language": LANGUAGE, FORM_EXTRA: toml_value(form_keys)}
+    settings[FORM_EXTRA] = toml_value(form_keys)
     output = io.BytesIO()
     with xlsxwriter.Workbook(output, {"in_memory": True, "strings_to_numbers": False}) as workbook:
         _sheet(workbook, "survey", SURVEY_COLUMNS, [[row.get(c, "") for c in SURVEY_COLUMNS] for row in survey])
@@ -124,8 +130,8 @@ def _row(field: Field, raw: dict[str, Any], kind: str, said: set[str] | None = N
     said = STANDARD | (said if said is not None else STANDARD_BY_TYPE.get(field.type, set()))
     if field.type == "section" and "title" in raw:
         said -= {"label"}  # the row's label is the title: a label of its own goes in qf_field
-    row = {"type": kind, "name": field.name, f"label::{LANGUAGE}": field.title or field.label}
-    row |= {f"hint::{LANGUAGE}": field.hint, "appearance": appearance}
+    row = {"type": kind, "name": field.name, "label": field.title or field.label}
+    row |= {"hint": field.hint, "appearance": appearance}
     if field.required:
         row["required"] = "yes"
     if field.condition is not None:
@@ -178,7 +184,24 @@ def _grid_rows(field: Field, raw: dict[str, Any], choices: list[list[str]]) -> l
     begin.pop("required", None)  # said on each row: a group is not answered
     rows = [begin]
     for grid_row, name in zip(field.rows, field.answer_names, strict=True):
-        row = {"type": f"select_one {scale}", "name": name, f"label::{LANGUAGE}": grid_row.label}
+        row = {"type": f"select_one {scale}", "name": name, "label": grid_row.label}
         row |= {"appearance": "likert", "required": "yes" if field.required else ""}
         rows.append(row)
     return [*rows, {"type": "end group"}]
+
+
+def _choices(field: Field) -> list[list[str]]:
+    """A question's options as choice rows. XLSForm choice names are one word (a multiple
+    answer is the names joined by spaces): an option value that is not gets a name of its
+    own, and the value goes into `qf_value`."""
+    rows = []
+    values = {option.value for option in field.options}
+    for number, option in enumerate(field.options, start=1):
+        if re.fullmatch(r"[^\s'\"]+", option.value):
+            rows.append([field.name, option.value, option.label, ""])
+            continue
+        name = f"option{number}"
+        while name in values:
+            name += "_"
+        rows.append([field.name, name, option.label, option.value])
+    return rows
