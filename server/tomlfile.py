@@ -134,7 +134,11 @@ def _explain(text: str, english: str) -> TomlFileError:
     chinese = translate(reason)
     if line is None and reason == "Invalid value":
         chinese = "文件在一个值写完之前就结束了：是否少了「]」「}」或结尾的引号？"
-    return TomlFileError(f"第 {line} 行：{chinese}" if line else f"文件末尾：{chinese}", line)
+    if line is None:
+        return TomlFileError(f"文件末尾：{chinese}")
+    shown = lines[line - 1].strip() if line <= len(lines) else ""
+    shown = shown if len(shown) <= 40 else shown[:39] + "…"
+    return TomlFileError(f"第 {line} 行「{shown}」：{chinese}" if shown else f"第 {line} 行：{chinese}", line)
 
 
 def translate(reason: str) -> str:

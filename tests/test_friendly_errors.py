@@ -56,20 +56,29 @@ MISTAKES = [
     # Chinese quotes inside English ones are the text's own: the real mistake is named
     (
         'title = "“放心消费”"\nkind = "general"\ndescription = 电梯\n',
-        ['第 3 行：值写错了：文字要用英文引号括起来，如 title = "质量月"；数字、true/false、日期不加引号'],
+        [
+            '第 3 行「description = 电梯」：值写错了：文字要用英文引号括起来，如 title = "质量月"；数字、true/false、日期不加引号'
+        ],
     ),
     # other TOML slips, in Chinese with the line
     (
         HEAD + "[[fields]]\nname = why\n",
-        ['第 4 行：值写错了：文字要用英文引号括起来，如 title = "质量月"；数字、true/false、日期不加引号'],
+        [
+            '第 4 行「name = why」：值写错了：文字要用英文引号括起来，如 title = "质量月"；数字、true/false、日期不加引号'
+        ],
     ),
-    (HEAD + 'kind = "general"\n', ["第 3 行：同一个设置项写了两次"]),
+    (HEAD + 'kind = "general"\n', ['第 3 行「kind = "general"」：同一个设置项写了两次']),
     (
         HEAD + 'description = "多行\n文字"\n',
-        ['第 3 行：引号没有配对：文字少了结尾的英文引号「"」（要换行的文字请用三个引号 """ 括起来）'],
+        [
+            '第 3 行「description = "多行」：引号没有配对：文字少了结尾的英文引号「"」（要换行的文字请用三个引号 """ 括起来）'
+        ],
     ),
-    (HEAD + "opens = 2026-09-31\n", ["第 3 行：日期或时间写错了，应如 2022-09-01 或 2022-09-01T08:00:00"]),
-    (HEAD + "[[fields]\n", ["第 3 行：表头后面缺少「]]」，如 [[fields]]"]),
+    (
+        HEAD + "opens = 2026-09-31\n",
+        ["第 3 行「opens = 2026-09-31」：日期或时间写错了，应如 2022-09-01 或 2022-09-01T08:00:00"],
+    ),
+    (HEAD + "[[fields]\n", ["第 3 行「[[fields]」：表头后面缺少「]]」，如 [[fields]]"]),
     (HEAD + 'options = ["有", "没有"\n', ["文件末尾：方括号 [ ] 没有配对：列表少了「]」，或两项之间少了英文逗号「,」"]),
     # show_if with Chinese quotes (issue 13: "无法识别第 12 个字符起的内容")
     (
