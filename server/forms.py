@@ -516,7 +516,8 @@ def _plain_validation_error(exc: msgspec.ValidationError) -> str:
     text = str(exc)
     match = re.match(r"Expected `(\w+)[^`]*`, got `\w+` - at `\$\.(\w+)", text)
     if match:
-        wanted = {"int": "整数", "str": "文字", "bool": "true 或 false", "float": "数字"}
+        wanted = {"int": "整数", "str": "文字", "bool": " true 或 false（不加引号）", "float": "数字"}
+        wanted |= {"array": "列表（用方括号 [ ] 括起来）", "object": "表（用花括号 { } 括起来）"}
         expected, key = match.groups()
         return f"{key} 应为{wanted.get(expected, expected)}"
     return f"设置项类型不对：{text}"

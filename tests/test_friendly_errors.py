@@ -103,6 +103,15 @@ MISTAKES = [
             "字段 'why': show_if 'building == \"no\"，satisfaction <= 2'：用了中文逗号「，」：几个条件之间请用 and 或 or 连接"
         ],
     ),
+    # a value of the wrong kind: what it should be, in words staff know
+    (
+        HEAD + '[[fields]]\nname = "who"\ntype = "text"\nlabel = "您的单位"\nrequired = "yes"\n',
+        ["字段 'who': required 应为 true 或 false（不加引号）"],
+    ),
+    (
+        HEAD + '[[fields]]\nname = "how"\ntype = "rating"\nlabel = "满意吗？"\nlabels = "很差、差、一般、好、很好"\n',
+        ["字段 'how': labels 应为列表（用方括号 [ ] 括起来）"],
+    ),
     # a typo'd field name, key, type or option value: the nearest one is suggested
     (
         HEAD + SATISFACTION + follow_up("'satisfation <= 2'"),
