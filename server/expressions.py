@@ -107,6 +107,9 @@ def _tokenize(source: str) -> list[tuple[str, str]]:
                 raise ExpressionError(_MISTYPED[source[start]])
             if source[start] in "\"'":
                 raise ExpressionError(f"引号没有配对：{source[start:]!r} 少了结尾的英文引号")
+            word = re.match(r"[^\s()=!<>\"',]+", source[start:])
+            if word and not word.group().isascii():  # 有, 学校: a value typed without quotes
+                raise ExpressionError(f'文字要用英文双引号括起来：{word.group()} 应写成 "{word.group()}"')
             raise ExpressionError(f"无法识别第 {pos + 1} 个字符起的内容：{source[pos : pos + 10]!r}")
         kind = match.lastgroup or ""
         text = match.group(kind)
@@ -192,6 +195,9 @@ class _Parser:
 
     def literal(self) -> Literal:
         kind = self.peek()
+        if kind == "name":  # `venue == school`: a value typed without quotes
+            word = self.tokens[self.pos][1]
+            raise ExpressionError(f'文字要用英文双引号括起来：{word} 应写成 "{word}"')
         text = self.take("number", "string")
         if kind == "number":
             return float(text) if "." in text else int(text)

@@ -112,6 +112,15 @@ MISTAKES = [
         HEAD + '[[fields]]\nname = "how"\ntype = "rating"\nlabel = "满意吗？"\nlabels = "很差、差、一般、好、很好"\n',
         ["字段 'how': labels 应为列表（用方括号 [ ] 括起来）"],
     ),
+    # a value typed without quotes
+    (
+        HEAD + BUILDING + follow_up("'building == 没有'"),
+        ["字段 'why': show_if 'building == 没有'：文字要用英文双引号括起来：没有 应写成 \"没有\""],
+    ),
+    (
+        HEAD + BUILDING + follow_up("'building == no'"),
+        ["字段 'why': show_if 'building == no'：文字要用英文双引号括起来：no 应写成 \"no\""],
+    ),
     # a typo'd field name, key, type or option value: the nearest one is suggested
     (
         HEAD + SATISFACTION + follow_up("'satisfation <= 2'"),
