@@ -644,7 +644,8 @@ def _check_condition(condition: Condition, earlier: list[Field]) -> Condition:
             raise ExpressionError(f"{part.field!r} 是 {kind}，不能用于条件")
         if isinstance(part, Contains):
             if kind != "multi":
-                raise ExpressionError(f"in 只能用于多选题（multi），{part.field!r} 是 {kind}")
+                instead = f'，请写 {part.field} == "{part.value}"' if kind == "choice" else ""
+                raise ExpressionError(f"in 只能用于多选题（multi），{part.field!r} 是 {kind}{instead}")
             _check_option(source, part.value)
             continue
         assert isinstance(part, Compare)

@@ -121,6 +121,12 @@ MISTAKES = [
         HEAD + BUILDING + follow_up("'building == no'"),
         ["字段 'why': show_if 'building == no'：文字要用英文双引号括起来：no 应写成 \"no\""],
     ),
+    (
+        HEAD + BUILDING + follow_up("'\"no\" in building'"),
+        [
+            "字段 'why': show_if '\"no\" in building'：in 只能用于多选题（multi），'building' 是 choice，请写 building == \"no\""
+        ],
+    ),
     # a typo'd field name, key, type or option value: the nearest one is suggested
     (
         HEAD + SATISFACTION + follow_up("'satisfation <= 2'"),
