@@ -520,3 +520,27 @@ def test_the_chinese_label_column_is_chosen(columns, label):
     settings = [["form_title"], ["T"]]
     imported = read_xlsform(workbook(survey=[row], settings=settings, header=header), "q.xlsx")
     assert parse_form(imported.form_id, imported.toml).field("q").label == label
+
+
+def test_a_workbook_past_the_usual_1_mb_is_read_and_one_past_5_mb_refused(office):
+    import secrets
+
+    book = openpyxl.Workbook()
+    book.active.title = "survey"
+    book.active.append(["type", "name", "label"])
+    book.active.append(["text", "q", "问题"])
+    pictures = book.create_sheet("说明")  # what makes real workbooks large: sheets the import does not read
+    for _ in range(3000):
+        pictures.append([secrets.token_hex(300)])
+    output = io.BytesIO()
+    book.save(output)
+    data = output.getvalue()
+    assert 1024 * 1024 < len(data) < 2 * 1024 * 1024
+    sign_in(office, "boss", ADMIN_PASSWORD)
+    token = _csrf(office.get("/admin/forms/import").text)
+    read = office.post("/admin/forms/import", data={"_csrf": token}, files={"workbook": ("big.xlsx", data, "x/y")})
+    assert read.status_code == 200 and 'value="big"' in read.text
+    refused = office.post(
+        "/admin/forms/import", data={"_csrf": token}, files={"workbook": ("big.xlsx", data * 5, "x/y")}
+    )
+    assert refused.status_code == 413
