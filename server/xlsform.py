@@ -46,6 +46,8 @@ UNSUPPORTED = {
     "trigger": "trigger 不支持",
     "select_one_from_file": "从外部文件读选项（select_one_from_file）不支持",
     "select_multiple_from_file": "从外部文件读选项（select_multiple_from_file）不支持",
+    "select_one_external": "外部选项（select_one_external）不支持",
+    "select_multiple_external": "外部选项（select_multiple_external）不支持",
     "xml-external": "外部数据（xml-external）不支持",
     "csv-external": "外部数据（csv-external）不支持",
 }
