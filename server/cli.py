@@ -149,6 +149,17 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("file", nargs="?", type=Path, help="a backup file")
     source.add_argument("--from-replica", action="store_true", help="the latest state of QF_REPLICA_URL")
     commands.add_parser("doctor", parents=[common], help="check this deployment; one line per finding")
+
+    xls_in = commands.add_parser("import", parents=[common], help="make a form from an XLSForm workbook (.xlsx)")
+    xls_in.add_argument("file", type=Path)
+    xls_in.add_argument(
+        "--id", dest="form_id", help="form id (default: the settings sheet's form_id, or the file name)"
+    )
+    xls_in.add_argument("--out", type=Path, help="file to write (default <forms>/<id>.toml)")
+    xls_in.add_argument("--force", action="store_true", help="replace an existing form file")
+    xls_out = commands.add_parser("xlsform", parents=[common], help="write a form as an XLSForm workbook")
+    xls_out.add_argument("form_id")
+    xls_out.add_argument("--out", help="file to write (default exports/<id>.xlsx), or - for standard output")
     return parser
 
 
@@ -561,6 +572,49 @@ def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if any(f.level == "error" for f in findings) else 0
 
 
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    from server.campaign import read_campaign
+    from server.xlsform import XLSFormError, read_xlsform
+
+    try:
+        data = args.file.read_bytes()
+    except OSError as exc:
+        raise CommandError(f"cannot read {args.file}: {exc.strerror}") from None
+    try:
+        imported = read_xlsform(data, args.file.name, args.form_id, read_campaign(settings.forms)[0])
+    except XLSFormError as exc:
+        raise CommandError(f"{args.file}: " + "；".join(exc.messages)) from None
+    out = args.out or settings.forms / f"{imported.form_id}.toml"
+    if out.exists() and not args.force:
+        raise CommandError(f"{out} exists: choose another --id, or add --force to replace it")
+    for dropped in imported.dropped:
+        print(f"{args.file}: {dropped.text}", file=sys.stderr)
+    print(f"{args.file}: {len(imported.dropped)} row(s) not carried over", file=sys.stderr)
+    _write(out, [imported.toml.encode("utf-8")])
+    return 0
+
+
+def cmd_xlsform(args: argparse.Namespace, settings: Settings) -> int:
+    from server.tomlfile import read_toml
+    from server.xlsform_export import write_xlsform
+
+    if not FORM_ID.match(args.form_id) or not (settings.forms / f"{args.form_id}.toml").is_file():
+        raise CommandError(f"unknown form {args.form_id!r}")
+    path = settings.forms / f"{args.form_id}.toml"
+    try:
+        form = load_form(path)
+    except FormError as exc:
+        raise CommandError(exc.messages[0]) from None
+    workbook, notes = write_xlsform(form, read_toml(path))
+    for note in notes:
+        print(f"{form.id}: {note}", file=sys.stderr)
+    if args.out == "-":
+        sys.stdout.buffer.write(workbook)
+        return 0
+    _write(Path(args.out) if args.out else Path("exports") / f"{form.id}.xlsx", [workbook])
+    return 0
+
+
 EVENT_COMMANDS = {"add": cmd_event_add, "list": cmd_event_list, "import": cmd_event_import}
 COMMANDS = {
     "serve": cmd_serve,
@@ -575,4 +629,6 @@ COMMANDS = {
     "backup": cmd_backup,
     "restore": cmd_restore,
     "doctor": cmd_doctor,
+    "import": cmd_import,
+    "xlsform": cmd_xlsform,
 }

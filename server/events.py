@@ -24,6 +24,7 @@ from sqlite_utils import Database
 
 from server.campaign import COUNTIES, VENUE_TYPES, county_named, venue_type_named
 from server.clock import now, parse_day
+from server.errors import InputError
 from server.forms import Form
 from server.scope import EVERYTHING, Scope
 from server.storage import transaction
@@ -75,12 +76,8 @@ class Event(msgspec.Struct, frozen=True):
         return state
 
 
-class EventError(ValueError):
+class EventError(InputError):
     """What is wrong with an event, one Chinese line per problem."""
-
-    def __init__(self, messages: list[str]) -> None:
-        super().__init__("\n".join(messages))
-        self.messages = messages
 
 
 def normalize_code(text: str) -> str | None:

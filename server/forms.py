@@ -8,13 +8,14 @@ that explains them is docs/form-guide.zh.md.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import functools
 import hashlib
 import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,9 @@ import msgspec
 from server import expressions, regions
 from server.campaign import CAMPAIGN_FILE, Campaign, CampaignError, load_campaign, read_campaign
 from server.clock import CHINA, now
+from server.errors import InputError
 from server.expressions import Compare, Condition, Contains, ExpressionError
-from server.tomlfile import TomlFileError, read_toml
+from server.tomlfile import TomlFileError, parse_toml, read_toml
 
 log = logging.getLogger(__name__)
 
@@ -244,12 +246,8 @@ class Form(msgspec.Struct, frozen=True):
         return expressions.describe(field.condition, label_of)
 
 
-class FormError(Exception):
+class FormError(InputError):
     """A definition broke the rules; `messages` holds one line per problem."""
-
-    def __init__(self, messages: list[str]) -> None:
-        super().__init__("\n".join(messages))
-        self.messages = messages
 
 
 def load_form(path: Path, campaign: Campaign | None = None) -> Form:
@@ -277,13 +275,30 @@ def load_form(path: Path, campaign: Campaign | None = None) -> Form:
     return form
 
 
+def parse_form(form_id: str, text: str, campaign: Campaign | None = None) -> Form:
+    """A form from TOML text that is not (yet) a file, e.g. an XLSForm import: checked as
+    `load_form` checks a file; FormError's messages then name no file."""
+    try:
+        raw = parse_toml(text)
+    except TomlFileError as exc:
+        raise FormError([exc.message]) from None
+    problems: list[str] = []
+    try:
+        form = _build_form(form_id, raw, problems, lambda: campaign)
+    except RecursionError:
+        raise FormError(["设置项嵌套太深"]) from None
+    if problems or form is None:
+        raise FormError(problems)
+    return form
+
+
 def _build_form(
     form_id: str, raw: dict[str, Any], problems: list[str], campaign: Callable[[], Campaign | None]
 ) -> Form | None:
     if not FORM_ID.match(form_id):
         problems.append("文件名必须由小写字母、数字和连字符组成（如 school-survey.toml）")
     for key in sorted(raw.keys() - FORM_KEYS):
-        problems.append(f"未知的设置项 {key!r}")
+        problems.append(f"未知的设置项 {key!r}{did_you_mean(key, FORM_KEYS)}")
     for key in ("title", "kind"):
         if not isinstance(raw.get(key), str) or not raw[key].strip():
             problems.append(f"缺少 {key}（必填文字）")
@@ -291,7 +306,8 @@ def _build_form(
         if key in raw and not isinstance(raw[key], str):
             problems.append(f"{key} 必须是文字")
     if isinstance(raw.get("kind"), str) and raw["kind"] not in KINDS:
-        problems.append(f"kind 必须是 {' / '.join(KINDS)} 之一，而不是 {raw['kind']!r}")
+        guess = did_you_mean(raw["kind"], KINDS)
+        problems.append(f"kind 必须是 {' / '.join(KINDS)} 之一，而不是 {raw['kind']!r}{guess}")
     window = {key: _moment(raw, key, problems) for key in ("opens", "closes")}
     if window["opens"] and window["closes"] and window["opens"] >= window["closes"]:
         problems.append("closes 必须晚于 opens")
@@ -384,16 +400,17 @@ def _build_field(
         problem("name 重复了")
     ftype = raw.get("type")
     if ftype not in TYPE_KEYS:
-        problem(f"未知的类型 type = {ftype!r}（可用：{'、'.join(TYPE_KEYS)}）")
+        guess = did_you_mean(ftype, TYPE_KEYS) if isinstance(ftype, str) else ""
+        problem(f"未知的类型 type = {ftype!r}{guess or '（可用：' + '、'.join(TYPE_KEYS) + '）'}")
         return None
     for key in sorted(raw.keys() - COMMON_KEYS - TYPE_KEYS[ftype]):
-        problem(f"{ftype} 类型没有 {key!r} 这个设置项")
+        problem(f"{ftype} 类型没有 {key!r} 这个设置项{_key_hint(key, ftype)}")
     if ftype != "section" and not (isinstance(raw.get("label"), str) and raw["label"].strip()):
         problem("缺少 label（题目文字）")
     if ftype == "section" and not (raw.get("title") or raw.get("label")):
         problem("section 需要 title")
 
-    values = dict(raw)
+    values = {key: value for key, value in raw.items() if key in COMMON_KEYS | TYPE_KEYS[ftype]}
     if ftype in ("choice", "multi"):
         values["options"] = _options(raw.get("options"), raw.get("other", False), problem)
     if ftype == "grid":
@@ -417,8 +434,11 @@ def _build_field(
     if field.show_if is not None:
         try:
             condition = expressions.parse(field.show_if)
-            _check_condition(condition, earlier)
-            field = msgspec.structs.replace(field, condition=condition)
+            checked = _check_condition(condition, earlier)
+            # Labels the author wrote (有) are stored as option values (yes): the definition
+            # then reads the same as one written with values.
+            show_if = field.show_if if checked == condition else expressions.to_text(checked)
+            field = msgspec.structs.replace(field, condition=checked, show_if=show_if)
         except ExpressionError as exc:
             text = field.show_if or ""
             shown = text if len(text) <= 60 else text[:59] + "…"
@@ -496,7 +516,8 @@ def _plain_validation_error(exc: msgspec.ValidationError) -> str:
     text = str(exc)
     match = re.match(r"Expected `(\w+)[^`]*`, got `\w+` - at `\$\.(\w+)", text)
     if match:
-        wanted = {"int": "整数", "str": "文字", "bool": "true 或 false", "float": "数字"}
+        wanted = {"int": "整数", "str": "文字", "bool": " true 或 false（不加引号）", "float": "数字"}
+        wanted |= {"array": "列表（用方括号 [ ] 括起来）", "object": "表（用花括号 { } 括起来）"}
         expected, key = match.groups()
         return f"{key} 应为{wanted.get(expected, expected)}"
     return f"设置项类型不对：{text}"
@@ -589,19 +610,42 @@ def _is_date(text: str) -> bool:
         return False
 
 
-def _check_condition(condition: Condition, earlier: list[Field]) -> None:
-    """Every comparison must name an earlier question and fit its type."""
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """`，是不是 'satisfaction'？` for the known word nearest a typo; empty when none is near."""
+    known = list(known)
+    bare = word.strip("“”‘’「」 \u3000")  # a label typed with its quotes: “有”
+    near = [bare] if bare in known else difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+    return f"，是不是 {near[0]!r}？" if near else ""
+
+
+def _key_hint(key: str, ftype: str) -> str:
+    """Why a field key is refused: a typo of one this type has, or a key of other types."""
+    guess = did_you_mean(key, COMMON_KEYS | TYPE_KEYS[ftype])
+    if guess:
+        return guess
+    owners = [kind for kind, keys in TYPE_KEYS.items() if key in keys]
+    return f"（{'、'.join(owners)} 才有）" if owners else ""
+
+
+def _check_condition(condition: Condition, earlier: list[Field]) -> Condition:
+    """Every comparison must name an earlier question and fit its type. Returns the condition
+    with option labels (有) replaced by their values (yes)."""
     by_name = {f.name: f for f in earlier}
+    condition = expressions.replace_values(condition, lambda name, value: _option_value(by_name.get(name), value))
     for part in expressions.walk(condition):
         source = by_name.get(part.field)
         if source is None:
-            raise ExpressionError(f"{part.field!r} 不是前面的字段")
+            guess = did_you_mean(part.field, by_name)
+            if guess:
+                raise ExpressionError(f"没有名为 {part.field!r} 的字段{guess}")
+            raise ExpressionError(f"前面没有名为 {part.field!r} 的字段（show_if 只能用本题前面的字段）")
         kind = source.type
         if not source.has_answer or kind in ("consent", "grid", "photo"):
             raise ExpressionError(f"{part.field!r} 是 {kind}，不能用于条件")
         if isinstance(part, Contains):
             if kind != "multi":
-                raise ExpressionError(f"in 只能用于多选题（multi），{part.field!r} 是 {kind}")
+                instead = f'，请写 {part.field} == "{part.value}"' if kind == "choice" else ""
+                raise ExpressionError(f"in 只能用于多选题（multi），{part.field!r} 是 {kind}{instead}")
             _check_option(source, part.value)
             continue
         assert isinstance(part, Compare)
@@ -617,11 +661,25 @@ def _check_condition(condition: Condition, earlier: list[Field]) -> None:
             raise ExpressionError(f'日期应写成 "2022-09-01" 的样子，而不是 {part.value!r}')
         if kind == "choice":
             _check_option(source, str(part.value))
+    return condition
+
+
+def _option_value(field: Field | None, value: expressions.Literal) -> expressions.Literal:
+    """The value of the option a condition names by its label; anything else as it is."""
+    if field is None or field.type not in ("choice", "multi") or not isinstance(value, str):
+        return value
+    if any(o.value == value for o in field.choices):
+        return value
+    matches = [o.value for o in field.choices if o.label == value]
+    return matches[0] if len(matches) == 1 else value
 
 
 def _check_option(field: Field, value: str) -> None:
-    if value not in {o.value for o in field.choices}:
-        raise ExpressionError(f"{value!r} 不是 {field.name!r} 的选项")
+    values = [o.value for o in field.choices]
+    if value not in values:
+        shown = "、".join(o.value if o.value == o.label else f"{o.value}（{o.label}）" for o in field.choices)
+        guess = did_you_mean(value, [o.label for o in field.choices] + values)
+        raise ExpressionError(f"{value!r} 不是 {field.name!r} 的选项{guess}（可用：{shown}）")
 
 
 def form_files(directory: Path) -> Iterator[Path]:
