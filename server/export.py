@@ -190,7 +190,7 @@ def _converter(
     if kind in ("choice", "multi") and field is not None:
         labels = option_labels.get(field.name, {}) if header == "labels" else None
         return _choice_converter(field, labels, guard)
-    if kind == "photo":  # the stored file names, `; ` between them (hex names never look like a formula)
+    if kind in ("photo", "video"):  # the stored file names, `; ` between them (hex names never look like a formula)
         return _joined
     return _raw_text if typed else _text
 

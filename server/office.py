@@ -17,7 +17,7 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from sqlite_utils import Database
 
-from server import accounts, photos, report, storage
+from server import accounts, event_reports, photos, report, storage
 from server import events as ev
 from server.accounts import User
 from server.campaign import COUNTIES, VENUE_TYPES
@@ -60,6 +60,8 @@ def dashboard_context(ctx: AppContext, user: CurrentUser) -> dict[str, Any]:
 def dashboard(ctx: Ctx, user: CurrentUser) -> Template:
     warnings = form_warnings(ctx.catalog.all(), ctx.catalog.campaign, ctx.store.reader())
     context = dashboard_context(ctx, user) | _page(user, "dashboard", warnings=warnings)
+    forms, today = ctx.catalog.all(), now().date()  # the table of templates/admin/_progress.html:
+    context["progress"] = event_reports.progress_table(ctx.store.reader(), forms, today, created_by=_owner(user))
     return Template("admin/dashboard.html", context=context)
 
 
@@ -265,6 +267,7 @@ def event_page(request: Request, ctx: Ctx, user: CurrentUser, code: FromPath[str
     count = ctx.store.reader().execute("SELECT count(*) FROM responses WHERE event = ?", [event.code]).fetchone()[0]
     base = ctx.settings.base_url or str(request.base_url).rstrip("/")
     context = {"event": event, "responses": count, "url": base + event.path, "form": ctx.catalog.get(event.form_id)}
+    context["report"] = event_reports.report_of_event(ctx.store.reader(), ctx.catalog.all(), event.code)
     return Template("admin/event.html", context=context | _page(user, "events"))
 
 
