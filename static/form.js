@@ -213,7 +213,8 @@
     saved.className = "saved";
     saved.setAttribute("role", "status");
     saved.innerHTML = "<h1 class=\"thanks-title\">已保存，联网后自动提交</h1><p>现在连不上网络。您的回答已经保存在这部手机上，" +
-      "有网络时会自动提交，不用再填一次。</p><p>如果先关了本页，联网后再扫码打开一次就会提交。</p>";
+      "有网络时会自动提交，不用再填一次。</p><p>如果先关了本页，联网后再" +
+      (form.getAttribute("action").indexOf("/admin/") === 0 ? "打开本页" : "扫码打开一次") + "就会提交。</p>";
     form.parentNode.insertBefore(saved, form);
     form.hidden = true;
     window.scrollTo(0, 0);
