@@ -96,13 +96,19 @@ def file_names(form: Form, answers: dict[str, Any]) -> set[str]:
     return names
 
 
+def already_saved(db: Database, key: str) -> bool:
+    """Whether a save with this submission key was stored (a report's, or any response's)."""
+    if db.execute("SELECT 1 FROM report_saves WHERE submission_key = ?", [key]).fetchone():
+        return True
+    return storage.receipt_for_key(db, key) is not None
+
+
 def save_report(db: Database, form: Form, code: str, answers: dict[str, Any], key: str, username: str) -> Saved:
     """Store an event's report: insert the first, replace the answers of a later one in place
     (back to the review queue), audit-logged with what changed, all in one transaction."""
     with transaction(db):
-        seen = db.execute("SELECT 1 FROM report_saves WHERE submission_key = ?", [key]).fetchone()
         earlier = get_report(db, form.id, code)
-        if seen or (earlier is None and storage.receipt_for_key(db, key)):
+        if already_saved(db, key):  # checked again inside the transaction: two sends may race
             return Saved(earlier.id if earlier else 0, created=False, duplicate=True)
         stamp = now().isoformat()
         db.execute(

@@ -7,7 +7,9 @@ queue work the same. Saving and reviewing are `event_reports.py`; this module sp
 
 from __future__ import annotations
 
+import logging
 import math
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ from server.public import (
     HONEYPOT,
     MAX_FIELDS,
     MAX_TEXT_BYTES,
+    NOTICE_NOT_STORED,
     SUBMISSION_KEY,
     Ctx,
     Target,
@@ -44,6 +47,7 @@ from server.signin import CSRF_FIELD, NO_STORE, CurrentUser, check_token, checke
 from server.uploads import BadUpload, Posted, TooMuchText, read_multipart
 from server.validate import PRIVACY_CONSENT, Malformed, validate
 
+log = logging.getLogger(__name__)
 # Nine photos, three clips at the most a form may allow, and the text.
 MAX_REPORT_BYTES = 9 * photos.MAX_UPLOAD_BYTES + 3 * MAX_VIDEO_MB * videos.MB + MAX_TEXT_BYTES
 KEEP = "_keep_"  # `_keep_<question>`: the stored files of a question that stay (ticked boxes)
@@ -214,6 +218,8 @@ async def _save(
 ) -> Response[Any]:
     data = posted.data
     key = _submission_key(data) or new_submission_key()
+    if reports.already_saved(ctx.store.reader(), key):  # sent again from a phone's queue: done already
+        return _saved(request, event, form, reports.Saved(0, created=False, duplicate=True))
     report = reports.get_report(ctx.store.reader(), form.id, event.code)  # one indexed row
     pictures, errors = await clean_uploads(form, posted)
     clips, clip_errors = await _clips(form, posted)
@@ -236,12 +242,24 @@ async def _save(
             status=422, fragment=bool(request.htmx),
         )  # fmt: skip
     written = await anyio.to_thread.run_sync(_store_files, ctx.store.path, pictures, clips, set(outcome.answers))
-    saved = await anyio.to_thread.run_sync(  # each thread reads and writes with its own connection
-        lambda: reports.save_report(ctx.store.reader(), form, event.code, outcome.answers, key, user.username)
-    )
+    try:
+        saved = await anyio.to_thread.run_sync(  # each thread reads and writes with its own connection
+            lambda: reports.save_report(ctx.store.reader(), form, event.code, outcome.answers, key, user.username)
+        )
+    except sqlite3.Error as exc:  # locked past the busy timeout, disk full…: nothing was stored
+        log.error("could not save the report of event %s: %s", event.code, exc)
+        await anyio.to_thread.run_sync(lambda: reports.remove_unused_files(ctx.store.reader(), written))
+        return _show(
+            ctx, user, event, form, report, values=data, errors={}, key=key, notice=NOTICE_NOT_STORED,
+            status=503, fragment=bool(request.htmx),
+        )  # fmt: skip
     forget = (written if saved.duplicate else set()) | saved.dropped_files
     if forget:
         await anyio.to_thread.run_sync(lambda: reports.remove_unused_files(ctx.store.reader(), forget))
+    return _saved(request, event, form, saved)
+
+
+def _saved(request: HTMXRequest, event: Event, form: Form, saved: reports.Saved) -> Response[Any]:
     if request.htmx:
         return Template("admin/report_saved.html", context={"event": event, "form": form, "saved": saved})
     return Redirect(_path(event) + "?saved=1", status_code=303)

@@ -324,6 +324,15 @@
     unqueue(keyOf(form));  // sent: an older queued copy need not go
     save(draftName(form.getAttribute("action")), null);
   });
+  // an office form sent after its sign-in ended: the form stays (its draft is kept), not a 401 page
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var form = event.detail.elt, status = event.detail.xhr.status;
+    if (!form.matches || !form.matches("form.survey") || (status !== 401 && status !== 403)) return;
+    if ((form.getAttribute("action") || "").indexOf("/admin/") !== 0) return;
+    event.detail.shouldSwap = false;
+    keepDraft(form);
+    say(form, "登录已过期，这次没有保存。填写的文字已保存在这部手机上：请重新登录后再打开本页提交（照片需要重新选择）。");
+  });
   document.addEventListener("htmx:sendError", function (event) {
     var form = event.target;
     if (!form.matches || !form.matches("form.survey")) return;

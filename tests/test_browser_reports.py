@@ -190,3 +190,27 @@ def test_a_queued_report_whose_sign_in_ended_is_kept_and_sent_after_signing_in_a
     _, answers, _ = report_row(db)
     assert answers["people"] == 260 and len(answers["photos"]) == 1
     context.close()
+
+
+def test_a_report_saved_after_the_sign_in_ended_keeps_the_typed_answers(site, browser, tmp_path):
+    base, db = site
+    context = phone(browser)
+    page = context.new_page()
+    sign_in(page, base, "wang")
+    code = add_event(page, base)
+    page.goto(f"{base}/admin/events/{code}/report")
+    fill_report(page, [])
+    with sqlite3.connect(db) as connection:
+        connection.execute("DELETE FROM sessions")
+    page.click("button.submit")
+    page.get_by_text("登录已过期，这次没有保存").wait_for()
+    assert page.locator("form.survey").is_visible() and page.input_value("#i-people") == "260"
+    shoot(page, "report-sign-in-ended-online-360")
+    sign_in(page, base, "wang")
+    page.goto(f"{base}/admin/events/{code}/report")
+    assert page.input_value("#i-people") == "260"  # from the draft kept on the phone
+    assert page.input_value("#i-summary").startswith("在白沙中学")
+    page.click("button.submit")
+    page.locator("section.thanks").wait_for()  # the draft brought no stale token with it
+    assert report_row(db)[1]["people"] == 260
+    context.close()

@@ -482,3 +482,29 @@ def test_a_report_export_joins_video_names(site):
     csv = site.get("/admin/forms/event-report/export.csv")
     assert csv.status_code == 200 and name in csv.text and "['" not in csv.text
     assert json.loads(database(site).execute("SELECT answers FROM responses").fetchone()[0])["videos"] == [name]
+
+
+def test_a_question_is_checked_inline_with_the_sessions_token(site):
+    code = new_event(site)
+    path = f"/admin/events/{code}/report/check/people"
+    data = {"held": "yes", "people": "很多"}
+    assert site.post(path, data=data).status_code == 403  # without the token
+    answer = site.post(path, data=data | {"_csrf": csrf_token(site)}, headers={"HX-Request": "true"})
+    assert answer.status_code == 200
+    assert errors_on_page(answer.text) == {"people": "请填写整数，如 25"}
+
+
+def test_a_save_the_database_refuses_is_a_503_that_keeps_the_answers_and_no_files(site, monkeypatch):
+    import sqlite3
+
+    code = new_event(site)
+
+    def locked(*args, **kwargs):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(event_reports, "save_report", locked)
+    answer = post_report(site, code, HELD, files=[("photos", ("a.jpg", jpeg(), "image/jpeg"))])
+    assert answer.status_code == 503
+    assert "这次没有保存成功" in answer.text and 'value="120"' in answer.text
+    folder = Path(site.app.state["context"].store.path).parent / "photos"
+    assert list(folder.rglob("*.jpg")) == []  # the picture written for it went again
