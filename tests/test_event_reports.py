@@ -378,8 +378,16 @@ def test_a_video_is_stored_by_its_content_and_played_from_the_office(site):
     played = site.get(f"/admin/events/{code}/report/videos/{name}")
     assert played.status_code == 200 and played.content == clip
     assert played.headers["content-type"] == "video/mp4"
+    page = site.get(f"/admin/events/{code}/report").text
+    assert f'<video controls preload="none" src="/admin/events/{code}/report/videos/{name}"' in page
+    assert f'name="_keep_videos" value="{name}" checked' in page
     as_user(site, "li")
     assert site.get(f"/admin/events/{code}/report/videos/{name}").status_code == 403
+    as_user(site, "wang")
+    assert post_report(site, code, HELD | {"_keep_videos": name, "people": "130"}).status_code == 303
+    assert stored(site, code).answers["videos"] == [name] and videos_on_disk(site) == [name]
+    assert post_report(site, code, HELD).status_code == 303  # its 保留 box unticked
+    assert "videos" not in stored(site, code).answers and videos_on_disk(site) == []
 
 
 def test_a_file_that_is_not_a_video_is_refused_in_chinese_and_nothing_stays(site):
@@ -508,3 +516,13 @@ def test_a_save_the_database_refuses_is_a_503_that_keeps_the_answers_and_no_file
     assert "这次没有保存成功" in answer.text and 'value="120"' in answer.text
     folder = Path(site.app.state["context"].store.path).parent / "photos"
     assert list(folder.rglob("*.jpg")) == []  # the picture written for it went again
+
+
+def test_the_results_and_responses_pages_of_the_report_form_show_a_video_answer(site):
+    code = new_event(site)
+    post_report(site, code, HELD, files=[("videos", ("V.mp4", MP4_HEAD + b"x" * 100, "video/mp4"))])
+    as_user(site, "boss")
+    assert site.get("/admin/forms/event-report").status_code == 200
+    assert site.get("/admin/forms/event-report/responses").status_code == 200
+    report = stored(site, code)
+    assert site.get(f"/admin/responses/{report.id}").status_code == 200
