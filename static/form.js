@@ -126,7 +126,7 @@
   // Drafts: what is typed is kept on this phone (per form) until it is sent, and comes
   // back after a reload. A send that fails for want of network is queued with its
   // submission key and sent again later: the server stores one response per key.
-  var QUEUE = "qf:queue", USED = "qf:used", KEY = "_key", CSRF = "_csrf", WEEK = 7 * 24 * 3600 * 1000;
+  var QUEUE = "qf:queue", USED = "qf:used", KEY = "_key", WEEK = 7 * 24 * 3600 * 1000;
 
   function load(name, fallback) {
     try { var value = JSON.parse(localStorage.getItem(name)); return value == null ? fallback : value; } catch (e) { return fallback; }
@@ -151,8 +151,7 @@
     return body.split("&").map(function (p) { return p.split("=").map(function (s) { return decodeURIComponent(s); }); });
   }
   function keepDraft(form) {
-    // never the office's CSRF token: a draft outlives the session it was typed in
-    save(draftName(form.getAttribute("action")), { at: Date.now(), answers: pairs(form).filter(function (p) { return p[0] !== KEY && p[0] !== CSRF; }) });
+    save(draftName(form.getAttribute("action")), { at: Date.now(), answers: pairs(form).filter(function (p) { return p[0] !== KEY; }) });
   }
   function restoreDraft(form) {
     var draft = load(draftName(form.getAttribute("action")), null), byName = {};
@@ -160,7 +159,7 @@
     draft.answers.forEach(function (p) { (byName[p[0]] = byName[p[0]] || []).push(p[1]); });
     Array.prototype.forEach.call(form.elements, function (input) {
       var values = byName[input.name];
-      if (!input.name || input.name === KEY || input.name === CSRF || input.type === "submit") return;
+      if (!input.name || input.name === KEY || input.name === "_csrf" || input.type === "submit") return;  // a fresh token
       if (input.type === "checkbox" || input.type === "radio") input.checked = !!values && values.indexOf(input.value) >= 0;
       else if (values) input.value = values[0];
     });
@@ -213,17 +212,16 @@
     saved.className = "saved";
     saved.setAttribute("role", "status");
     saved.innerHTML = "<h1 class=\"thanks-title\">已保存，联网后自动提交</h1><p>现在连不上网络。您的回答已经保存在这部手机上，" +
-      "有网络时会自动提交，不用再填一次。</p><p>如果先关了本页，联网后再" +
-      (form.getAttribute("action").indexOf("/admin/") === 0 ? "打开本页" : "扫码打开一次") + "就会提交。</p>";
+      "有网络时会自动提交，不用再填一次。</p><p>如果先关了本页，联网后再" + (office ? "打开本页" : "扫码打开一次") + "就会提交。</p>";
     form.parentNode.insertBefore(saved, form);
     form.hidden = true;
     window.scrollTo(0, 0);
   }
 
-  // this queue, then photo.js's (IndexedDB) on a photo form; `held`: office sends refused for
-  // want of a sign-in, kept for later and skipped until the next page
-  var queues = [{ next: function (use, held) { use(load(QUEUE, []).filter(function (item) { return !held[item.key]; })[0]); }, drop: unqueue }];
-  var flushing = false, retry = null, held = {};
+  // this queue, then photo.js's (IndexedDB) on a photo form; `held`: office sends refused for want
+  // of a sign-in, kept and skipped until the next page. office.js (report pages) sets `office`.
+  var queues = [{ next: function (use, held) { use(load(QUEUE, []).filter(function (i) { return !held[i.key]; })[0]); }, drop: unqueue }];
+  var flushing = false, retry = null, held = {}, office = window.qfOffice;
   function later() {
     if (!retry) retry = setTimeout(function () { retry = null; flush(); }, 30000);
   }
@@ -235,32 +233,9 @@
       else queues[i].next(function (item) { if (item) send(queues[i], item); else from(i + 1); }, held);
     })(0);
   }
-  // An office report queued offline carries the CSRF token of the session it was typed in: sent
-  // from a page of the same report, it takes that page's token (a sign-in since then made a new one).
-  function withToken(item) {
-    var token = null;
-    document.querySelectorAll("form.survey").forEach(function (form) {
-      var input = form.getAttribute("action") === item.path && form.querySelector("[name=" + CSRF + "]");
-      if (input) token = input.value;
-    });
-    if (token === null) return item.body;
-    if (item.answers) { item.body.set(CSRF, token); return item.body; }  // photo.js's FormData
-    return encode(decode(item.body).map(function (p) { return p[0] === CSRF ? [CSRF, token] : p; }));
-  }
-  function signInFirst(item) {
-    held[item.key] = true;
-    var form = formWithKey(item.key), saved = form && form.previousElementSibling;
-    if (!saved || saved.className !== "saved" || saved.querySelector(".sign-in-first")) return;
-    var notice = document.createElement("p");
-    notice.className = "notice sign-in-first";
-    notice.setAttribute("role", "alert");
-    notice.innerHTML = "登录已过期，这次没有提交。内容还保存在这部手机上：请重新登录后再提交（登录后再打开本页，会自动提交）。" +
-      " <a href=\"/admin/login\">重新登录</a>";
-    saved.appendChild(notice);
-  }
   function send(queue, item) {
     var xhr = new XMLHttpRequest();
-    item.body = withToken(item);
+    if (office) item.body = office.prepare(item, encode, decode);
     xhr.open("POST", item.path);
     // photo.js's body is FormData, which sets its own multipart type
     if (!item.answers) xhr.setRequestHeader("Content-Type", "application/x-www-form-urlencoded");
@@ -269,16 +244,13 @@
     xhr.onload = function () {
       flushing = false;
       if (xhr.status === 429 || xhr.status >= 500) return later();
-      if ((xhr.status === 401 || xhr.status === 403) && item.path.indexOf("/admin/") === 0) {
-        signInFirst(item);  // not lost: kept until a page with a valid sign-in sends it
+      if ((xhr.status === 401 || xhr.status === 403) && /^\/admin\//.test(item.path)) {
+        held[item.key] = true;  // not lost: sent by a later page with a valid sign-in
+        if (office) office.refused(formWithKey(item.key));
         return flush();
       }
       queue.drop(item.key);
-      var form = formWithKey(item.key);
-      // an office report sent from a fresh page of it: its answer replaces that page's form
-      if (!form && xhr.status === 200 && item.path.indexOf("/admin/") === 0) {
-        document.querySelectorAll("form.survey").forEach(function (f) { if (f.getAttribute("action") === item.path) form = f; });
-      }
+      var form = formWithKey(item.key) || (office && xhr.status === 200 ? office.formFor(item) : null);
       if (xhr.status === 200) {
         markUsed(item.key);
       } else if (xhr.status === 422 && !form) {
@@ -323,15 +295,6 @@
     if (!form.matches || !form.matches("form.survey") || event.detail.xhr.status !== 200) return;
     unqueue(keyOf(form));  // sent: an older queued copy need not go
     save(draftName(form.getAttribute("action")), null);
-  });
-  // an office form sent after its sign-in ended: the form stays (its draft is kept), not a 401 page
-  document.addEventListener("htmx:beforeSwap", function (event) {
-    var form = event.detail.elt, status = event.detail.xhr.status;
-    if (!form.matches || !form.matches("form.survey") || (status !== 401 && status !== 403)) return;
-    if ((form.getAttribute("action") || "").indexOf("/admin/") !== 0) return;
-    event.detail.shouldSwap = false;
-    keepDraft(form);
-    say(form, "登录已过期，这次没有保存。填写的文字已保存在这部手机上：请重新登录后再打开本页提交（照片需要重新选择）。");
   });
   document.addEventListener("htmx:sendError", function (event) {
     var form = event.target;
