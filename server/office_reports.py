@@ -78,14 +78,15 @@ def _path(event: Event) -> str:
 
 
 @get("/events/{code:str}/report", sync_to_thread=True)
-def report_page(ctx: Ctx, user: CurrentUser, code: FromPath[str]) -> Template:
+def report_page(request: Request, ctx: Ctx, user: CurrentUser, code: FromPath[str]) -> Template:
     event = _event(ctx, user, code)
     form = _report_form(ctx)
     if form is None:
         return _missing(user)
     report = reports.get_report(ctx.store.reader(), form.id, event.code)
     values = _values(form, report.answers) if report else {}
-    return _show(ctx, user, event, form, report, values=values)
+    just_saved = request.query_params.get("saved") == "1" and report is not None  # after a save without script
+    return _show(ctx, user, event, form, report, values=values, extra={"just_saved": just_saved})
 
 
 def _show(

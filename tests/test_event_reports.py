@@ -121,6 +121,7 @@ def test_the_first_save_inserts_and_a_later_save_replaces_the_answers_in_place_a
     code = new_event(site)
     first = post_report(site, code, HELD)
     assert first.status_code == 303 and first.headers["location"] == f"/admin/events/{code}/report?saved=1"
+    assert '<p class="notice" role="status">已保存。省质量强省办审核后' in site.get(first.headers["location"]).text
     report = stored(site, code)
     assert report.answers == {
         "held": "yes", "held_on": "2026-09-10", "people": 120, "materials": 300, "summary": "进校园讲电梯安全",
