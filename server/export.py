@@ -320,7 +320,7 @@ def _converter(
         return _choice_converter(field, labels, _as_is if typed else _csv_text)
     if kind == "date" and typed:
         return None, _day
-    if kind == "photo":  # the stored file names, `; ` between them (hex names never look like a formula)
+    if kind in ("photo", "video"):  # the stored file names, `; ` between them (hex names never look like a formula)
         return None, _joined if typed else _csv_joined
     return None, _raw_text if typed else _text
 

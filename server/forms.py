@@ -63,6 +63,7 @@ TYPE_KEYS: dict[str, set[str]] = {
     "grid": {"rows", "scale", "low_label", "high_label"},
     "region": {"levels"},
     "photo": {"max_photos"},
+    "video": {"max_videos", "max_mb"},
 }
 DISPLAY_ONLY = {"note", "section"}
 # A date's `min`/`max` may name a day of the campaign file instead of a fixed day (SPEC §5.2).
@@ -79,6 +80,9 @@ EVENT_ATTRIBUTES = {
     "organizer": "主办单位",
 }
 FROM_EVENT_TYPES = ("text", "choice", "date", "region")
+FILE_TYPES = ("photo", "video")  # questions answered with uploaded files
+VIDEO_KINDS = ("event-report",)  # staff film events; residents' forms take no videos
+MAX_VIDEO_MB = 200
 
 
 class Option(msgspec.Struct, frozen=True):
@@ -124,6 +128,8 @@ class Field(msgspec.Struct, frozen=True, omit_defaults=True):
     explain: str = ""  # why, shown with the correction after a quiz
     levels: int = 2  # a region: 1 = 市县 only, 2 = 市县 and 乡镇
     max_photos: int = 3  # a photo question: how many pictures one response may carry
+    max_videos: int = 1  # a video question: how many clips one response may carry
+    max_mb: int = 50  # a video question: the largest clip, in MB (2**20 bytes)
     title: str = ""
     from_event: str | None = None  # an event attribute: on an event's page the answer is the event's
 
@@ -202,8 +208,9 @@ class Form(msgspec.Struct, frozen=True):
 
     @property
     def has_photos(self) -> bool:
-        """Whether the page posts files (multipart) and loads the photo script."""
-        return any(f.type == "photo" for f in self.fields)
+        """Whether the page posts files (multipart) and loads the photo script (which also
+        shows the one-at-a-time pickers and queues the files of a video question offline)."""
+        return any(f.type in FILE_TYPES for f in self.fields)
 
     @property
     def has_personal(self) -> bool:
@@ -324,6 +331,10 @@ def _build_form(
         if field is not None:
             fields.append(field)
     _check_answer_names(fields, problems)
+    if raw.get("kind") not in VIDEO_KINDS:
+        for field in fields:
+            if field.type == "video":
+                problems.append(f'字段 {field.name!r}: video 只能用在 kind = "event-report"（活动开展情况）的表里')
     wants_privacy = any(isinstance(f, dict) and f.get("personal") is True for f in raw_fields)
     if wants_privacy and not str(raw.get("privacy", "")).strip():
         problems.append("有 personal = true 的字段时，必须写 privacy（个人信息说明）")
@@ -566,6 +577,11 @@ def _check_type_rules(field: Field, problem) -> None:
             problem(f"labels 要有 {field.scale} 个不为空的文字，从 1 分到 {field.scale} 分依次写")
     elif kind == "photo" and not 1 <= field.max_photos <= 9:
         problem("max_photos 应在 1 到 9 之间")
+    elif kind == "video":
+        if not 1 <= field.max_videos <= 3:
+            problem("max_videos 应在 1 到 3 之间")
+        if not 1 <= field.max_mb <= MAX_VIDEO_MB:
+            problem(f"max_mb 应在 1 到 {MAX_VIDEO_MB} 之间")
     elif kind == "hidden":
         if field.required or field.personal or field.show_if is not None:
             problem("hidden 由网址带入，不能设 required、personal 或 show_if")
@@ -640,7 +656,7 @@ def _check_condition(condition: Condition, earlier: list[Field]) -> Condition:
                 raise ExpressionError(f"没有名为 {part.field!r} 的字段{guess}")
             raise ExpressionError(f"前面没有名为 {part.field!r} 的字段（show_if 只能用本题前面的字段）")
         kind = source.type
-        if not source.has_answer or kind in ("consent", "grid", "photo"):
+        if not source.has_answer or kind in ("consent", "grid", "photo", "video"):
             raise ExpressionError(f"{part.field!r} 是 {kind}，不能用于条件")
         if isinstance(part, Contains):
             if kind != "multi":

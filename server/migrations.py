@@ -233,6 +233,22 @@ def scoped_accounts(db: Database) -> None:
     db.execute("CREATE INDEX events_by_organizer ON events (organizer)")
 
 
+@migration
+def report_save_keys(db: Database) -> None:
+    # Every save of an event report, by its submission key: the report's response keeps the
+    # key of its first save, so an edit queued offline and sent twice (the phone never heard
+    # the first answer) is recognised by its own key and applied once.
+    db.execute(
+        """
+        CREATE TABLE report_saves (
+            submission_key TEXT PRIMARY KEY,
+            event TEXT NOT NULL,             -- event code
+            saved_by TEXT NOT NULL,
+            saved_at TEXT NOT NULL           -- ISO 8601, +08:00
+        )"""
+    )
+
+
 def migrate(db: Database) -> list[str]:
     """Apply the steps this database has not had yet; return their names."""
     db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")

@@ -19,7 +19,7 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from sqlite_utils import Database
 
-from server import accounts, photos, report, storage
+from server import accounts, event_reports, photos, report, storage
 from server import events as ev
 from server.accounts import User
 from server.campaign import COUNTIES, VENUE_TYPES
@@ -45,7 +45,8 @@ def dashboard_context(ctx: AppContext, user: CurrentUser) -> dict[str, Any]:
     keeps (a few hundred rows, however many responses): 25 dashboards polling every 5 s must
     not cost residents' submissions anything."""
     db = ctx.store.reader()
-    per_form, per_event = dashboard_counts(db, now().date().isoformat(), user.scope)
+    office_forms = {form.id for form in ctx.catalog.all() if not form.is_public}
+    per_form, per_event = dashboard_counts(db, now().date().isoformat(), user.scope, office_forms)
     forms = [(form, per_form.get(form.id, Counts())) for form in ctx.catalog.all()]
     events = [(row.event, per_event.get(row.event.code, Counts())) for row in ev.list_events(db, scope=user.scope)]
     return {"forms": forms, "events": events, "updated": now(), "user": user}
@@ -56,6 +57,8 @@ def dashboard_context(ctx: AppContext, user: CurrentUser) -> dict[str, Any]:
 def dashboard(ctx: Ctx, user: CurrentUser) -> Template:
     warnings = form_warnings(ctx.catalog.all(), ctx.catalog.campaign, ctx.store.reader())
     context = dashboard_context(ctx, user) | _page(user, "dashboard", warnings=warnings)
+    forms, today = ctx.catalog.all(), now().date()  # the table of templates/admin/_progress.html:
+    context["progress"] = event_reports.progress_table(ctx.store.reader(), forms, today, scope=user.scope)
     return Template("admin/dashboard.html", context=context)
 
 
@@ -273,9 +276,10 @@ async def add_event(request: Request, ctx: Ctx, user: CurrentUser) -> Response[A
 @get("/events/{code:str}", sync_to_thread=False)
 def event_page(request: Request, ctx: Ctx, user: CurrentUser, code: FromPath[str]) -> Template:
     event = _event(ctx, user, code)
-    count = storage.event_response_count(ctx.store.reader(), event.code)
+    count = storage.event_response_count(ctx.store.reader(), event.code, event.form_id)
     base = ctx.settings.base_url or str(request.base_url).rstrip("/")
     context = {"event": event, "responses": count, "url": base + event.path, "form": ctx.catalog.get(event.form_id)}
+    context["report"] = event_reports.report_of_event(ctx.store.reader(), ctx.catalog.all(), event.code)
     return Template("admin/event.html", context=context | _page(user, "events"))
 
 

@@ -19,7 +19,7 @@ from litestar.response import Template
 
 from server.accounts import User
 from server.public import Ctx
-from server.signin import CSRF_FIELD, NO_STORE, CurrentUser, check_same_site, current_user
+from server.signin import CSRF_FIELD, NO_STORE, CurrentUser, current_user, same_site
 from server.xlsform import Imported, XLSFormError, read_xlsform
 
 # A survey of a few hundred rows is tens of kilobytes; pictures pasted into the sheet are what
@@ -48,7 +48,7 @@ def import_page(user: CurrentUser) -> Template:
 @post("/forms/import", status_code=200, request_max_body_size=MAX_WORKBOOK_BYTES)
 async def import_workbook(request: Request, ctx: Ctx, user: CurrentUser) -> Template:
     _admin(user)
-    check_same_site(request)
+    same_site(request)
     if request.content_type[0] != "multipart/form-data":
         raise HTTPException(status_code=415, detail="expected a multipart upload")
     try:

@@ -17,7 +17,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -308,9 +308,11 @@ def responses_where(
     return [_stored(row) for row in rows]
 
 
-def event_response_count(db: Database, code: str) -> int:
-    """Every response sent for an event, suspected spam included."""
-    return db.execute("SELECT count(*) FROM responses WHERE event = ?", [code]).fetchone()[0]
+def event_response_count(db: Database, code: str, form_id: str) -> int:
+    """Every response residents sent for an event to its form, suspected spam included (the
+    event's report, a response of another form, is not one of them)."""
+    sql = "SELECT count(*) FROM responses WHERE event = ? AND form_id = ?"
+    return db.execute(sql, [code, form_id]).fetchone()[0]
 
 
 def stored_definitions(db: Database, form_id: str) -> list[Form]:
@@ -479,14 +481,15 @@ class Counts(msgspec.Struct, frozen=True):
 
 
 def dashboard_counts(
-    db: Database, today: str, scope: Scope = EVERYTHING
+    db: Database, today: str, scope: Scope = EVERYTHING, office_forms: Collection[str] = ()
 ) -> tuple[dict[str, Counts], dict[str, Counts]]:
     """Counts per form and per event code, read from `response_counts` (see migrations).
 
     The table is kept by triggers, so this reads a row per form, event, day and spam flag,
     never the responses. A staff or county account counts only the events of its scope
     (`server.scope`); the form's own page has no event, so only an admin counts its answers.
-    Spam is counted apart: `total` and `today` leave it out.
+    Spam is counted apart: `total` and `today` leave it out. The responses of `office_forms`
+    (event reports) count for their form, not as answers to their event.
     """
     condition, params = scope.responses_sql("response_counts.event")
     per_form: dict[str, Counts] = {}
@@ -498,7 +501,7 @@ def dashboard_counts(
         [today, *params],
     )
     for form_id, event, total, today_count, spam in rows:
-        for tally, key in ((per_form, form_id), (per_event, event)):
+        for tally, key in ((per_form, form_id), (per_event, "" if form_id in office_forms else event)):
             if key:
                 seen = tally.get(key, Counts())
                 tally[key] = Counts(seen.total + int(total), seen.today + int(today_count), seen.spam + int(spam))

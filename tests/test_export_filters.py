@@ -133,7 +133,13 @@ def test_staff_export_only_their_events_and_the_filters_still_apply(filled):
     ids = csv_ids(office.get(export_links(page)["CSV"]))
     assert counted == len(ids) == 3  # 9-15, 9-30 and 10-01
     assert csv_ids(office.get("/admin/forms/all-types/export.csv?county=海口")) == []  # none of wang's there
-    assert csv_ids(office.get("/admin/forms/all-types/export.csv")) == [1, 4, 7, 10, 13]  # the whole form: wang's event alone
+    assert csv_ids(office.get("/admin/forms/all-types/export.csv")) == [
+        1,
+        4,
+        7,
+        10,
+        13,
+    ]  # the whole form: wang's event alone
 
 
 @pytest.mark.parametrize(

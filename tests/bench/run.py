@@ -24,7 +24,7 @@ if __package__ in (None, ""):  # run as a file: make `tests.bench` importable
 
 from server.cli import DEFAULT_WORKERS
 from server.clock import now
-from tests.bench import serving, writes
+from tests.bench import serving, video_upload, writes
 from tests.bench.answers import form, variety
 from tests.bench.backup import backup_figures
 from tests.bench.events import EventFigures
@@ -271,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print("  office measured", file=sys.stderr, flush=True)
         rows += ScopeFigures(work / "scope.db", args.responses // 10).rows()  # 7b. The same, as a county
+        rows += video_upload.video_figures(work / "video").rows()  # an event report's 200 MB clip
 
         # 8. Backups: the whole command over the export's million responses, and submissions meanwhile.
         backup = backup_figures(work / "backup", args.responses, args.seconds)
