@@ -37,7 +37,6 @@ UNSUPPORTED = {
     "geoshape": "位置题（geoshape）不支持：本系统不收集位置",
     "audio": "录音题（audio）不支持：只支持照片（image）",
     "background-audio": "录音（background-audio）不支持",
-    "video": "视频题（video）不支持：只支持照片（image）",
     "file": "文件上传（file）不支持：只支持照片（image）",
     "barcode": "扫码题（barcode）不支持",
     "time": "时间题（time）不支持：只支持日期（date）",
@@ -292,7 +291,7 @@ class _SurveyReader:
             return
         field: dict[str, Any] = {"name": self._name(row)}
         simple = {"text": "text", "integer": "integer", "decimal": "number", "date": "date", "note": "note"}
-        simple |= {"acknowledge": "consent", "image": "photo", "hidden": "hidden"}
+        simple |= {"acknowledge": "consent", "image": "photo", "video": "video", "hidden": "hidden"}
         if head in simple:
             field["type"] = simple[head]
         elif head in ("select_one", "select_multiple"):

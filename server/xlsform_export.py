@@ -47,6 +47,7 @@ XLSFORM_TYPE = {
     "note": "note",
     "hidden": "hidden",
     "photo": "image",
+    "video": "video",
     "region": "text",
 }
 # What Kobo and ODK see of a question this product has and XLSForm lacks.
@@ -55,6 +56,7 @@ NEAREST = {
     "grid": "grid 题 {0!r} 在 Kobo/ODK 里是一组单选题（每行一题）",
     "rating": "rating 题 {0!r} 在 Kobo/ODK 里是 1…N 的单选题（likert）",
     "photo": "photo 题 {0!r} 在 Kobo/ODK 里是一张照片（image）",
+    "video": "video 题 {0!r} 在 Kobo/ODK 里是一段视频（video），没有大小限制",
     "hidden": "hidden 题 {0!r} 在 Kobo/ODK 里没有网址参数，留空",
 }
 
