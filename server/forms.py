@@ -24,7 +24,8 @@ from server import expressions, regions
 from server.campaign import CAMPAIGN_FILE, Campaign, CampaignError, load_campaign, read_campaign
 from server.clock import CHINA, now
 from server.expressions import Compare, Condition, Contains, ExpressionError
-from server.tomlfile import TomlFileError, read_toml
+from server.toml_lines import TextMap, locate
+from server.tomlfile import TomlFileError, parse_toml, read_toml
 
 log = logging.getLogger(__name__)
 
@@ -275,6 +276,33 @@ def load_form(path: Path, campaign: Campaign | None = None) -> Form:
     if problems or form is None:
         raise FormError([f"{path}: {p}" for p in problems])
     return form
+
+
+class Problem(msgspec.Struct, frozen=True):
+    """One thing wrong with a form's text, and where: the workshop's editor marks the line."""
+
+    message: str
+    line: int | None = None  # 1-based; None when it is about the whole form (a missing key)
+    field: str | None = None  # the question's name, when the problem is one question's
+
+
+def check_text(form_id: str, text: str, campaign: Campaign | None) -> tuple[Form | None, list[Problem]]:
+    """Check a form's TOML text as `load_form` checks a file: the form, or its problems with
+    their lines. `campaign` is the forms folder's (a date may say "campaign.starts")."""
+    source = f"{form_id}.toml"
+    try:
+        raw = parse_toml(text, source)
+    except TomlFileError as exc:
+        return None, [Problem(str(exc).removeprefix(f"{source}: "), exc.line)]
+    messages: list[str] = []
+    try:
+        form = _build_form(form_id, raw, messages, lambda: campaign)
+    except RecursionError:
+        return None, [Problem("设置项嵌套太深")]
+    if form is not None and not messages:
+        return form, []
+    text_map = TextMap(text)
+    return None, [Problem(message, *locate(text_map, message)) for message in messages]
 
 
 def _build_form(
@@ -649,30 +677,52 @@ class FormCatalog:
     """The forms the server offers, re-read when their files change.
 
     Authors edit files while the server runs, so the folder is looked at again at
-    most every `rescan_seconds`; only files whose size or time changed are re-read.
+    most every `rescan_seconds`; only files whose size, time or inode changed are re-read.
     A broken file is logged and left out; the other forms keep serving. When the
     campaign file changes, every form is re-read: its dates may come from the campaign.
+
+    A form published from the workshop must be served by every server process at once: the
+    publishing process calls `reload`, and a process asked for an id it does not know looks
+    at the folder again right away (at most every `unknown_rescan_seconds`, so a flood of
+    made-up ids costs little). A known form costs nothing more than before.
     """
 
-    def __init__(self, directory: Path, rescan_seconds: float = 2.0) -> None:
+    def __init__(self, directory: Path, rescan_seconds: float = 2.0, unknown_rescan_seconds: float = 0.2) -> None:
         self.directory = directory
         self.rescan_seconds = rescan_seconds
+        self.unknown_rescan_seconds = unknown_rescan_seconds
         self._lock = threading.Lock()
-        self._stamps: dict[Path, tuple[int, int]] = {}
+        self._stamps: dict[Path, tuple[int, int, int]] = {}
         self._results: dict[Path, Form | list[str]] = {}
         self._forms: dict[str, Form] = {}
         self._campaign: Campaign | None = None
         self._campaign_errors: list[str] = []
         self._next_scan = 0.0
+        self._next_unknown_scan = 0.0
         self._scan()
 
     def get(self, form_id: str) -> Form | None:
         self._maybe_rescan()
-        return self._forms.get(form_id)
+        form = self._forms.get(form_id)
+        if form is None and FORM_ID.match(form_id) and time.monotonic() >= self._next_unknown_scan:
+            self._next_unknown_scan = time.monotonic() + self.unknown_rescan_seconds
+            self.reload()
+            form = self._forms.get(form_id)
+        return form
 
     def all(self) -> list[Form]:
         self._maybe_rescan()
         return list(self._forms.values())
+
+    def reload(self) -> None:
+        """Look at the folder now (after this process wrote a form file, or for an unknown id)."""
+        with self._lock:
+            self._scan()
+
+    def broken(self) -> dict[str, list[str]]:
+        """Form files that fail the check, by form id, with their error lines."""
+        self._maybe_rescan()
+        return {p.stem: r for p, r in sorted(self._results.items()) if isinstance(r, list)}
 
     @property
     def campaign(self) -> Campaign | None:
@@ -694,14 +744,15 @@ class FormCatalog:
 
     def _scan(self) -> None:
         self._next_scan = time.monotonic() + self.rescan_seconds
-        stamps: dict[Path, tuple[int, int]] = {}
+        stamps: dict[Path, tuple[int, int, int]] = {}
         campaign_path = self.directory / CAMPAIGN_FILE
         for path in [*form_files(self.directory), campaign_path]:
             try:
                 stat = path.stat()
             except OSError:
                 continue
-            stamps[path] = (stat.st_mtime_ns, stat.st_size)
+            # The inode too: a file published by renaming a new one over it may keep size and time.
+            stamps[path] = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
         if stamps == self._stamps:
             return
         results = {p: r for p, r in self._results.items() if stamps.get(p) == self._stamps.get(p)}
