@@ -11,6 +11,7 @@ import datetime as dt
 import functools
 import hashlib
 import logging
+import os
 import re
 import threading
 import time
@@ -683,8 +684,9 @@ class FormCatalog:
 
     A form published from the workshop must be served by every server process at once: the
     publishing process calls `reload`, and a process asked for an id it does not know looks
-    at the folder again right away (at most every `unknown_rescan_seconds`, so a flood of
-    made-up ids costs little). A known form costs nothing more than before.
+    at the folder again right away when files came or went since its last look (a listing of
+    the folder), else at most every `unknown_rescan_seconds`, so a flood of made-up ids costs
+    little. A known form costs nothing more than before.
     """
 
     def __init__(self, directory: Path, rescan_seconds: float = 2.0, unknown_rescan_seconds: float = 0.2) -> None:
@@ -699,16 +701,33 @@ class FormCatalog:
         self._campaign_errors: list[str] = []
         self._next_scan = 0.0
         self._next_unknown_scan = 0.0
+        self._folder_seen: frozenset[str] = frozenset()
         self._scan()
 
     def get(self, form_id: str) -> Form | None:
         self._maybe_rescan()
         form = self._forms.get(form_id)
-        if form is None and FORM_ID.match(form_id) and time.monotonic() >= self._next_unknown_scan:
-            self._next_unknown_scan = time.monotonic() + self.unknown_rescan_seconds
+        if form is None and FORM_ID.match(form_id) and self._worth_a_look():
             self.reload()
             form = self._forms.get(form_id)
         return form
+
+    def _worth_a_look(self) -> bool:
+        """For an unknown id: whether files came or went in the folder since the last look
+        (its names, listed: a publish renames a new file into it; the folder's time would
+        miss two changes in one clock tick), or the last look is a while ago."""
+        if self._folder_stamp() != self._folder_seen:
+            return True
+        if time.monotonic() >= self._next_unknown_scan:
+            self._next_unknown_scan = time.monotonic() + self.unknown_rescan_seconds
+            return True
+        return False
+
+    def _folder_stamp(self) -> frozenset[str]:
+        try:
+            return frozenset(os.listdir(self.directory))
+        except OSError:
+            return frozenset()
 
     def all(self) -> list[Form]:
         self._maybe_rescan()
@@ -744,6 +763,7 @@ class FormCatalog:
 
     def _scan(self) -> None:
         self._next_scan = time.monotonic() + self.rescan_seconds
+        self._folder_seen = self._folder_stamp()  # before the files: a file added meanwhile shows next time
         stamps: dict[Path, tuple[int, int, int]] = {}
         campaign_path = self.directory / CAMPAIGN_FILE
         for path in [*form_files(self.directory), campaign_path]:

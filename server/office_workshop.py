@@ -171,7 +171,7 @@ def editor_page(request: Request, ctx: Ctx, user: CurrentUser, form_id: FromPath
     return _editor(ctx, user, form_id, text, message=message)
 
 
-@post("/forms/{form_id:str}/check", sync_to_thread=False)
+@post("/forms/{form_id:str}/check", status_code=200)
 async def check_draft(request: HTMXRequest, ctx: Ctx, user: CurrentUser, form_id: FromPath[str]) -> Template:
     """The problems of the text being typed (htmx, on a pause in typing)."""
     data = await checked_form(request, user)
@@ -185,7 +185,7 @@ async def save_draft(request: Request, ctx: Ctx, user: CurrentUser, form_id: Fro
     text = form_value(data, "toml")
     await anyio.to_thread.run_sync(_source, ctx, form_id)  # only an existing form or draft is edited here
     try:
-        await anyio.to_thread.run_sync(workshop.save_draft, ctx.store.reader(), form_id, text, user.username)
+        await anyio.to_thread.run_sync(lambda: workshop.save_draft(ctx.store.reader(), form_id, text, user.username))
     except workshop.WorkshopError as exc:
         return _editor(ctx, user, form_id, text, message=str(exc), status=422)
     return Redirect(f"/admin/forms/{form_id}/edit?saved=1", status_code=303)
@@ -195,7 +195,7 @@ async def save_draft(request: Request, ctx: Ctx, user: CurrentUser, form_id: Fro
 async def discard_draft(request: Request, ctx: Ctx, user: CurrentUser, form_id: FromPath[str]) -> Response[Any]:
     await checked_form(request, user)
     _admin_only(user)
-    await anyio.to_thread.run_sync(workshop.discard_draft, ctx.store.reader(), form_id, user.username)
+    await anyio.to_thread.run_sync(lambda: workshop.discard_draft(ctx.store.reader(), form_id, user.username))
     return Redirect("/admin/forms", status_code=303)
 
 
@@ -301,7 +301,7 @@ async def restore_version(
 ) -> Response[Any]:
     await checked_form(request, user)
     try:
-        await anyio.to_thread.run_sync(workshop.restore, ctx.store.reader(), form_id, version_id, user.username)
+        await anyio.to_thread.run_sync(lambda: workshop.restore(ctx.store.reader(), form_id, version_id, user.username))
     except workshop.WorkshopError:
         raise NotFoundException() from None
     return Redirect(f"/admin/forms/{form_id}/edit?saved=1", status_code=303)

@@ -214,7 +214,8 @@ def close_early(text: str, at: dt.datetime) -> str:
             lines[index : index + 1] = [CLOSED_EARLY + match.group(1), stamp]
             break
     else:
-        lines.insert(top_end, stamp + "  # 提前结束")
+        keys = [i for i in range(top_end) if lines[i].strip() and not lines[i].lstrip().startswith("#")]
+        lines.insert(keys[-1] + 1 if keys else 0, stamp + "  # 提前结束")
     return "\n".join(lines) + "\n"
 
 
@@ -322,7 +323,7 @@ def _option_changes(db: Database, form_id: str, field: Field, changed: Field, li
             chosen = _chosen(db, form_id, field.name, option.value, field.type == "multi")
             lines.append(
                 f"题目“{field.label}”去掉了选项“{option.label}”（{option.value}）：选过它的 {chosen} 份答卷保留原值，"
-                f"导出时显示为“{option.value}”。"
+                f"导出时仍显示“{option.label}”。"
             )
         elif labels[option.value] != option.label:
             lines.append(
