@@ -199,7 +199,6 @@ def review_event_reports(db: Database) -> None:
     )
 
 
-
 @migration
 def keep_form_drafts(db: Database) -> None:
     # The form workshop: a form's text being edited in the office (one draft per form) and
@@ -226,6 +225,7 @@ def keep_form_drafts(db: Database) -> None:
         )"""
     )
     db.execute("CREATE INDEX form_history_by_form ON form_history (form_id, id)")
+
 
 def migrate(db: Database) -> list[str]:
     """Apply the steps this database has not had yet; return their names."""
