@@ -20,10 +20,29 @@
       draw();
       return box && box.getAttribute("data-ok") === "yes";
     }
+    // One form per preview frame: one form's second submission would cancel its first.
+    var senders = {};
     function refreshPreviews() {
       ["preview-js-button", "preview-nojs-button"].forEach(function (id) {
         var button = document.getElementById(id);
-        if (button && form.requestSubmit) form.requestSubmit(button);
+        if (!button) return;
+        var sender = senders[id];
+        if (!sender) {
+          sender = senders[id] = document.createElement("form");
+          sender.method = "post";
+          sender.action = button.formAction;
+          sender.target = button.formTarget;
+          sender.hidden = true;
+          ["_csrf", "toml"].forEach(function (name) {
+            var input = document.createElement("textarea");
+            input.name = name;
+            sender.appendChild(input);
+          });
+          document.body.appendChild(sender);
+        }
+        sender.elements._csrf.value = form.elements._csrf.value;
+        sender.elements.toml.value = text.value;
+        sender.submit();
       });
     }
     function goTo(line) {
