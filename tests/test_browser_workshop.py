@@ -49,12 +49,13 @@ def browser():
         browser.close()
 
 
-def picture(page, name, clip=None):
-    """A screenshot for people to look at; for the guide too, when asked to take them again."""
+def picture(page, name, part=".admin"):
+    """A screenshot for people to look at; with QF_DOC_IMAGES=1 also the guide's picture of
+    that part of the page (a part, so that the picture stays small)."""
     shoot(page, name)
     if os.environ.get("QF_DOC_IMAGES"):
         DOC_IMAGES.mkdir(exist_ok=True)
-        page.screenshot(path=str(DOC_IMAGES / f"{name}.png"), clip=clip)
+        page.locator(part).first.screenshot(path=str(DOC_IMAGES / f"{name}.png"))
 
 
 def type_text(page, text):
@@ -78,7 +79,7 @@ def test_an_admin_makes_publishes_and_changes_a_form_a_resident_answers(site, br
     page.get_by_role("link", name="新建表单").click()
     page.get_by_role("link", name="质量安全知识竞答").click()
     page.fill("#form_id", "lift-quiz")
-    picture(page, "workshop-new")
+    picture(page, "workshop-new", ".new-form")
     page.get_by_role("button", name="建立草稿").click()
     page.wait_for_url(f"{base}/admin/forms/lift-quiz/edit")
     page.wait_for_load_state()  # the new-form page has a #toml too: wait for the editor's
@@ -96,7 +97,7 @@ def test_an_admin_makes_publishes_and_changes_a_form_a_resident_answers(site, br
     selected = page.evaluate("(() => { const t = document.getElementById('toml'); "
                              "return t.value.slice(t.selectionStart, t.selectionEnd); })()")  # fmt: skip
     assert selected == WRONG_ANSWER
-    picture(page, "workshop-error", clip={"x": 0, "y": 0, "width": DESK["width"], "height": DESK["height"]})
+    picture(page, "workshop-error", ".editor")
     assert page.request.get(f"{base}/f/lift-quiz").status == 404
 
     # Fixed, renamed: the check passes and both previews show the new title at 360 px.
@@ -110,7 +111,7 @@ def test_an_admin_makes_publishes_and_changes_a_form_a_resident_answers(site, br
         assert inner.evaluate("window.innerWidth") == 360
         assert inner.evaluate("document.documentElement.scrollWidth") <= 360
         assert inner.evaluate("typeof window.htmx") == scripts  # the sandboxed preview runs no script
-    picture(page, "workshop-preview")
+    picture(page, "workshop-preview", ".workshop")
 
     # Published: every process serves it at once.
     page.get_by_role("button", name="发布").click()
