@@ -8,9 +8,11 @@ that explains them is docs/form-guide.zh.md.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import functools
 import hashlib
 import logging
+import mmap
 import os
 import re
 import threading
@@ -674,6 +676,48 @@ def check_forms(directory: Path) -> tuple[dict[str, Form], list[str]]:
     return forms, errors
 
 
+PUBLISHED_FILE = ".published"  # in the forms folder: the publish counter every server process maps
+
+
+class PublishCounter:
+    """A number in a small file that every server process maps into memory: publishing adds
+    one, and a process that sees it move looks at the forms folder again. Reading it is a
+    memory read, not a system call. Without a folder the server may write, there is no
+    counter (0), and other processes see a publish at their next look, within seconds."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._map: mmap.mmap | None = None
+        self.attach(create=True)
+
+    def attach(self, create: bool = False) -> None:
+        if self._map is not None:
+            return
+        try:
+            fd = os.open(self.path, os.O_RDWR | (os.O_CREAT if create else 0), 0o644)
+        except OSError:
+            return  # a folder the server may not write (or, not creating, no counter yet)
+        try:
+            if os.fstat(fd).st_size < 8:
+                os.ftruncate(fd, 8)  # zeros; a file of 8 bytes keeps its number
+            self._map = mmap.mmap(fd, 8)
+        except OSError as exc:
+            log.warning("no publish counter in %s (%s): other processes see a publish within seconds", self.path, exc)
+        finally:
+            os.close(fd)
+
+    def value(self) -> int:
+        return int.from_bytes(self._map[:8], "little") if self._map is not None else 0
+
+    def bump(self) -> None:
+        self.attach(create=True)
+        if self._map is None:
+            return
+        with self.path.open("rb") as lock:  # two processes publishing at once must not lose a count
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._map[:8] = (self.value() + 1).to_bytes(8, "little")
+
+
 class FormCatalog:
     """The forms the server offers, re-read when their files change.
 
@@ -683,7 +727,9 @@ class FormCatalog:
     campaign file changes, every form is re-read: its dates may come from the campaign.
 
     A form published from the workshop must be served by every server process at once: the
-    publishing process calls `reload`, and a process asked for an id it does not know looks
+    publishing process calls `published`, which moves the publish counter all processes read
+    from shared memory before answering (a memory read: no cost worth the name), and a
+    process asked for an id it does not know also looks
     at the folder again right away when files came or went since its last look (a listing of
     the folder), else at most every `unknown_rescan_seconds`, so a flood of made-up ids costs
     little. A known form costs nothing more than before.
@@ -702,6 +748,8 @@ class FormCatalog:
         self._next_scan = 0.0
         self._next_unknown_scan = 0.0
         self._folder_seen: frozenset[str] = frozenset()
+        self._counter = PublishCounter(directory / PUBLISHED_FILE)
+        self._counter_seen = -1
         self._scan()
 
     def get(self, form_id: str) -> Form | None:
@@ -734,9 +782,14 @@ class FormCatalog:
         return list(self._forms.values())
 
     def reload(self) -> None:
-        """Look at the folder now (after this process wrote a form file, or for an unknown id)."""
+        """Look at the folder now (for an unknown id, or after this process wrote a form file)."""
         with self._lock:
             self._scan()
+
+    def published(self) -> None:
+        """A form file was written: this process reloads, and every other one before it answers next."""
+        self._counter.bump()
+        self.reload()
 
     def broken(self) -> dict[str, list[str]]:
         """Form files that fail the check, by form id, with their error lines."""
@@ -755,7 +808,8 @@ class FormCatalog:
         return self._campaign_errors + forms
 
     def _maybe_rescan(self) -> None:
-        if time.monotonic() >= self._next_scan and self._lock.acquire(blocking=False):
+        due = time.monotonic() >= self._next_scan or self._counter.value() != self._counter_seen
+        if due and self._lock.acquire(blocking=False):
             try:
                 self._scan()
             finally:
@@ -763,6 +817,8 @@ class FormCatalog:
 
     def _scan(self) -> None:
         self._next_scan = time.monotonic() + self.rescan_seconds
+        self._counter.attach()
+        self._counter_seen = self._counter.value()
         self._folder_seen = self._folder_stamp()  # before the files: a file added meanwhile shows next time
         stamps: dict[Path, tuple[int, int, int]] = {}
         campaign_path = self.directory / CAMPAIGN_FILE

@@ -225,7 +225,7 @@ async def publish(request: Request, ctx: Ctx, user: CurrentUser, form_id: FromPa
             context = {"form_id": form_id, "text": text, "effects": effects, "title": form.title}
             return Template("admin/workshop_confirm.html", context=context | _page(user))
         workshop.publish(db, ctx.settings.forms, form_id, text, ctx.catalog.campaign, user.username)
-        ctx.catalog.reload()
+        ctx.catalog.published()
         return Redirect(f"/admin/forms?published={form_id}", status_code=303)
 
     try:
@@ -254,7 +254,7 @@ async def _change_window(request: Request, ctx: AppContext, user: User, form_id:
     def change() -> None:
         db, campaign = ctx.store.reader(), ctx.catalog.campaign
         workshop.change_window(db, ctx.settings.forms, form, campaign, user.username, action)
-        ctx.catalog.reload()
+        ctx.catalog.published()
 
     try:
         await anyio.to_thread.run_sync(change)

@@ -185,7 +185,7 @@ def test_publishing_writes_the_file_and_serves_it_at_once(office):
     assert (answer.status_code, answer.headers["location"]) == (303, "/admin/forms?published=lift")
     folder = office.app.state["context"].settings.forms
     assert (folder / "lift.toml").read_text(encoding="utf-8") == LIFT
-    assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == []  # no temporary file left
+    assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == [".published"]  # no temporary file left
     assert office.get("/f/lift").status_code == 200  # no rescan period to wait for
     assert workshop.get_draft(database(office), "lift") is None  # published: the draft is done with
     [version] = workshop.history(database(office), "lift")
@@ -370,6 +370,19 @@ def test_another_process_serves_a_just_published_form_without_waiting(tmp_path):
     assert other.get("lift") is None
     workshop.write_atomically(folder / "lift.toml", LIFT)
     assert other.get("lift").title == "电梯安全小调查"
+
+
+def test_another_process_serves_a_changed_form_without_waiting(tmp_path):
+    folder = tmp_path / "forms"
+    folder.mkdir()
+    (folder / "lift.toml").write_text(LIFT, encoding="utf-8")
+    publisher = FormCatalog(folder, rescan_seconds=3600)
+    other = FormCatalog(folder, rescan_seconds=3600)
+    assert (folder / ".published").stat().st_size == 8
+    for text in (LIFT.replace("小调查", "大调查"), LIFT.replace("小调查", "问卷")):
+        workshop.write_atomically(folder / "lift.toml", text)
+        publisher.published()
+        assert publisher.get("lift").title == other.get("lift").title == check_text("lift", text, None)[0].title
 
 
 def test_unknown_ids_rescan_at_most_every_so_often_and_known_ones_never(tmp_path, monkeypatch):
