@@ -688,6 +688,7 @@ class PublishCounter:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._map: mmap.mmap | None = None
+        self._number: memoryview | None = None  # the map as one unsigned 64-bit number: a read is an index
         self.attach(create=True)
 
     def attach(self, create: bool = False) -> None:
@@ -701,21 +702,22 @@ class PublishCounter:
             if os.fstat(fd).st_size < 8:
                 os.ftruncate(fd, 8)  # zeros; a file of 8 bytes keeps its number
             self._map = mmap.mmap(fd, 8)
+            self._number = memoryview(self._map).cast("Q")
         except OSError as exc:
             log.warning("no publish counter in %s (%s): other processes see a publish within seconds", self.path, exc)
         finally:
             os.close(fd)
 
     def value(self) -> int:
-        return int.from_bytes(self._map[:8], "little") if self._map is not None else 0
+        return self._number[0] if self._number is not None else 0
 
     def bump(self) -> None:
         self.attach(create=True)
-        if self._map is None:
+        if self._number is None:
             return
         with self.path.open("rb") as lock:  # two processes publishing at once must not lose a count
             fcntl.flock(lock, fcntl.LOCK_EX)
-            self._map[:8] = (self.value() + 1).to_bytes(8, "little")
+            self._number[0] = (self._number[0] + 1) % 2**64
 
 
 class FormCatalog:
