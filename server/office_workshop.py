@@ -44,6 +44,11 @@ def _page(user: User, **extra: Any) -> dict[str, Any]:
     return {"user": user, "section": "workshop", "csrf_field": CSRF_FIELD} | extra
 
 
+def _toml(data: dict[str, list[str]]) -> str:
+    """The posted form text, with the line ends a browser sends (CRLF) made plain newlines."""
+    return form_value(data, "toml").replace("\r\n", "\n")
+
+
 def _admin_only(user: User) -> None:
     if not user.is_admin:
         raise PermissionDeniedException("only an admin publishes")
@@ -121,7 +126,7 @@ def _new_page(user: User, templates: list, form_id: str, text: str, problem: str
 async def create_form(request: Request, ctx: Ctx, user: CurrentUser) -> Response[Any]:
     """A draft from the posted `form_id` and `toml` (the XLSForm import posts here too)."""
     data = await checked_form(request, user)
-    form_id, text = form_value(data, "form_id").strip(), form_value(data, "toml")
+    form_id, text = form_value(data, "form_id").strip(), _toml(data)
 
     def create() -> str:
         db = ctx.store.reader()
@@ -175,14 +180,14 @@ def editor_page(request: Request, ctx: Ctx, user: CurrentUser, form_id: FromPath
 async def check_draft(request: HTMXRequest, ctx: Ctx, user: CurrentUser, form_id: FromPath[str]) -> Template:
     """The problems of the text being typed (htmx, on a pause in typing)."""
     data = await checked_form(request, user)
-    _, problems = await anyio.to_thread.run_sync(check_text, form_id, form_value(data, "toml"), ctx.catalog.campaign)
+    _, problems = await anyio.to_thread.run_sync(check_text, form_id, _toml(data), ctx.catalog.campaign)
     return Template("admin/workshop_problems.html", context={"problems": problems})
 
 
 @post("/forms/{form_id:str}/edit", status_code=303)
 async def save_draft(request: Request, ctx: Ctx, user: CurrentUser, form_id: FromPath[str]) -> Response[Any]:
     data = await checked_form(request, user)
-    text = form_value(data, "toml")
+    text = _toml(data)
     await anyio.to_thread.run_sync(_source, ctx, form_id)  # only an existing form or draft is edited here
     try:
         await anyio.to_thread.run_sync(lambda: workshop.save_draft(ctx.store.reader(), form_id, text, user.username))
@@ -208,7 +213,7 @@ async def publish(request: Request, ctx: Ctx, user: CurrentUser, form_id: FromPa
     answers first shows what happens to them and asks to confirm."""
     data = await checked_form(request, user)
     _admin_only(user)
-    text = form_value(data, "toml")
+    text = _toml(data)
     confirmed = form_value(data, "confirm") == "yes"
 
     def run() -> Response[Any]:
@@ -339,7 +344,7 @@ async def preview_post(request: HTMXRequest, ctx: Ctx, user: CurrentUser, form_i
     data = await public.read_answers(request)  # the body is kept: checked_form reads it again
     if CSRF_FIELD in data:
         data = await checked_form(request, user)
-        return _preview(request, ctx, form_id, form_value(data, "toml"))
+        return _preview(request, ctx, form_id, _toml(data))
     form, _ = check_text(form_id, _source(ctx, form_id)[0], ctx.catalog.campaign)
     if form is None:
         return _preview(request, ctx, form_id, _source(ctx, form_id)[0])

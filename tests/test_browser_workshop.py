@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ADMIN_PASSWORD, ROOT, run, running_server
+from tests.test_accessibility import axe_problems
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, phone, shoot
 
 pytestmark = pytest.mark.browser
@@ -80,6 +81,7 @@ def test_an_admin_makes_publishes_and_changes_a_form_a_resident_answers(site, br
     page.get_by_role("link", name="质量安全知识竞答").click()
     page.fill("#form_id", "lift-quiz")
     picture(page, "workshop-new", ".new-form")
+    assert axe_problems(page) == []
     page.get_by_role("button", name="建立草稿").click()
     page.wait_for_url(f"{base}/admin/forms/lift-quiz/edit")
     page.wait_for_load_state()  # the new-form page has a #toml too: wait for the editor's
@@ -99,6 +101,7 @@ def test_an_admin_makes_publishes_and_changes_a_form_a_resident_answers(site, br
     assert selected == WRONG_ANSWER
     picture(page, "workshop-error", ".editor")
     assert page.request.get(f"{base}/f/lift-quiz").status == 404
+    assert axe_problems(page) == []
 
     # Fixed, renamed: the check passes and both previews show the new title at 360 px.
     fixed = quiz.replace('title = "质量安全知识竞答"', 'title = "电梯安全知识竞答"')
@@ -118,6 +121,7 @@ def test_an_admin_makes_publishes_and_changes_a_form_a_resident_answers(site, br
     page.wait_for_url(f"{base}/admin/forms?published=lift-quiz")
     assert "已发布" in page.locator("#form-lift-quiz").inner_text()
     picture(page, "workshop-list")
+    assert axe_problems(page) == []
 
     resident = phone(browser)
     form_page = resident.new_page()
@@ -150,8 +154,15 @@ def test_an_admin_makes_publishes_and_changes_a_form_a_resident_answers(site, br
     assert effects[0] == "已收到的 1 份答卷都会保留，内容不会被删除或修改。"
     assert any(removed_label in line and "导出时放在表格最后几列" in line for line in effects)
     picture(page, "workshop-confirm")
+    assert axe_problems(page) == []
     page.get_by_role("button", name="确认发布").click()
     page.wait_for_url(f"{base}/admin/forms?published=lift-quiz")
+
+    page.locator("#form-lift-quiz").get_by_role("link", name="历史版本").click()
+    page.wait_for_url(f"{base}/admin/forms/lift-quiz/history")
+    assert page.locator(".diff .diff-del").count() >= 8  # the removed question's lines
+    picture(page, "workshop-history")
+    assert axe_problems(page) == []
 
     exported = page.request.get(f"{base}/admin/forms/lift-quiz/export.csv")
     assert exported.status == 200

@@ -122,12 +122,20 @@ def test_workshop_routes_leave_the_results_page_where_it_was(office):
     assert listing.status_code == 200 and 'id="form-all-types"' in listing.text
 
 
-@pytest.mark.parametrize(
-    "path", ["/admin/forms", "/admin/forms/new", "/admin/forms/all-types/edit", "/admin/forms/all-types/preview"]
-)
-def test_workshop_pages_require_sign_in(office, path):
-    answer = office.get(path, follow_redirects=False)
-    assert (answer.status_code, answer.headers["location"]) == (303, "/admin/login")
+def workshop_routes():
+    for route in office_workshop.router.routes:
+        for method in sorted(route.methods - {"HEAD", "OPTIONS"}):
+            path = route.path.replace("{form_id:str}", "all-types").replace("{version_id:int}", "1")
+            yield method, path.replace("{field_name:str}", "q")
+
+
+@pytest.mark.parametrize("method, path", sorted(set(workshop_routes())))
+def test_every_workshop_page_requires_sign_in(office, method, path):
+    answer = office.request(method, path, follow_redirects=False)
+    if method == "GET":
+        assert (answer.status_code, answer.headers["location"]) == (303, "/admin/login")
+    else:
+        assert answer.status_code in (401, 403)
 
 
 # New forms and drafts -------------------------------------------------------------------
@@ -175,13 +183,34 @@ def test_staff_may_save_and_propose_drafts_but_not_publish(office):
     assert "草稿由 wang 保存于" in listing.text and "/admin/forms/all-types/close" not in listing.text
 
 
+def test_an_admin_discards_a_draft_and_the_published_form_stays(office):
+    token = signed_in(office)
+    create(office, token)
+    publish(office, token)
+    office.post("/admin/forms/lift/edit", data={"_csrf": token, "toml": LIFT.replace("小调查", "新调查")})
+    assert "未发布的草稿" in office.get("/admin/forms/lift/edit").text
+    discarded = office.post("/admin/forms/lift/discard", data={"_csrf": token, "toml": ""}, follow_redirects=False)
+    assert discarded.status_code == 303
+    assert workshop.get_draft(database(office), "lift") is None
+    editor = office.get("/admin/forms/lift/edit").text
+    assert "未发布的草稿" not in editor and "电梯安全小调查" in editor
+    assert ("boss", "discard-draft", "form lift") in audit(office)
+
+
+def test_staff_cannot_discard_a_draft(office):
+    token = signed_in(office, "wang")
+    create(office, token)
+    assert office.post("/admin/forms/lift/discard", data={"_csrf": token}).status_code == 403
+    assert workshop.get_draft(database(office), "lift") is not None
+
+
 # Publishing -----------------------------------------------------------------------------
 
 
 def test_publishing_writes_the_file_and_serves_it_at_once(office):
     token = signed_in(office)
     create(office, token)
-    answer = publish(office, token)
+    answer = publish(office, token, text=LIFT.replace("\n", "\r\n"))  # as a browser posts a textarea
     assert (answer.status_code, answer.headers["location"]) == (303, "/admin/forms?published=lift")
     folder = office.app.state["context"].settings.forms
     assert (folder / "lift.toml").read_text(encoding="utf-8") == LIFT
@@ -190,6 +219,8 @@ def test_publishing_writes_the_file_and_serves_it_at_once(office):
     assert workshop.get_draft(database(office), "lift") is None  # published: the draft is done with
     [version] = workshop.history(database(office), "lift")
     assert (version.toml, version.action, version.by) == (LIFT, "publish", "boss")
+    assert publish(office, token, text=LIFT + "\r\n").status_code == 303
+    assert [v.action for v in workshop.history(database(office), "lift")] == ["publish", "publish"]  # no "found"
     assert any(
         action == "publish-form" and detail.startswith("form lift version ") for _, action, detail in audit(office)
     )
