@@ -292,11 +292,10 @@ class Problem(msgspec.Struct, frozen=True):
 def check_text(form_id: str, text: str, campaign: Campaign | None) -> tuple[Form | None, list[Problem]]:
     """Check a form's TOML text as `load_form` checks a file: the form, or its problems with
     their lines. `campaign` is the forms folder's (a date may say "campaign.starts")."""
-    source = f"{form_id}.toml"
     try:
-        raw = parse_toml(text, source)
+        raw = parse_toml(text)
     except TomlFileError as exc:
-        return None, [Problem(str(exc).removeprefix(f"{source}: "), exc.line)]
+        return None, [Problem(exc.message, exc.line)]
     messages: list[str] = []
     try:
         form = _build_form(form_id, raw, messages, lambda: campaign)

@@ -363,8 +363,11 @@ def diff(old: str, new: str) -> list[DiffLine]:
     for line in difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=3):
         if line.startswith(("---", "+++")):
             continue
-        kind = "@" if line.startswith("@@") else line[:1] or " "
-        result.append(DiffLine(kind, line if kind == "@" else line[1:]))
+        if line.startswith("@@"):  # "@@ -121,12 +121,3 @@": where the change is, in words
+            start = re.match(r"@@ -\d+(?:,\d+)? \+(\d+)", line)
+            result.append(DiffLine("@", f"第 {start.group(1) if start else '?'} 行起："))
+            continue
+        result.append(DiffLine(line[:1] or " ", line[1:]))
     return result
 
 
