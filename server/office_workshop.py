@@ -326,7 +326,8 @@ def _preview(request: Request, ctx: AppContext, form_id: str, text: str) -> Resp
     if form is None:
         response: Response[Any] = Template("admin/workshop_preview_broken.html", context={"problems": problems})
     else:
-        response = public.show_form(request, _preview_target(form))
+        # With a value, the page is drawn afresh, not kept among the residents' cached blank pages.
+        response = public.show_form(request, _preview_target(form), values={"_preview": []})
     response.headers.update(PREVIEW_HEADERS)
     return response
 

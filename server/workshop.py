@@ -158,7 +158,11 @@ def publish(
         if action == "publish":
             db.execute("DELETE FROM form_drafts WHERE form_id = ?", [form_id])
         accounts.log_action(db, username, f"{action}-form", f"form {form_id} version {form.version}")
-        write_atomically(form_path(forms_dir, form_id), text)  # inside: a failed write rolls back the history
+        try:  # inside the transaction: a failed write leaves no history of it
+            write_atomically(form_path(forms_dir, form_id), text)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise WorkshopError(f"无法写入表单文件 {form_id}.toml（{reason}），请联系管理服务器的同事") from None
     return form
 
 

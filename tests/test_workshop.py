@@ -247,6 +247,21 @@ def test_a_broken_draft_never_changes_what_residents_see(office):
     assert "未发布的草稿" in editor.text and '<span class="bad">11</span>' in editor.text
 
 
+def test_a_folder_that_cannot_be_written_is_a_chinese_message_and_no_history(office, monkeypatch):
+    token = signed_in(office)
+    create(office, token)
+
+    def full_disk(path, text):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(workshop, "write_atomically", full_disk)
+    answer = publish(office, token)
+    assert answer.status_code == 422 and "无法写入表单文件 lift.toml（No space left on device）" in answer.text
+    assert workshop.history(database(office), "lift") == []
+    assert workshop.get_draft(database(office), "lift").toml == LIFT  # the draft is kept
+    assert not any(action == "publish-form" for _, action, _ in audit(office))
+
+
 def test_a_file_edited_on_disk_is_kept_in_history_before_it_is_replaced(office):
     token = signed_in(office)
     folder = office.app.state["context"].settings.forms
