@@ -161,7 +161,7 @@ def test_an_admin_makes_publishes_and_changes_a_form_a_resident_answers(site, br
     page.locator("#form-lift-quiz").get_by_role("link", name="历史版本").click()
     page.wait_for_url(f"{base}/admin/forms/lift-quiz/history")
     assert page.locator(".diff .diff-del").count() >= 8  # the removed question's lines
-    picture(page, "workshop-history")
+    picture(page, "workshop-history", ".admin")
     assert axe_problems(page) == []
 
     exported = page.request.get(f"{base}/admin/forms/lift-quiz/export.csv")
