@@ -117,7 +117,9 @@ def new_form_page(request: Request, ctx: Ctx, user: CurrentUser) -> Template:
     return _new_page(user, templates, form_id, text, "", 200)
 
 
-def _new_page(user: User, templates: list, form_id: str, text: str, problem: str, status: int) -> Template:
+def _new_page(
+    user: User, templates: list[workshop.FormTemplate], form_id: str, text: str, problem: str, status: int
+) -> Template:
     context = {"templates": templates, "form_id": form_id, "text": text, "problem": problem}
     return Template("admin/workshop_new.html", context=context | _page(user), status_code=status)
 

@@ -375,17 +375,17 @@ def diff(old: str, new: str) -> list[DiffLine]:
     return result
 
 
-class Template(msgspec.Struct, frozen=True):
+class FormTemplate(msgspec.Struct, frozen=True):
     form_id: str
     title: str
     toml: str
 
 
-def bundled_templates(folder: Path) -> list[Template]:
+def bundled_templates(folder: Path) -> list[FormTemplate]:
     """The product's own forms as starting points (not the office's event report)."""
     forms, _ = check_forms(folder)
     return [
-        Template(form.id, form.title, form_path(folder, form.id).read_text(encoding="utf-8"))
+        FormTemplate(form.id, form.title, form_path(folder, form.id).read_text(encoding="utf-8"))
         for form in forms.values()
         if form.is_public
     ]

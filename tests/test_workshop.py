@@ -92,6 +92,16 @@ def test_a_field_with_a_bad_name_is_found_by_its_place():
     assert problems[0].message.startswith("第 2 个字段")
 
 
+def test_lines_inside_a_multiline_string_are_not_mistaken_for_fields():
+    text = LIFT.replace(
+        'kind = "general"',
+        'kind = "general"\ndescription = """\n说明：\n[[fields]]\nname = "worry"\n"""\ncloses = 2026-01-01',
+    )
+    text = text.replace("show_if = 'building == \"yes\"'", "show_if = 'building == 1'")
+    [problem] = check_text("lift", text, None)[1]
+    assert (problem.line, problem.field) == (21, "worry")  # the real field's show_if, not the description's lines
+
+
 def test_the_check_endpoint_answers_in_chinese_at_the_line(office):
     token = signed_in(office)
     create(office, token)
