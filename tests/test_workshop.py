@@ -3,6 +3,7 @@ previews, publishing, history, closing early; and the catalog seeing a publish a
 
 import datetime as dt
 import re
+import shutil
 
 import pytest
 
@@ -459,3 +460,37 @@ def test_unknown_ids_rescan_at_most_every_so_often_and_known_ones_never(tmp_path
     assert catalog.get("../etc/passwd") is None and scans == []  # not even an id: never a scan
     workshop.write_atomically(folder / "quiz.toml", LIFT)
     assert catalog.get("quiz") is not None and scans == [1]  # a new file: looked at once more
+
+
+def test_both_server_processes_serve_a_publish_at_once(tmp_path):
+    """A real `serve --workers 2`: right after a publish (and a close), every new connection,
+    whichever process takes it, answers with the new state; no waiting for a rescan."""
+    import httpx
+
+    from tests.conftest import TEST_FORMS, run, running_server
+
+    shutil.copytree(TEST_FORMS, tmp_path / "forms")
+    assert (
+        run("user", "add", "boss", "--role", "admin", input=ADMIN_PASSWORD.encode() + b"\n", cwd=tmp_path).returncode
+        == 0
+    )
+    with running_server(tmp_path, "--workers", "2") as port:
+        base = f"http://127.0.0.1:{port}"
+
+        def statuses(path):
+            return {httpx.get(base + path, headers={"Connection": "close"}).status_code for _ in range(30)}
+
+        assert statuses("/f/lift") == {404}
+        with httpx.Client(base_url=base) as office:
+            page = office.get("/admin/login")
+            login = re.search(r'name="_csrf" value="([^"]+)"', page.text).group(1)
+            office.post("/admin/login", data={"_csrf": login, "username": "boss", "password": ADMIN_PASSWORD})
+            token = re.search(r'name="_csrf" value="([^"]+)"', office.get("/admin/forms").text).group(1)
+            assert (
+                office.post("/admin/forms/new", data={"_csrf": token, "form_id": "lift", "toml": LIFT}).status_code
+                == 303
+            )
+            assert office.post("/admin/forms/lift/publish", data={"_csrf": token, "toml": LIFT}).status_code == 303
+            assert statuses("/f/lift") == {200}
+            assert office.post("/admin/forms/lift/close", data={"_csrf": token}).status_code == 303
+            assert statuses("/f/lift") == {410}
