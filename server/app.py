@@ -19,7 +19,18 @@ from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
-from server import downloads, office, office_import, office_photos, office_reports, offline, posters, public, signin
+from server import (
+    downloads,
+    office,
+    office_import,
+    office_photos,
+    office_reports,
+    office_workshop,
+    offline,
+    posters,
+    public,
+    signin,
+)
 from server.accounts import secret_key
 from server.clock import chinese_date
 from server.context import Context
@@ -102,6 +113,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             office_photos.router,
             office_import.router,
             office_reports.router,
+            office_workshop.router,
             downloads.router,
             static_router,
         ],

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import fcntl
 import functools
 import hashlib
 import logging
+import mmap
+import os
 import re
 import threading
 import time
@@ -26,6 +29,7 @@ from server.campaign import CAMPAIGN_FILE, Campaign, CampaignError, load_campaig
 from server.clock import CHINA, now
 from server.errors import InputError
 from server.expressions import Compare, Condition, Contains, ExpressionError
+from server.toml_lines import TextMap, locate
 from server.tomlfile import TomlFileError, parse_toml, read_toml
 
 log = logging.getLogger(__name__)
@@ -282,20 +286,38 @@ def load_form(path: Path, campaign: Campaign | None = None) -> Form:
     return form
 
 
-def parse_form(form_id: str, text: str, campaign: Campaign | None = None) -> Form:
-    """A form from TOML text that is not (yet) a file, e.g. an XLSForm import: checked as
-    `load_form` checks a file; FormError's messages then name no file."""
+class Problem(msgspec.Struct, frozen=True):
+    """One thing wrong with a form's text, and where: the workshop's editor marks the line."""
+
+    message: str
+    line: int | None = None  # 1-based; None when it is about the whole form (a missing key)
+    field: str | None = None  # the question's name, when the problem is one question's
+
+
+def check_text(form_id: str, text: str, campaign: Campaign | None) -> tuple[Form | None, list[Problem]]:
+    """Check a form's TOML text as `load_form` checks a file: the form, or its problems with
+    their lines. `campaign` is the forms folder's (a date may say "campaign.starts")."""
     try:
         raw = parse_toml(text)
     except TomlFileError as exc:
-        raise FormError([exc.message]) from None
-    problems: list[str] = []
+        return None, [Problem(exc.message, exc.line)]
+    messages: list[str] = []
     try:
-        form = _build_form(form_id, raw, problems, lambda: campaign)
+        form = _build_form(form_id, raw, messages, lambda: campaign)
     except RecursionError:
-        raise FormError(["设置项嵌套太深"]) from None
-    if problems or form is None:
-        raise FormError(problems)
+        return None, [Problem("设置项嵌套太深")]
+    if form is not None and not messages:
+        return form, []
+    text_map = TextMap(text)
+    return None, [Problem(message, *locate(text_map, message)) for message in messages]
+
+
+def parse_form(form_id: str, text: str, campaign: Campaign | None = None) -> Form:
+    """A form from TOML text that is not (yet) a file, e.g. an XLSForm import: checked as
+    `load_form` checks a file; FormError's messages then name no file."""
+    form, problems = check_text(form_id, text, campaign)
+    if form is None:
+        raise FormError([problem.message for problem in problems])
     return form
 
 
@@ -719,34 +741,127 @@ def check_forms(directory: Path) -> tuple[dict[str, Form], list[str]]:
     return forms, errors
 
 
+PUBLISHED_FILE = ".published"  # in the forms folder: the publish counter every server process maps
+
+
+class PublishCounter:
+    """A number in a small file that every server process maps into memory: publishing adds
+    one, and a process that sees it move looks at the forms folder again. Reading it is a
+    memory read, not a system call. Without a folder the server may write, there is no
+    counter (0), and other processes see a publish at their next look, within seconds."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._map: mmap.mmap | None = None
+        self._number: memoryview | None = None  # the map as one unsigned 64-bit number: a read is an index
+        self.attach(create=True)
+
+    def attach(self, create: bool = False) -> None:
+        if self._map is not None:
+            return
+        try:
+            fd = os.open(self.path, os.O_RDWR | (os.O_CREAT if create else 0), 0o644)
+        except OSError:
+            return  # a folder the server may not write (or, not creating, no counter yet)
+        try:
+            if os.fstat(fd).st_size < 8:
+                os.ftruncate(fd, 8)  # zeros; a file of 8 bytes keeps its number
+            self._map = mmap.mmap(fd, 8)
+            self._number = memoryview(self._map).cast("Q")
+        except OSError as exc:
+            log.warning("no publish counter in %s (%s): other processes see a publish within seconds", self.path, exc)
+        finally:
+            os.close(fd)
+
+    def value(self) -> int:
+        return self._number[0] if self._number is not None else 0
+
+    def bump(self) -> None:
+        self.attach(create=True)
+        if self._number is None:
+            return
+        with self.path.open("rb") as lock:  # two processes publishing at once must not lose a count
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._number[0] = (self._number[0] + 1) % 2**64
+
+
 class FormCatalog:
     """The forms the server offers, re-read when their files change.
 
     Authors edit files while the server runs, so the folder is looked at again at
-    most every `rescan_seconds`; only files whose size or time changed are re-read.
+    most every `rescan_seconds`; only files whose size, time or inode changed are re-read.
     A broken file is logged and left out; the other forms keep serving. When the
     campaign file changes, every form is re-read: its dates may come from the campaign.
+
+    A form published from the workshop must be served by every server process at once: the
+    publishing process calls `published`, which moves the publish counter all processes read
+    from shared memory before answering (a memory read: no cost worth the name), and a
+    process asked for an id it does not know also looks
+    at the folder again right away when files came or went since its last look (a listing of
+    the folder), else at most every `unknown_rescan_seconds`, so a flood of made-up ids costs
+    little. A known form costs nothing more than before.
     """
 
-    def __init__(self, directory: Path, rescan_seconds: float = 2.0) -> None:
+    def __init__(self, directory: Path, rescan_seconds: float = 2.0, unknown_rescan_seconds: float = 0.2) -> None:
         self.directory = directory
         self.rescan_seconds = rescan_seconds
+        self.unknown_rescan_seconds = unknown_rescan_seconds
         self._lock = threading.Lock()
-        self._stamps: dict[Path, tuple[int, int]] = {}
+        self._stamps: dict[Path, tuple[int, int, int]] = {}
         self._results: dict[Path, Form | list[str]] = {}
         self._forms: dict[str, Form] = {}
         self._campaign: Campaign | None = None
         self._campaign_errors: list[str] = []
         self._next_scan = 0.0
+        self._next_unknown_scan = 0.0
+        self._folder_seen: frozenset[str] = frozenset()
+        self._counter = PublishCounter(directory / PUBLISHED_FILE)
+        self._counter_seen = -1
         self._scan()
 
     def get(self, form_id: str) -> Form | None:
         self._maybe_rescan()
-        return self._forms.get(form_id)
+        form = self._forms.get(form_id)
+        if form is None and FORM_ID.match(form_id) and self._worth_a_look():
+            self.reload()
+            form = self._forms.get(form_id)
+        return form
+
+    def _worth_a_look(self) -> bool:
+        """For an unknown id: whether files came or went in the folder since the last look
+        (its names, listed: a publish renames a new file into it; the folder's time would
+        miss two changes in one clock tick), or the last look is a while ago."""
+        if self._folder_stamp() != self._folder_seen:
+            return True
+        if time.monotonic() >= self._next_unknown_scan:
+            self._next_unknown_scan = time.monotonic() + self.unknown_rescan_seconds
+            return True
+        return False
+
+    def _folder_stamp(self) -> frozenset[str]:
+        try:
+            return frozenset(os.listdir(self.directory))
+        except OSError:
+            return frozenset()
 
     def all(self) -> list[Form]:
         self._maybe_rescan()
         return list(self._forms.values())
+
+    def reload(self) -> None:
+        """Look at the folder now (for an unknown id, or after this process wrote a form file)."""
+        with self._lock:
+            self._scan()
+
+    def published(self) -> None:
+        """A form file was written: this process reloads, and every other one before it answers next."""
+        self._counter.bump()
+        self.reload()
+
+    def broken(self) -> dict[str, list[str]]:
+        """Form files that fail the check, by form id, with their error lines."""
+        self._maybe_rescan()
+        return {p.stem: r for p, r in sorted(self._results.items()) if isinstance(r, list)}
 
     @property
     def campaign(self) -> Campaign | None:
@@ -760,7 +875,8 @@ class FormCatalog:
         return self._campaign_errors + forms
 
     def _maybe_rescan(self) -> None:
-        if time.monotonic() >= self._next_scan and self._lock.acquire(blocking=False):
+        due = time.monotonic() >= self._next_scan or self._counter.value() != self._counter_seen
+        if due and self._lock.acquire(blocking=False):
             try:
                 self._scan()
             finally:
@@ -768,14 +884,18 @@ class FormCatalog:
 
     def _scan(self) -> None:
         self._next_scan = time.monotonic() + self.rescan_seconds
-        stamps: dict[Path, tuple[int, int]] = {}
+        self._counter.attach()
+        self._counter_seen = self._counter.value()
+        self._folder_seen = self._folder_stamp()  # before the files: a file added meanwhile shows next time
+        stamps: dict[Path, tuple[int, int, int]] = {}
         campaign_path = self.directory / CAMPAIGN_FILE
         for path in [*form_files(self.directory), campaign_path]:
             try:
                 stat = path.stat()
             except OSError:
                 continue
-            stamps[path] = (stat.st_mtime_ns, stat.st_size)
+            # The inode too: a file published by renaming a new one over it may keep size and time.
+            stamps[path] = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
         if stamps == self._stamps:
             return
         results = {p: r for p, r in self._results.items() if stamps.get(p) == self._stamps.get(p)}

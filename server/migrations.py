@@ -249,6 +249,34 @@ def report_save_keys(db: Database) -> None:
     )
 
 
+@migration
+def keep_form_drafts(db: Database) -> None:
+    # The form workshop: a form's text being edited in the office (one draft per form) and
+    # every text that was published, in the database so that backups carry them. The live
+    # definition is still forms/<id>.toml; publishing writes it and adds a row to history.
+    db.execute(
+        """
+        CREATE TABLE form_drafts (
+            form_id TEXT PRIMARY KEY,
+            toml TEXT NOT NULL,
+            saved_by TEXT NOT NULL,          -- an admin, or a staff/county account proposing it
+            saved_at TEXT NOT NULL           -- ISO 8601, +08:00
+        )"""
+    )
+    db.execute(
+        """
+        CREATE TABLE form_history (
+            id INTEGER PRIMARY KEY,
+            form_id TEXT NOT NULL,
+            toml TEXT NOT NULL,
+            action TEXT NOT NULL,            -- publish, close, reopen, found (a file not published here)
+            by TEXT NOT NULL,
+            at TEXT NOT NULL                 -- ISO 8601, +08:00
+        )"""
+    )
+    db.execute("CREATE INDEX form_history_by_form ON form_history (form_id, id)")
+
+
 def migrate(db: Database) -> list[str]:
     """Apply the steps this database has not had yet; return their names."""
     db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")

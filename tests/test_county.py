@@ -155,7 +155,12 @@ def admin_routes(client) -> list[tuple[str, str]]:
 def targets(campaign: Campaign) -> list[dict[str, str]]:
     """Values for every path parameter an office route takes: one set per kind of thing."""
     return [
-        {"form_id": "all-types", "code": campaign.event, "response_id": str(campaign.response), "field_name": "summary"},
+        {
+            "form_id": "all-types",
+            "code": campaign.event,
+            "response_id": str(campaign.response),
+            "field_name": "summary",
+        },
         {
             "form_id": "photo-report",
             "code": campaign.photo_event,

@@ -27,6 +27,7 @@ from server.clock import now
 from tests.bench import serving, video_upload, writes
 from tests.bench.answers import form, variety
 from tests.bench.backup import backup_figures
+from tests.bench.catalog import catalog_rows
 from tests.bench.events import EventFigures
 from tests.bench.exporting import export_against_sqlite
 from tests.bench.mixed import mixed_load, mixed_rows
@@ -282,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
         busy = mixed_load(work / "mixed", args.seconds, args.responses, DEFAULT_WORKERS)
         rows += mixed_rows(busy)
         print("  busy evening measured", file=sys.stderr, flush=True)
+
+        rows += catalog_rows(work)  # the form workshop: publish reaches every process
 
         # Workers: is more than one process faster?
         worker_rows = []
