@@ -160,6 +160,7 @@ def targets(campaign: Campaign) -> list[dict[str, str]]:
             "code": campaign.event,
             "response_id": str(campaign.response),
             "field_name": "summary",
+            "version_id": "1",
         },
         {
             "form_id": "photo-report",
