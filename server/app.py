@@ -19,7 +19,7 @@ from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
-from server import downloads, office, office_photos, offline, posters, public, signin
+from server import api, downloads, office, office_data, office_photos, offline, posters, public, signin
 from server.accounts import secret_key
 from server.clock import chinese_date
 from server.context import Context
@@ -29,6 +29,7 @@ from server.ratelimit import RateLimiter
 from server.settings import Settings, load_settings
 from server.signin import NO_STORE
 from server.storage import Store
+from server.webhooks import Sender
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "templates"
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     if not (VENDOR / "htmx.min.js").is_file():
         log.warning("htmx is not installed (run `npm ci`); pages work without it, only less smoothly")
     assets = Assets(STATIC, VENDOR)
+    sender = Sender(settings.db, first_retry=settings.webhook_retry, timeout=settings.webhook_timeout)
 
     def configure_jinja(engine: JinjaTemplateEngine) -> None:
         engine.engine.globals.update(asset_url=assets.url, kind_labels=KIND_LABELS)
@@ -101,6 +103,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             office.router,
             office_photos.router,
             downloads.router,
+            *api.ROUTES,
+            office_data.router,
             static_router,
         ],
         dependencies={"ctx": Provide(lambda: context, use_cache=True, sync_to_thread=False)},
@@ -108,8 +112,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         template_config=TemplateConfig(
             directory=TEMPLATES, engine=JinjaTemplateEngine, engine_callback=configure_jinja
         ),
-        on_startup=[context.store.start, _freeze_startup_objects],
-        on_shutdown=[context.store.close],
+        on_startup=[context.store.start, sender.start, _freeze_startup_objects],
+        on_shutdown=[sender.close, context.store.close],
         compression_config=CompressionConfig(
             backend="gzip", gzip_compress_level=6, minimum_size=500, exclude_opt_key=downloads.SKIP_COMPRESSION
         ),

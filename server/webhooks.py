@@ -1,0 +1,436 @@
+"""Webhooks: where responses are sent, the outbox of messages, and the sender that empties it.
+
+A message is written by a trigger (migrations.send_data_out) in the very transaction that
+stores its response, so a crash can neither lose one nor invent one. The `Sender` runs in
+every server process: it claims due messages with a lease (one statement, so two processes
+never send the same message at once), POSTs them signed, and records each attempt. Any
+failure — a timeout, a refused or reset connection, any status but 2xx — is retried with
+a doubling delay (10 s, 20 s, … at most an hour) until three days have passed, then the
+message is marked failed; the office can send it again. Receivers dedupe by `X-QF-Delivery`:
+a message may arrive twice (a crash between sending and recording), never zero times.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import hmac
+import http.client
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+import msgspec
+from sqlite_utils import Database
+
+from server import dataout, wecom
+from server.campaign import county_named
+from server.clock import now
+from server.results import personal_fields_of
+from server.storage import connect, transaction
+
+log = logging.getLogger(__name__)
+
+Format = Literal["json", "wecom"]
+FORMATS = ("json", "wecom")
+FIRST_RETRY = 10  # seconds; doubles after each failure
+MAX_RETRY = 3600
+GIVE_UP_AFTER = dt.timedelta(days=3)
+TIMEOUT = 10  # seconds per connect or read
+SENDERS = 8  # messages sent at once (one slow receiver must not hold up the others)
+POLL = 1.0  # seconds between looks at the outbox when it has nothing due
+LEASE = dt.timedelta(minutes=5)  # a claimed message is another sender's again after this
+DEAD_OWNERS_EVERY = 30.0  # seconds between looks for leases held by processes that died
+MAX_ANSWER_BYTES = 64 * 1024
+HOST = socket.gethostname()
+
+
+class WebhookError(ValueError):
+    """A webhook that cannot be added or changed as asked; the message is for a person."""
+
+
+class Webhook(msgspec.Struct, frozen=True):
+    id: int
+    url: str
+    format: str
+    form_id: str | None
+    secret: str
+    personal: bool
+    county: str
+    hour: int | None
+    created_by: str
+    created_at: str
+
+
+class Attempt(msgspec.Struct, frozen=True):
+    at: str
+    status_code: int | None
+    error: str
+    milliseconds: int
+
+
+class Message(msgspec.Struct, frozen=True):
+    id: int
+    webhook_id: int
+    delivery: str
+    status: str
+    attempts: int
+    next_at: str
+    last_error: str
+    created_at: str
+    sent_at: str | None
+    log: list[Attempt] = []
+
+
+_WEBHOOK_COLUMNS = "id, url, format, form_id, secret, personal, county, hour, created_by, created_at"
+
+
+def _webhook(row: tuple) -> Webhook:
+    return Webhook(row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6], row[7], row[8], row[9])
+
+
+def add_webhook(
+    db: Database,
+    url: str,
+    *,
+    form_id: str | None,
+    created_by: str,
+    format: str = "json",
+    secret: str = "",
+    personal: bool = False,
+    county: str = "",
+    hour: int | None = None,
+) -> Webhook:
+    """Check and store a webhook; json needs a form and a secret, wecom an hour (default 20)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise WebhookError(f"地址 {url!r} 不对，应以 http:// 或 https:// 开头")
+    if format not in FORMATS:
+        raise WebhookError(f"格式应为 {' 或 '.join(FORMATS)}")
+    if format == "json" and (not form_id or not secret):
+        raise WebhookError("json 格式需要表单（--form）和签名密钥（--secret）")
+    if format == "json" and len(secret) < 16:
+        raise WebhookError("签名密钥至少 16 个字符")
+    if county:
+        county = county_named(county) or ""
+        if not county:
+            raise WebhookError("市县不是海南省的市县")
+    if format == "wecom":
+        hour = 20 if hour is None else hour
+        if not 0 <= hour <= 23:
+            raise WebhookError("发送时间应为 0 到 23 点")
+    else:
+        hour, county = None, ""
+    with transaction(db):
+        row = db.execute(
+            f"""INSERT INTO webhooks (url, format, form_id, secret, personal, county, hour, created_by, created_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {_WEBHOOK_COLUMNS}""",
+            [url, format, form_id, secret, int(personal), county, hour, created_by, now().isoformat()],
+        ).fetchone()
+    return _webhook(row)
+
+
+def list_webhooks(db: Database) -> list[Webhook]:
+    return [_webhook(r) for r in db.execute(f"SELECT {_WEBHOOK_COLUMNS} FROM webhooks ORDER BY id")]
+
+
+def get_webhook(db: Database, webhook_id: int) -> Webhook | None:
+    row = db.execute(f"SELECT {_WEBHOOK_COLUMNS} FROM webhooks WHERE id = ?", [webhook_id]).fetchone()
+    return _webhook(row) if row else None
+
+
+def remove_webhook(db: Database, webhook_id: int) -> Webhook:
+    """Delete a webhook with its messages and their log: nothing more is sent there."""
+    with transaction(db):
+        found = get_webhook(db, webhook_id)
+        if found is None:
+            raise WebhookError(f"没有编号为 {webhook_id} 的推送地址")
+        db.execute("DELETE FROM webhooks WHERE id = ?", [webhook_id])
+    return found
+
+
+def message_counts(db: Database) -> dict[int, dict[str, int]]:
+    """Webhook id -> status -> number of messages."""
+    counts: dict[int, dict[str, int]] = {}
+    for webhook_id, status, n in db.execute(
+        "SELECT webhook_id, status, count(*) FROM webhook_messages GROUP BY webhook_id, status"
+    ):
+        counts.setdefault(webhook_id, {})[status] = n
+    return counts
+
+
+def recent_messages(db: Database, status: str = "", limit: int = 50) -> list[Message]:
+    """The newest messages (of one status, when given), each with its attempts."""
+    where, params = ("WHERE status = ?", [status]) if status else ("", [])
+    rows = db.execute(
+        f"""SELECT id, webhook_id, delivery, status, attempts, next_at, last_error, created_at, sent_at
+            FROM webhook_messages {where} ORDER BY id DESC LIMIT ?""",
+        [*params, limit],
+    ).fetchall()
+    messages = [Message(*row) for row in rows]
+    logs: dict[int, list[Attempt]] = {}
+    if messages:
+        ids = [m.id for m in messages]
+        for message_id, *attempt in db.execute(
+            f"""SELECT message_id, at, status_code, error, milliseconds FROM webhook_attempts
+                WHERE message_id IN ({", ".join("?" * len(ids))}) ORDER BY rowid""",
+            ids,
+        ):
+            logs.setdefault(message_id, []).append(Attempt(*attempt))
+    return [msgspec.structs.replace(m, log=logs.get(m.id, [])) for m in messages]
+
+
+def resend(db: Database, message_id: int) -> str:
+    """Queue a message again at once, with three more days of retries; returns its delivery key."""
+    moment = now()
+    with transaction(db):
+        row = db.execute(
+            """UPDATE webhook_messages SET status = 'pending', next_at = ?, give_up_at = ?,
+                   lease_owner = NULL, lease_until = NULL
+               WHERE id = ? RETURNING delivery""",
+            [moment.isoformat(), (moment + GIVE_UP_AFTER).isoformat(), message_id],
+        ).fetchone()
+    if row is None:
+        raise WebhookError(f"没有编号为 {message_id} 的推送消息")
+    return str(row[0])
+
+
+def signature(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def retry_delay(failures: int, first: float = FIRST_RETRY) -> float:
+    """Seconds to wait after the n-th failure (1, 2, …): first, doubling, at most an hour."""
+    return min(first * 2 ** min(failures - 1, 30), MAX_RETRY)
+
+
+# Sending --------------------------------------------------------------------------------
+
+
+class Claimed(msgspec.Struct, frozen=True):
+    id: int
+    webhook: Webhook
+    delivery: str
+    response_id: int | None
+    body: str | None
+    attempts: int
+    give_up_at: str
+
+
+class Outcome(msgspec.Struct, frozen=True):
+    status_code: int | None
+    error: str  # "" when delivered
+    milliseconds: int
+    final: bool = False  # no use trying again
+
+
+class Sender:
+    """Empties the outbox: in a thread of each server process, or one round at a time in tests."""
+
+    def __init__(self, path: Path, first_retry: float = FIRST_RETRY, timeout: float = TIMEOUT) -> None:
+        self.path = path
+        self.first_retry = first_retry
+        self.timeout = timeout
+        self.owner = f"{HOST}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="quality-forms-webhooks", daemon=True)
+        self._pool = ThreadPoolExecutor(SENDERS, thread_name_prefix="quality-forms-webhook-post")
+        self._dead_checked = -DEAD_OWNERS_EVERY
+
+    def start(self) -> None:
+        self.owner = f"{HOST}:{os.getpid()}:{secrets.token_hex(4)}"  # granian forks after the app is made
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            # A send in flight may take TIMEOUT; its message's lease is released by the next
+            # process to look (its owner is gone), and the receiver dedupes a second copy.
+            self._thread.join(timeout=2)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _run(self) -> None:
+        db = self._connect()
+        try:
+            while not self._stop.is_set():
+                try:
+                    sent = self.run_once(db)
+                except Exception:  # the database was busy or broken: try again shortly
+                    log.exception("webhook sender round failed")
+                    sent = 0
+                if not sent:
+                    self._stop.wait(POLL)
+        finally:
+            db.conn.close()
+
+    def _connect(self) -> Database:
+        db = connect(self.path, check_same_thread=False)
+        # A lost status update only means a message is sent again (receivers dedupe), so the
+        # sender's commits skip the fsync that residents' submissions wait for.
+        db.execute("PRAGMA synchronous = NORMAL")
+        return db
+
+    def run_once(self, db: Database | None = None) -> int:
+        """One round: queue due daily summaries, claim due messages, send them; returns how many."""
+        if db is None:
+            db = self._connect()
+            with contextlib.closing(db.conn):
+                return self.run_once(db)
+        if not db.execute("SELECT 1 FROM webhooks LIMIT 1").fetchone():
+            return 0
+        wecom.queue_due_summaries(db, now())
+        if time.monotonic() - self._dead_checked >= DEAD_OWNERS_EVERY:
+            self._dead_checked = time.monotonic()
+            release_dead_leases(db)
+        claimed = claim(db, self.owner, SENDERS)
+        if not claimed:
+            return 0
+        bodies = [self._body(db, message) for message in claimed]
+        outcomes = list(
+            self._pool.map(
+                lambda pair: pair[1] if isinstance(pair[1], Outcome) else self._post(pair[0], pair[1]),
+                zip(claimed, bodies, strict=True),
+            )
+        )
+        record(db, self.owner, claimed, outcomes, self.first_retry)
+        return len(claimed)
+
+    def _body(self, db: Database, message: Claimed) -> bytes | Outcome:
+        """What to send, or the outcome when there is nothing to send (the response was deleted)."""
+        if message.body is not None:
+            return message.body.encode()
+        found = dataout.response_row(db, message.response_id or 0)
+        if found is None:
+            return Outcome(None, "回答已删除，不再发送", 0, final=True)
+        form_id, row = found
+        personal = None if message.webhook.personal else personal_fields_of(db, form_id)
+        return dataout.delivery_body(form_id, row, personal)
+
+    def _post(self, message: Claimed, body: bytes) -> Outcome:
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "quality-forms-webhook/1",
+            "X-QF-Delivery": message.delivery,
+            "X-QF-Attempt": str(message.attempts + 1),
+        }
+        if message.webhook.secret:
+            headers["X-QF-Signature"] = signature(message.webhook.secret, body)
+        started = time.monotonic()
+        status, error = post(message.webhook.url, body, headers, self.timeout, message.webhook.format)
+        return Outcome(status, error, round((time.monotonic() - started) * 1000))
+
+
+def post(
+    url: str, body: bytes, headers: dict[str, str], timeout: float, format: str = "json"
+) -> tuple[int | None, str]:
+    """POST once: (status or None, "" when delivered else what went wrong, in Chinese)."""
+    parts = urlsplit(url)
+    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    connection = kind(parts.hostname or "", parts.port, timeout=timeout)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    try:
+        connection.request("POST", path, body, headers)
+        answer = connection.getresponse()
+        text = answer.read(MAX_ANSWER_BYTES)
+    except TimeoutError:
+        return None, f"超时（{timeout:g} 秒未回应）"
+    except ConnectionRefusedError:
+        return None, "连接被拒绝"
+    except (ConnectionResetError, http.client.RemoteDisconnected, BrokenPipeError):
+        return None, "连接被对方断开"
+    except (OSError, http.client.HTTPException) as exc:
+        return None, f"发送失败：{exc.__class__.__name__} {exc}"[:300]
+    finally:
+        connection.close()
+    if not 200 <= answer.status < 300:
+        return answer.status, f"对方回应 HTTP {answer.status}"
+    if format == "wecom":  # the robot answers 200 with an error code
+        return answer.status, wecom.answer_error(text)
+    return answer.status, ""
+
+
+def claim(db: Database, owner: str, limit: int) -> list[Claimed]:
+    """Lease up to `limit` due messages to `owner`, in one statement: no other sender gets them."""
+    moment = now()
+    with transaction(db):
+        rows = db.execute(
+            """UPDATE webhook_messages SET lease_owner = ?, lease_until = ?
+               WHERE id IN (
+                   SELECT id FROM webhook_messages
+                   WHERE status = 'pending' AND next_at <= ? AND (lease_until IS NULL OR lease_until <= ?)
+                   ORDER BY next_at, id LIMIT ?)
+               RETURNING id, webhook_id, delivery, response_id, body, attempts, give_up_at""",
+            [owner, (moment + LEASE).isoformat(), moment.isoformat(), moment.isoformat(), limit],
+        ).fetchall()
+    hooks = {w.id: w for w in list_webhooks(db)}
+    return [Claimed(r[0], hooks[r[1]], r[2], r[3], r[4], r[5], r[6]) for r in sorted(rows) if r[1] in hooks]
+
+
+def record(db: Database, owner: str, claimed: list[Claimed], outcomes: list[Outcome], first_retry: float) -> None:
+    """Write each attempt to the log and move its message on: sent, due again later, or failed."""
+    moment = now()
+    stamp = moment.isoformat()
+    with transaction(db):
+        for message, outcome in zip(claimed, outcomes, strict=True):
+            db.execute(
+                "INSERT INTO webhook_attempts VALUES (?, ?, ?, ?, ?)",
+                [message.id, stamp, outcome.status_code, outcome.error, outcome.milliseconds],
+            )
+            failures = message.attempts + 1
+            if not outcome.error:
+                change = "status = 'sent', sent_at = ?, last_error = ''"
+                values = [stamp]
+            elif outcome.final or stamp >= message.give_up_at:
+                change = "status = 'failed', last_error = ?"
+                values = [outcome.error]
+            else:
+                later = moment + dt.timedelta(seconds=retry_delay(failures, first_retry))
+                change = "next_at = ?, last_error = ?"
+                values = [min(later.isoformat(), message.give_up_at), outcome.error]
+            db.execute(
+                f"""UPDATE webhook_messages SET {change}, attempts = ?, lease_owner = NULL, lease_until = NULL
+                    WHERE id = ? AND (lease_owner = ? OR lease_owner IS NULL)""",
+                [*values, failures, message.id, owner],
+            )
+
+
+def release_dead_leases(db: Database) -> int:
+    """Free the messages leased by a process of this machine that no longer runs (killed)."""
+    owners = [
+        row[0]
+        for row in db.execute(
+            "SELECT DISTINCT lease_owner FROM webhook_messages WHERE status = 'pending' AND lease_owner IS NOT NULL"
+        )
+    ]
+    dead = [owner for owner in owners if _gone(owner)]
+    if not dead:
+        return 0
+    with transaction(db):
+        cursor = db.execute(
+            f"""UPDATE webhook_messages SET lease_owner = NULL, lease_until = NULL
+                WHERE lease_owner IN ({", ".join("?" * len(dead))})""",
+            dead,
+        )
+    return cursor.rowcount
+
+
+def _gone(owner: str) -> bool:
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != HOST or not pid.isdigit():
+        return False  # another machine's: only its lease's end frees it
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
