@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import http.client
 import logging
+import math
 import os
 import secrets
 import socket
@@ -45,7 +46,8 @@ FIRST_RETRY = 10  # seconds; doubles after each failure
 MAX_RETRY = 3600
 GIVE_UP_AFTER = dt.timedelta(days=3)
 TIMEOUT = 10  # seconds per connect or read
-SENDERS = 8  # messages sent at once (one slow receiver must not hold up the others)
+SENDERS = 16  # messages sent at once (one slow receiver must not hold up the others)
+CLAIM = 32  # messages claimed per round
 POLL = 1.0  # seconds between looks at the outbox when it has nothing due
 LEASE = dt.timedelta(minutes=5)  # a claimed message is another sender's again after this
 DEAD_OWNERS_EVERY = 30.0  # seconds between looks for leases held by processes that died
@@ -207,9 +209,9 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def retry_delay(failures: int, first: float = FIRST_RETRY) -> float:
-    """Seconds to wait after the n-th failure (1, 2, …): first, doubling, at most an hour."""
-    return min(first * 2 ** min(failures - 1, 30), MAX_RETRY)
+def retry_delay(failures: int, first: float = FIRST_RETRY) -> int:
+    """Whole seconds to wait after the n-th failure (1, 2, …): first, doubling, at most an hour."""
+    return math.ceil(min(first * 2 ** min(failures - 1, 30), MAX_RETRY))
 
 
 # Sending --------------------------------------------------------------------------------
@@ -290,7 +292,7 @@ class Sender:
         if time.monotonic() - self._dead_checked >= DEAD_OWNERS_EVERY:
             self._dead_checked = time.monotonic()
             release_dead_leases(db)
-        claimed = claim(db, self.owner, SENDERS)
+        claimed = claim(db, self.owner, CLAIM)
         if not claimed:
             return 0
         bodies = [self._body(db, message) for message in claimed]

@@ -89,7 +89,9 @@ def test_paging_over_100k_responses_returns_each_exactly_once_while_new_ones_arr
             after = page["next"]
         thread.join()
 
-    stored = [row[0] for row in database(client).execute(f"SELECT id FROM responses WHERE form_id = '{FORM}' ORDER BY id")]
+    stored = [
+        row[0] for row in database(client).execute(f"SELECT id FROM responses WHERE form_id = '{FORM}' ORDER BY id")
+    ]
     assert len(arriving) > 10, "responses arrived while paging"
     assert seen == stored  # each exactly once, in order
     assert len(seen) == 100_000 + len(arriving)
@@ -188,7 +190,10 @@ def test_tokens_are_made_once_stored_hashed_listed_and_revoked_on_the_command_li
     listed = run("token", "list", cwd=workdir).stdout.decode()
     assert re.search(rf"province\s+{FORM}\s+masked\s+\S+ \S+\s+active", listed), listed
     assert run("token", "add", "province", cwd=workdir).stderr.decode() == "quality-forms: 令牌 province 已经存在\n"
-    assert run("token", "add", "x", "--form", "nope", cwd=workdir).stderr.decode() == "quality-forms: unknown form 'nope'\n"
+    assert (
+        run("token", "add", "x", "--form", "nope", cwd=workdir).stderr.decode()
+        == "quality-forms: unknown form 'nope'\n"
+    )
     assert run("token", "revoke", "province", cwd=workdir).returncode == 0
     assert "revoked" in run("token", "list", cwd=workdir).stdout.decode()
     missing = run("token", "revoke", "ghost", cwd=workdir)
@@ -200,7 +205,11 @@ def test_the_api_answers_through_the_trusted_proxy_and_refuses_a_foreign_host(wo
     token = made.stdout.decode().strip()
     env = {"QF_BASE_URL": "https://forms.example.cn"}
     with running_server(workdir, "--workers", "1", env=env) as port:
-        proxied = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "forms.example.cn"}
+        proxied = {
+            "X-Forwarded-For": "203.0.113.9",
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-Host": "forms.example.cn",
+        }
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Host": "127.0.0.1"}) as proxy:
             answer = proxy.get(f"/api/forms/{FORM}/responses", headers=proxied | bearer(token))
             assert answer.status_code == 200
