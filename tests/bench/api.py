@@ -1,0 +1,118 @@
+"""The read API paging through N responses, against `quality-forms export` of the same rows.
+
+Both read the same database in the same run: the API through a real server (one worker,
+keep-alive, `limit=1000`, each page decoded as a platform would), the export as a command
+writing the CSV to a file. Figures are responses per second.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+
+from tests.bench.exporting import fill
+from tests.bench.serving import BUNDLED_FORMS, ROOT, SUBMIT_FORM, free_port, status_of, stop
+
+PAGE = 1000
+# This checkout's code, whichever checkout the venv's `quality-forms` script was installed from.
+QUALITY_FORMS = [sys.executable, "-m", "server"]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "QF_RATE_LIMIT": "0"}
+
+
+@dataclass
+class ApiFigures:
+    responses: int
+    api_seconds: float
+    pages: int
+    csv_seconds: float
+    complete: bool  # the API returned every id once, in order
+
+    def rows(self) -> list[tuple[str, str, str, str]]:
+        api_rate, csv_rate = self.responses / self.api_seconds, self.responses / self.csv_seconds
+        return [
+            (
+                f"read API paging {self.responses:,} responses (`limit={PAGE}`, {self.pages} pages, one worker)"
+                " vs `quality-forms export` of the same rows",
+                f"**{api_rate:,.0f}** responses/s ({self.api_seconds:.1f} s) vs {csv_rate:,.0f} /s"
+                f" ({self.csv_seconds:.1f} s) = {api_rate / csv_rate:.2f} of the export's rate",
+                "—",
+                "ok" if self.complete else "**INCOMPLETE**",
+            )
+        ]
+
+
+def api_against_csv(workdir: Path, count: int) -> ApiFigures:
+    workdir.mkdir(parents=True, exist_ok=True)
+    db = workdir / "api.db"
+    fill(db, count)
+    settings = ["--forms", str(BUNDLED_FORMS), "--db", str(db)]
+    token = (
+        subprocess.run(
+            [*QUALITY_FORMS, "token", "add", "bench", *settings], capture_output=True, check=True, cwd=workdir, env=ENV
+        )
+        .stdout.decode()
+        .strip()
+    )
+
+    began = time.perf_counter()
+    with open(os.devnull, "wb") as sink:
+        export = [*QUALITY_FORMS, "export", SUBMIT_FORM, *settings, "--out", "-"]
+        subprocess.run(export, stdout=sink, check=True, cwd=workdir, env=ENV)
+    csv_seconds = time.perf_counter() - began
+
+    port = free_port()
+    with (workdir / "server.log").open("wb") as log:
+        process = subprocess.Popen(
+            [*QUALITY_FORMS, "serve", "--port", str(port), "--workers", "1", *settings],
+            cwd=workdir, env=ENV, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 30
+            while status_of(f"http://127.0.0.1:{port}/healthz") != 200:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the server did not start; see {workdir}/server.log")
+                time.sleep(0.1)
+            seconds, pages, ids = _page_through(port, token)
+        finally:
+            stop(process)
+    complete = ids == list(range(1, count + 1))
+    return ApiFigures(count, seconds, pages, csv_seconds, complete)
+
+
+class _Page(msgspec.Struct):
+    responses: list[dict]
+    next: int | None
+
+
+def _page_through(port: int, token: str) -> tuple[float, int, list[int]]:
+    decode = msgspec.json.Decoder(_Page).decode
+    ids: list[int] = []
+    pages, after = 0, 0
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    with contextlib.closing(connection):
+        began = time.perf_counter()
+        while True:
+            connection.request(
+                "GET",
+                f"/api/forms/{SUBMIT_FORM}/responses?after={after}&limit={PAGE}",
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            answer = connection.getresponse()
+            body = answer.read()
+            if answer.status != 200:
+                raise RuntimeError(f"the API answered {answer.status}: {body[:200]!r}")
+            page = decode(body)
+            pages += 1
+            ids += [r["id"] for r in page.responses]
+            if page.next is None:
+                break
+            after = page.next
+        return time.perf_counter() - began, pages, ids
