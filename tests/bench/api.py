@@ -10,16 +10,20 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import msgspec
 
 from tests.bench.exporting import fill
-from tests.bench.serving import BUNDLED_FORMS, ROOT, SUBMIT_FORM, free_port, status_of, stop
+from tests.bench.serving import BUNDLED_FORMS, ROOT, SUBMIT_FORM, Server, free_port, status_of, stop, submit_load
 
 PAGE = 1000
 # This checkout's code, whichever checkout the venv's `quality-forms` script was installed from.
@@ -68,23 +72,83 @@ def api_against_csv(workdir: Path, count: int) -> ApiFigures:
         subprocess.run(export, stdout=sink, check=True, cwd=workdir, env=ENV)
     csv_seconds = time.perf_counter() - began
 
+    with _serving(workdir, db, workers=1) as server:
+        seconds, pages, ids = _page_through(server.port, token)
+    complete = ids == list(range(1, count + 1))
+    return ApiFigures(count, seconds, pages, csv_seconds, complete)
+
+
+@contextlib.contextmanager
+def _serving(workdir: Path, db: Path, workers: int) -> Iterator[Server]:
     port = free_port()
-    with (workdir / "server.log").open("wb") as log:
+    with (workdir / f"server-{port}.log").open("wb") as log:
         process = subprocess.Popen(
-            [*QUALITY_FORMS, "serve", "--port", str(port), "--workers", "1", *settings],
+            [*QUALITY_FORMS, "serve", "--port", str(port), "--workers", str(workers),
+             "--forms", str(BUNDLED_FORMS), "--db", str(db)],
             cwd=workdir, env=ENV, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         try:
             deadline = time.monotonic() + 30
             while status_of(f"http://127.0.0.1:{port}/healthz") != 200:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"the server did not start; see {workdir}/server.log")
+                    raise RuntimeError(f"the server did not start; see {workdir}/server-{port}.log")
                 time.sleep(0.1)
-            seconds, pages, ids = _page_through(port, token)
+            yield Server(port, process, db)
         finally:
             stop(process)
-    complete = ids == list(range(1, count + 1))
-    return ApiFigures(count, seconds, pages, csv_seconds, complete)
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class _Backlogged(ThreadingHTTPServer):
+    request_queue_size = 128
+    daemon_threads = True
+
+
+def webhook_cost(workdir: Path, seconds: int, workers: int) -> list[tuple[str, str, str, str]]:
+    """Submissions per second and p99 without a webhook, then with one to a local receiver
+    answering 200 at once: what the outbox trigger and the sender cost residents."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    db = workdir / "webhooks.db"
+    receiver = _Backlogged(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
+    try:
+        with _serving(workdir, db, workers) as server:
+            submit_load(server, 1, "warm")
+            without = submit_load(server, seconds, "plain")
+            add = [*QUALITY_FORMS, "webhook", "add", url, "--form", SUBMIT_FORM, "--secret", "bench-secret-0123456789"]
+            subprocess.run([*add, "--db", str(db), "--forms", str(BUNDLED_FORMS)], check=True, env=ENV, cwd=workdir)
+            time.sleep(1.5)  # the senders notice the webhook
+            began = time.monotonic()
+            hooked = submit_load(server, seconds, "hooked")
+            with contextlib.closing(sqlite3.connect(db)) as reading:
+                while reading.execute("SELECT count(*) FROM webhook_messages WHERE status != 'sent'").fetchone()[0]:
+                    time.sleep(0.2)
+                (sent,) = reading.execute("SELECT count(*) FROM webhook_messages WHERE status = 'sent'").fetchone()
+            drained = time.monotonic() - began
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
+    return [
+        (
+            f"submit with a webhook to a local receiver vs without (`--workers {workers}`)",
+            f"{hooked.per_second:,.0f} /s, p99 **{hooked.load.p99_ms:.1f}** ms vs {without.per_second:,.0f} /s,"
+            f" p99 {without.load.p99_ms:.1f} ms = **{hooked.per_second / without.per_second:.2f}**;"
+            f" {sent:,} deliveries done {drained:.1f} s after the load began ({sent / drained:,.0f} /s)",
+            "—",
+            "",
+        )
+    ]
 
 
 class _Page(msgspec.Struct):

@@ -26,7 +26,7 @@ from server.cli import DEFAULT_WORKERS
 from server.clock import now
 from tests.bench import serving, writes
 from tests.bench.answers import form, variety
-from tests.bench.api import api_against_csv
+from tests.bench.api import api_against_csv, webhook_cost
 from tests.bench.backup import backup_figures
 from tests.bench.events import EventFigures
 from tests.bench.exporting import export_against_sqlite
@@ -269,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print("  office measured", file=sys.stderr, flush=True)
         rows += api_against_csv(work / "api", args.responses // 10).rows()  # the read API against the CSV export
+        rows += webhook_cost(work / "webhooks", args.seconds, DEFAULT_WORKERS)  # residents, with a webhook on
 
         # 8. Backups: the whole command over the export's million responses, and submissions meanwhile.
         backup = backup_figures(work / "backup", args.responses, args.seconds)
