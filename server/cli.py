@@ -586,7 +586,15 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
             rows: list[tuple[str, ...]] = [("name", "form", "personal", "created", "state")]
             for t in tokens.list_tokens(db):
                 state = f"revoked {t.revoked_at[:16].replace('T', ' ')}" if t.revoked_at else "active"
-                rows.append((t.name, t.form_id or "*", "yes" if t.personal else "masked", t.created_at[:16].replace("T", " "), state))
+                rows.append(
+                    (
+                        t.name,
+                        t.form_id or "*",
+                        "yes" if t.personal else "masked",
+                        t.created_at[:16].replace("T", " "),
+                        state,
+                    )
+                )
             _print_table(rows)
         else:
             tokens.revoke_token(db, args.name)
