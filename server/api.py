@@ -31,9 +31,9 @@ def _error(status: int, chinese: str, english: str, **headers: str) -> Response[
 
 
 def _whole_number(text: str, name: str, low: int, high: int) -> int | str:
-    """The query value as an int in [low, high], or a message saying what is wrong."""
+    """The query value as an int in [low, high], or a Chinese message saying what is wrong."""
     if not (text.isascii() and text.isdigit() and len(text) <= 19 and low <= int(text) <= high):
-        return f"{name} must be a whole number from {low} to {high}"
+        return f"{name} 应为 {low} 到 {high} 之间的整数"
     return int(text)
 
 
@@ -56,7 +56,7 @@ def responses(request: Request, ctx: Ctx, form_id: FromPath[str]) -> Response[An
     filters, problems = parse_filters(dict(query))
     problems += [p for p in (after, limit) if isinstance(p, str)]
     if problems:
-        return _error(400, "；".join(p for p in problems if not p.isascii()) or "参数不对", "; ".join(problems))
+        return _error(400, "；".join(problems), "bad query parameters (after, limit or the results page's filters)")
     assert isinstance(after, int) and isinstance(limit, int)
     personal = None if token.personal else personal_fields_of(ctx.store.reader(), form.id, form)
     return Stream(_page(ctx, form.id, filters, after, limit, personal), media_type=JSON)

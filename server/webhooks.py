@@ -400,9 +400,9 @@ def record(db: Database, owner: str, claimed: list[Claimed], outcomes: list[Outc
     stamp = moment.isoformat()
     with transaction(db):
         for message, outcome in zip(claimed, outcomes, strict=True):
-            db.execute(
-                "INSERT INTO webhook_attempts VALUES (?, ?, ?, ?, ?)",
-                [message.id, stamp, outcome.status_code, outcome.error, outcome.milliseconds],
+            db.execute(  # unless the webhook was removed meanwhile, its messages with it
+                """INSERT INTO webhook_attempts SELECT id, ?, ?, ?, ? FROM webhook_messages WHERE id = ?""",
+                [stamp, outcome.status_code, outcome.error, outcome.milliseconds, message.id],
             )
             failures = message.attempts + 1
             if not outcome.error:

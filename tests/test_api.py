@@ -115,6 +115,10 @@ def test_a_page_holds_the_response_as_stored_and_limit_is_capped(client):
         refused = client.get(f"/api/forms/{FORM}/responses?{bad}", headers=bearer(token))
         assert refused.status_code == 400, bad
         assert refused.json()["error"], bad
+    assert client.get(f"/api/forms/{FORM}/responses?limit=1001", headers=bearer(token)).json() == {
+        "error": "limit 应为 1 到 1000 之间的整数",
+        "error_en": "bad query parameters (after, limit or the results page's filters)",
+    }
 
 
 def test_a_token_scoped_to_one_form_gets_403_for_another(client):
