@@ -79,6 +79,9 @@ def page_json(
     """`{"responses": [...], "next": ID|null}` in chunks, as the rows come."""
     buffer = bytearray(b'{"responses":[')
     last = None
+    # A row whose stored JSON does not even mention a personal question's name (as `"name"`,
+    # however the JSON was spaced) is copied as it is, without decoding and encoding it again.
+    markers = [f'"{name}"' for name in personal or ()]
     for count, row in enumerate(rows):
         if count == limit:  # the extra row: there is more after the last one shown
             buffer += b'],"next":' + str(last).encode() + b"}"
@@ -86,7 +89,15 @@ def page_json(
             return
         if count:
             buffer += b","
-        buffer += _encode(shown(row, personal))
+        if any(marker in row[3] for marker in markers):
+            buffer += _encode(shown(row, personal))
+        else:
+            buffer += b'{"id":%d,"submitted_at":%b,"event":%b,"answers":%b}' % (
+                row[0],
+                _encode(row[1]),
+                _encode(row[2]),
+                row[3].encode(),
+            )
         last = row[0]
         if len(buffer) >= CHUNK_BYTES:
             yield bytes(buffer)

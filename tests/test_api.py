@@ -182,6 +182,11 @@ def test_personal_answers_are_masked_unless_the_token_carries_them(client):
     }  # fmt: skip
     plain = client.get(f"/api/forms/{FORM}/responses", headers=bearer(new_token(client, "plain", personal=True)))
     assert plain.json()["responses"][0]["answers"] == PERSONAL_ANSWERS
+    # Answers stored by other hands (spaced JSON, as Python's json writes it) are masked too.
+    db = database(client)
+    db.execute("UPDATE responses SET answers = ?", [json.dumps({"mobile": "13912345678", "people": 3})])
+    again = client.get(f"/api/forms/{FORM}/responses", headers=bearer(new_token(client, "again")))
+    assert again.json()["responses"][0]["answers"] == {"mobile": "139****5678", "people": 3}
 
 
 def test_tokens_are_made_once_stored_hashed_listed_and_revoked_on_the_command_line(workdir):
