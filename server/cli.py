@@ -158,7 +158,7 @@ def _webhook_parser(commands: argparse._SubParsersAction, common: argparse.Argum
     add = webhook_commands.add_parser("add", parents=[common], help="send each response (or a daily summary) there")
     add.add_argument("url")
     add.add_argument("--form", help="the form whose responses are sent (json: required)")
-    add.add_argument("--secret", help="key of the X-QF-Signature HMAC (json: required, 16+ characters)")
+    add.add_argument("--secret", help="key of the X-QF-Signature HMAC (json: required, 16+ characters); - reads stdin")
     add.add_argument("--format", choices=("json", "wecom"), default="json", help="wecom: a daily 企业微信 summary")
     add.add_argument("--personal", action="store_true", help="personal answers unmasked (default: masked)")
     add.add_argument("--county", help="wecom: one 市县's summary (default: every 市县)")
@@ -611,6 +611,8 @@ def cmd_webhook(args: argparse.Namespace, settings: Settings) -> int:
     db = open_database(settings.db)
     try:
         if args.webhook_command == "add":
+            if args.secret == "-":  # kept out of `ps` and the shell's history
+                args.secret = sys.stdin.readline().rstrip("\r\n")
             if args.form is not None:
                 resolve_form(settings, args.form)
             hook = webhooks.add_webhook(

@@ -340,6 +340,12 @@ def test_webhook_commands_add_list_and_remove(workdir):
     ]:
         refused = run("webhook", "add", *args, cwd=workdir)
         assert (refused.returncode, refused.stderr.decode()) == (2, f"quality-forms: {message}\n")
+    from_stdin = run(
+        "webhook", "add", "https://y.cn", "--form", FORM, "--secret", "-", cwd=workdir, input=f"{SECRET}\n".encode()
+    )
+    assert from_stdin.stdout.decode() == "3 https://y.cn\n"
+    with contextlib.closing(connect(workdir / "data" / "quality-forms.db")) as db:
+        assert db.execute("SELECT secret FROM webhooks WHERE id = 3").fetchone()[0] == SECRET
     assert run("webhook", "remove", "1", cwd=workdir).returncode == 0
     assert run("webhook", "remove", "1", cwd=workdir).stderr.decode() == "quality-forms: 没有编号为 1 的推送地址\n"
 
