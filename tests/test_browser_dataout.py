@@ -18,6 +18,19 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def serious_axe_violations(page) -> list[str]:
+    """axe-core's serious and critical findings on the page (evaluated through DevTools: the CSP stays)."""
+    page.evaluate(AXE.read_text(encoding="utf-8"))
+    results = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+    return [
+        f"{v['impact']}: {v['id']} at {node['target']}"
+        for v in results["violations"]
+        if v["impact"] in ("serious", "critical")
+        for node in v["nodes"]
+    ]
 
 
 def api_status(port: int, token: str) -> int:
@@ -67,6 +80,7 @@ def test_an_admin_makes_uses_and_revokes_a_token_and_reads_the_delivery_log(tmp_
         page.click("text=创建令牌")
         token = page.inner_text("#new-token")
         page.screenshot(path=str(ARTIFACTS / "dataout-token-made.png"), full_page=True)
+        assert serious_axe_violations(page) == []
         assert token.startswith("qf_")
         assert api_status(port, token) == 200
         page.goto(f"http://127.0.0.1:{port}/admin/tokens")
@@ -85,6 +99,7 @@ def test_an_admin_makes_uses_and_revokes_a_token_and_reads_the_delivery_log(tmp_
         assert "连接被拒绝" in page.content()
         page.click("summary")
         page.screenshot(path=str(ARTIFACTS / "dataout-webhooks.png"), full_page=True)
+        assert serious_axe_violations(page) == []
         page.click("text=重新发送")
         assert page.url.endswith("/admin/webhooks")
         browser.close()
