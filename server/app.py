@@ -26,10 +26,10 @@ from server.context import Context
 from server.forms import KIND_LABELS, FormCatalog
 from server.proxy import FrontDoor, TrustedProxies
 from server.ratelimit import RateLimiter
+from server.sender import Sender
 from server.settings import Settings, load_settings
 from server.signin import NO_STORE
 from server.storage import Store
-from server.webhooks import Sender
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "templates"

@@ -30,6 +30,7 @@ import pytest
 from server import webhooks, wecom
 from server.events import add_events, make_event
 from server.forms import FormCatalog
+from server.sender import Sender
 from server.storage import Store, Submission, connect
 from tests.conftest import (
     ADMIN_PASSWORD,
@@ -146,8 +147,8 @@ def add_hook(site, url: str, **options) -> webhooks.Webhook:
     return webhooks.add_webhook(site.db, url, **defaults | options)
 
 
-def sender(site, timeout: float = 0.5) -> webhooks.Sender:
-    return webhooks.Sender(site.store.path, first_retry=10, timeout=timeout)
+def sender(site, timeout: float = 0.5) -> Sender:
+    return Sender(site.store.path, first_retry=10, timeout=timeout)
 
 
 def messages(site) -> list[dict]:
