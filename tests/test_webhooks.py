@@ -31,7 +31,7 @@ from server import webhooks, wecom
 from server.events import add_events, make_event
 from server.forms import FormCatalog
 from server.sender import Sender
-from server.storage import Store, Submission, connect
+from server.storage import StorageError, Store, Submission, connect
 from tests.conftest import (
     ADMIN_PASSWORD,
     BUNDLED_FORMS,
@@ -183,6 +183,20 @@ def test_each_accepted_response_is_posted_once_signed_with_its_delivery_key(site
         },
     }
     assert {m["status"] for m in messages(site)} == {"sent"}
+
+
+def test_the_message_is_written_in_the_transaction_that_stores_the_response(site):
+    """They stand or fall together: when the message cannot be written, the response is not stored."""
+    hook = add_hook(site, "http://127.0.0.1:9/x")
+    first = store(site, {"people": 1}, "same-txn-key-00001")
+    site.db.execute(  # a message already waiting under the next response's key makes the trigger fail
+        "INSERT INTO webhook_messages (webhook_id, delivery, next_at, give_up_at, created_at) VALUES (?, ?, '', '', '')",
+        [hook.id, f"{hook.id}-{first + 1}"],
+    )
+    with pytest.raises(StorageError):
+        store(site, {"people": 2}, "same-txn-key-00002")
+    assert [row[0] for row in site.db.execute("SELECT submission_key FROM responses")] == ["same-txn-key-00001"]
+    assert [m["delivery"] for m in messages(site)] == [f"{hook.id}-{first}", f"{hook.id}-{first + 1}"]
 
 
 @pytest.mark.parametrize("failure", [500, 404, 302, "timeout", "reset", "refused"])
