@@ -239,7 +239,7 @@ def send_data_out(db: Database) -> None:
         CREATE TABLE webhook_messages (
             id INTEGER PRIMARY KEY,
             webhook_id INTEGER NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
-            delivery TEXT NOT NULL UNIQUE,   -- the idempotency key: <webhook>-<response> or <webhook>-<day>
+            delivery TEXT NOT NULL UNIQUE,   -- the idempotency key: <webhook>-<response>-<its time> or <webhook>-<day>
             response_id INTEGER,             -- json: the response, read when sending
             body TEXT,                       -- wecom: the summary, made when it fell due
             status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'failed')),
@@ -255,6 +255,7 @@ def send_data_out(db: Database) -> None:
     )
     db.execute("CREATE INDEX webhook_messages_due ON webhook_messages (status, next_at)")
     db.execute("CREATE INDEX webhook_messages_by_webhook ON webhook_messages (webhook_id, id)")
+    db.execute("CREATE INDEX webhook_messages_by_response ON webhook_messages (response_id)")
     db.execute(
         """
         CREATE TABLE webhook_attempts (
@@ -266,15 +267,29 @@ def send_data_out(db: Database) -> None:
         )"""
     )
     db.execute("CREATE INDEX webhook_attempts_by_message ON webhook_attempts (message_id)")
-    # Suspected spam is sent nowhere, as it is counted nowhere.
+    # Suspected spam is sent nowhere, as it is counted nowhere. The key carries the response's
+    # time as well as its id: deleting the newest response frees its id for the next one, and
+    # the receiver must not take that one for a copy of the deleted. OR IGNORE: whatever the
+    # outbox holds, a resident's submission never fails because of it.
+    stamp = "replace(replace(replace(substr(NEW.submitted_at, 1, 19), '-', ''), ':', ''), 'T', '')"
     db.execute(
-        """CREATE TRIGGER responses_sent_out AFTER INSERT ON responses WHEN NEW.suspected_spam = 0
+        f"""CREATE TRIGGER responses_sent_out AFTER INSERT ON responses WHEN NEW.suspected_spam = 0
            BEGIN
-               INSERT INTO webhook_messages (webhook_id, delivery, response_id, next_at, give_up_at, created_at)
-               SELECT w.id, w.id || '-' || NEW.id, NEW.id, NEW.submitted_at,
+               INSERT OR IGNORE INTO webhook_messages
+                   (webhook_id, delivery, response_id, next_at, give_up_at, created_at)
+               SELECT w.id, w.id || '-' || NEW.id || '-' || {stamp}, NEW.id, NEW.submitted_at,
                       strftime('%Y-%m-%dT%H:%M:%S+08:00', NEW.submitted_at, '+3 days', '+8 hours'),
                       NEW.submitted_at
                FROM webhooks w WHERE w.form_id = NEW.form_id AND w.format = 'json';
+           END"""
+    )
+    # A deleted response (a PIPL request) is sent nowhere any more, and a message already sent
+    # for it no longer points at its id, which the next response may get.
+    db.execute(
+        """CREATE TRIGGER responses_not_sent_out AFTER DELETE ON responses
+           BEGIN
+               DELETE FROM webhook_messages WHERE response_id = OLD.id AND status != 'sent';
+               UPDATE webhook_messages SET response_id = NULL WHERE response_id = OLD.id;
            END"""
     )
 

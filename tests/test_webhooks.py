@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -164,13 +165,14 @@ def test_each_accepted_response_is_posted_once_signed_with_its_delivery_key(site
         first = store(site, {"unit": "白沙中学", "name": "张三丰", "mobile": "13812345678"}, "hook-key-00000001")
         second = store(site, {"people": 7}, "hook-key-00000002")
         store(site, {"people": 8}, "hook-key-00000003", spam=True)  # suspected spam goes nowhere
-        assert [m["delivery"] for m in messages(site)] == [f"{hook.id}-{first}", f"{hook.id}-{second}"]
+        keys = [f"{hook.id}-{first}-20260915100000", f"{hook.id}-{second}-20260915100000"]
+        assert [m["delivery"] for m in messages(site)] == keys
         assert sender(site).run_once() == 2
         assert sender(site).run_once() == 0
     assert other.id != hook.id
     by_delivery = {headers["x-qf-delivery"]: (headers, body) for headers, body in receiver.requests}
-    assert len(receiver.requests) == 2 and sorted(by_delivery) == [f"{hook.id}-{first}", f"{hook.id}-{second}"]
-    headers, body = by_delivery[f"{hook.id}-{first}"]
+    assert len(receiver.requests) == 2 and sorted(by_delivery) == keys
+    headers, body = by_delivery[keys[0]]
     assert headers["x-qf-signature"] == "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
     assert headers["content-type"] == "application/json"
     assert json.loads(body) == {
@@ -187,16 +189,34 @@ def test_each_accepted_response_is_posted_once_signed_with_its_delivery_key(site
 
 def test_the_message_is_written_in_the_transaction_that_stores_the_response(site):
     """They stand or fall together: when the message cannot be written, the response is not stored."""
-    hook = add_hook(site, "http://127.0.0.1:9/x")
-    first = store(site, {"people": 1}, "same-txn-key-00001")
-    site.db.execute(  # a message already waiting under the next response's key makes the trigger fail
-        "INSERT INTO webhook_messages (webhook_id, delivery, next_at, give_up_at, created_at) VALUES (?, ?, '', '', '')",
-        [hook.id, f"{hook.id}-{first + 1}"],
+    add_hook(site, "http://127.0.0.1:9/x")
+    store(site, {"people": 1}, "same-txn-key-00001")
+    site.db.execute(  # the outbox's disk is full, say
+        "CREATE TRIGGER outbox_full BEFORE INSERT ON webhook_messages BEGIN SELECT RAISE(ABORT, 'disk full'); END"
     )
     with pytest.raises(StorageError):
         store(site, {"people": 2}, "same-txn-key-00002")
     assert [row[0] for row in site.db.execute("SELECT submission_key FROM responses")] == ["same-txn-key-00001"]
-    assert [m["delivery"] for m in messages(site)] == [f"{hook.id}-{first}", f"{hook.id}-{first + 1}"]
+    assert len(messages(site)) == 1
+
+
+def test_deleting_the_newest_response_neither_sends_it_nor_hides_the_next_that_takes_its_id(site, clock):
+    from server.storage import delete_response
+
+    clock(START)
+    with Receiver() as receiver:
+        hook = add_hook(site, receiver.url)
+        sent = store(site, {"people": 1}, "deleted-key-00001")
+        assert sender(site).run_once() == 1
+        pending = store(site, {"people": 2}, "deleted-key-00002")
+        delete_response(site.db, pending)  # a PIPL request, before it was sent
+        delete_response(site.db, sent)  # and one after
+        clock(START + dt.timedelta(seconds=1))
+        reused = store(site, {"people": 3}, "deleted-key-00003")
+        assert reused == sent  # SQLite gives the newest id again
+        assert sender(site).run_once() == 1
+    assert sorted(receiver.accepted) == [f"{hook.id}-{sent}-20260915100000", f"{hook.id}-{sent}-20260915100001"]
+    assert json.loads(receiver.accepted[f"{hook.id}-{sent}-20260915100001"])["response"]["answers"] == {"people": 3}
 
 
 @pytest.mark.parametrize("failure", [500, 404, 302, "timeout", "reset", "refused"])
@@ -254,20 +274,6 @@ def test_two_senders_never_send_the_same_message(site, clock):
     deliveries = [headers["x-qf-delivery"] for headers, _ in receiver.requests]
     assert len(deliveries) == len(set(deliveries)) == 120
     assert {m["status"] for m in messages(site)} == {"sent"}
-
-
-def test_a_deleted_response_is_not_sent(site, clock):
-    from server.storage import delete_response
-
-    clock(START)
-    with Receiver() as receiver:
-        add_hook(site, receiver.url)
-        gone = store(site, {"people": 1}, "deleted-key-00001")
-        delete_response(site.db, gone)
-        assert sender(site).run_once() == 1
-    assert receiver.requests == []
-    assert messages(site)[0]["status"] == "failed"
-    assert messages(site)[0]["last_error"] == "回答已删除，不再发送"
 
 
 def test_the_wecom_summary_goes_out_once_a_day_at_its_hour(site, clock):
@@ -469,8 +475,9 @@ def test_kill_9_mid_load_with_a_receiver_failing_half_the_time_ends_with_one_sig
 
         with serving(workdir, env):
             db = database_at(workdir)
-            stored = dict(db.execute("SELECT submission_key, id FROM responses").fetchall())
-            expected = {f"{hook_id}-{stored[k]}" for k in stored}
+            rows = db.execute("SELECT submission_key, id, submitted_at FROM responses").fetchall()
+            stored = {k for k, _, _ in rows}
+            expected = {f"{hook_id}-{i}-{re.sub(r'[^0-9]', '', at[:19])}" for _, i, at in rows}
             deadline = time.monotonic() + 60
             while set(receiver.accepted) != expected and time.monotonic() < deadline:
                 time.sleep(0.2)
@@ -485,7 +492,7 @@ def test_kill_9_mid_load_with_a_receiver_failing_half_the_time_ends_with_one_sig
     assert set(receiver.accepted) == expected, ("exactly one accepted delivery per stored response", stuck)
     for delivery, body in receiver.accepted.items():
         response = json.loads(body)["response"]
-        assert delivery == f"{hook_id}-{response['id']}"
+        assert delivery == f"{hook_id}-{response['id']}-{re.sub(r'[^0-9]', '', response['submitted_at'][:19])}"
     for headers, body in receiver.requests:  # every copy, failed ones too, is signed
         assert headers["x-qf-signature"] == "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
     assert len(receiver.requests) > len(expected), "the receiver did fail some"
