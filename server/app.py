@@ -20,8 +20,10 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from server import (
+    api,
     downloads,
     office,
+    office_data,
     office_import,
     office_photos,
     office_reports,
@@ -37,6 +39,7 @@ from server.context import Context
 from server.forms import KIND_LABELS, FormCatalog
 from server.proxy import FrontDoor, TrustedProxies
 from server.ratelimit import RateLimiter
+from server.sender import Sender
 from server.settings import Settings, load_settings
 from server.signin import NO_STORE
 from server.storage import Store
@@ -91,6 +94,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     if not (VENDOR / "htmx.min.js").is_file():
         log.warning("htmx is not installed (run `npm ci`); pages work without it, only less smoothly")
     assets = Assets(STATIC, VENDOR)
+    sender = Sender(settings.db, first_retry=settings.webhook_retry, timeout=settings.webhook_timeout)
 
     def configure_jinja(engine: JinjaTemplateEngine) -> None:
         engine.engine.globals.update(asset_url=assets.url, kind_labels=KIND_LABELS)
@@ -115,6 +119,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             office_reports.router,
             office_workshop.router,
             downloads.router,
+            *api.ROUTES,
+            office_data.router,
             static_router,
         ],
         dependencies={"ctx": Provide(lambda: context, use_cache=True, sync_to_thread=False)},
@@ -122,8 +128,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         template_config=TemplateConfig(
             directory=TEMPLATES, engine=JinjaTemplateEngine, engine_callback=configure_jinja
         ),
-        on_startup=[context.store.start, _freeze_startup_objects],
-        on_shutdown=[context.store.close],
+        on_startup=[context.store.start, sender.start, _freeze_startup_objects],
+        on_shutdown=[sender.close, context.store.close],
         compression_config=CompressionConfig(
             backend="gzip", gzip_compress_level=6, minimum_size=500, exclude_opt_key=downloads.SKIP_COMPRESSION
         ),

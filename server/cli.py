@@ -160,7 +160,37 @@ def build_parser() -> argparse.ArgumentParser:
     xls_out = commands.add_parser("xlsform", parents=[common], help="write a form as an XLSForm workbook")
     xls_out.add_argument("form_id")
     xls_out.add_argument("--out", help="file to write (default exports/<id>.xlsx), or - for standard output")
+    _token_parser(commands, common)
+    _webhook_parser(commands, common)
     return parser
+
+
+def _token_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    token = commands.add_parser("token", parents=[common], help="read-API tokens")
+    token_commands = token.add_subparsers(dest="token_command", required=True, parser_class=_Parser)
+    add = token_commands.add_parser("add", parents=[common], help="make a token; prints it, the one time")
+    add.add_argument("name")
+    add.add_argument("--form", help="the one form it reads (default: every form)")
+    add.add_argument("--personal", action="store_true", help="personal answers unmasked (default: masked)")
+    token_commands.add_parser("list", parents=[common], help="every token: scope, state")
+    token_commands.add_parser("revoke", parents=[common], help="stop a token working").add_argument("name")
+
+
+def _webhook_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    webhook = commands.add_parser("webhook", parents=[common], help="send responses to other systems as they arrive")
+    webhook_commands = webhook.add_subparsers(dest="webhook_command", required=True, parser_class=_Parser)
+    add = webhook_commands.add_parser("add", parents=[common], help="send each response (or a daily summary) there")
+    add.add_argument("url")
+    add.add_argument("--form", help="the form whose responses are sent (json: required)")
+    add.add_argument("--secret", help="key of the X-QF-Signature HMAC (json: required, 16+ characters); - reads stdin")
+    add.add_argument("--format", choices=("json", "wecom"), default="json", help="wecom: a daily 企业微信 summary")
+    add.add_argument("--personal", action="store_true", help="personal answers unmasked (default: masked)")
+    add.add_argument("--county", help="wecom: one 市县's summary (default: every 市县)")
+    add.add_argument("--hour", type=int, help="wecom: the hour, China time, the summary goes out (default 20)")
+    webhook_commands.add_parser("list", parents=[common], help="every webhook with its messages' states")
+    webhook_commands.add_parser("remove", parents=[common], help="delete a webhook and its messages").add_argument(
+        "id", type=int
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -615,6 +645,78 @@ def cmd_xlsform(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
+    from server import accounts, tokens
+
+    db = open_database(settings.db)
+    try:
+        if args.token_command == "add":
+            if args.form is not None:
+                resolve_form(settings, args.form)
+            token = tokens.add_token(db, args.name, args.form, args.personal, "command line")
+            scope = f"form {args.form}" if args.form else "every form"
+            accounts.record(db, "command line", "add-token", f"token {args.name} {scope}")
+            print(token)
+            print(f"token {args.name} ({scope}) made: it is shown this once", file=sys.stderr)
+        elif args.token_command == "list":
+            rows: list[tuple[str, ...]] = [("name", "form", "personal", "created", "state")]
+            for t in tokens.list_tokens(db):
+                state = f"revoked {t.revoked_at[:16].replace('T', ' ')}" if t.revoked_at else "active"
+                rows.append(
+                    (
+                        t.name,
+                        t.form_id or "*",
+                        "yes" if t.personal else "masked",
+                        t.created_at[:16].replace("T", " "),
+                        state,
+                    )
+                )
+            _print_table(rows)
+            print(f"{len(rows) - 1} in all", file=sys.stderr)
+        else:
+            tokens.revoke_token(db, args.name)
+            accounts.record(db, "command line", "revoke-token", f"token {args.name}")
+            print(f"token {args.name} revoked", file=sys.stderr)
+    except tokens.TokenError as exc:
+        raise CommandError(str(exc)) from None
+    return 0
+
+
+def cmd_webhook(args: argparse.Namespace, settings: Settings) -> int:
+    from server import accounts, webhooks
+
+    db = open_database(settings.db)
+    try:
+        if args.webhook_command == "add":
+            if args.secret == "-":  # kept out of `ps` and the shell's history
+                args.secret = sys.stdin.readline().rstrip("\r\n")
+            if args.form is not None:
+                resolve_form(settings, args.form)
+            hook = webhooks.add_webhook(
+                db, args.url, form_id=args.form, created_by="command line", format=args.format,
+                secret=args.secret or "", personal=args.personal, county=args.county or "", hour=args.hour,
+            )  # fmt: skip
+            accounts.record(db, "command line", "add-webhook", f"webhook {hook.id} {hook.format} form {hook.form_id}")
+            print(hook.id, hook.url)
+        elif args.webhook_command == "list":
+            counts = webhooks.message_counts(db)
+            rows: list[tuple[str, ...]] = [("id", "format", "form", "pending", "sent", "failed", "url")]
+            for h in webhooks.list_webhooks(db):
+                c = counts.get(h.id, {})
+                kind = f"wecom {h.hour}h {h.county or '*'}" if h.format == "wecom" else "json"
+                number = [str(c.get(s, 0)) for s in ("pending", "sent", "failed")]
+                rows.append((str(h.id), kind, h.form_id or "*", *number, h.url))
+            _print_table(rows)
+            print(f"{len(rows) - 1} in all", file=sys.stderr)
+        else:
+            hook = webhooks.remove_webhook(db, args.id)
+            accounts.record(db, "command line", "remove-webhook", f"webhook {hook.id} {hook.url}")
+            print(f"webhook {hook.id} removed with its messages", file=sys.stderr)
+    except webhooks.WebhookError as exc:
+        raise CommandError(str(exc)) from None
+    return 0
+
+
 EVENT_COMMANDS = {"add": cmd_event_add, "list": cmd_event_list, "import": cmd_event_import}
 COMMANDS = {
     "serve": cmd_serve,
@@ -631,4 +733,6 @@ COMMANDS = {
     "doctor": cmd_doctor,
     "import": cmd_import,
     "xlsform": cmd_xlsform,
+    "token": cmd_token,
+    "webhook": cmd_webhook,
 }

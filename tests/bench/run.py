@@ -26,6 +26,7 @@ from server.cli import DEFAULT_WORKERS
 from server.clock import now
 from tests.bench import serving, video_upload, writes
 from tests.bench.answers import form, variety
+from tests.bench.api import api_against_csv, webhook_cost
 from tests.bench.backup import backup_figures
 from tests.bench.catalog import catalog_rows
 from tests.bench.events import EventFigures
@@ -273,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
         print("  office measured", file=sys.stderr, flush=True)
         rows += ScopeFigures(work / "scope.db", args.responses // 10).rows()  # 7b. The same, as a county
         rows += video_upload.video_figures(work / "video").rows()  # an event report's 200 MB clip
+        rows += api_against_csv(work / "api", args.responses // 10).rows()  # the read API against the CSV export
+        rows += webhook_cost(work / "webhooks", args.seconds, DEFAULT_WORKERS)  # residents, with a webhook on
 
         # 8. Backups: the whole command over the export's million responses, and submissions meanwhile.
         backup = backup_figures(work / "backup", args.responses, args.seconds)
