@@ -161,6 +161,7 @@ def targets(campaign: Campaign) -> list[dict[str, str]]:
             "response_id": str(campaign.response),
             "field_name": "summary",
             "version_id": "1",
+            "message_id": "1",
         },
         {
             "form_id": "photo-report",
