@@ -457,8 +457,8 @@ def report_xlsx(report: Report, path: Path | str) -> None:
             else:
                 sheet.write_number(index, last, row.satisfaction, styles[(bold, True)])
         for column, title in enumerate(HEADERS):
-            cells = [str(row.cells()[column] or "") for row in report.rows]
-            sheet.set_column(column, column, column_width(max(map(text_width, [title, *cells]))))
+            shown = [str(row.cells()[column] or "") for row in report.rows]
+            sheet.set_column(column, column, column_width(max(map(text_width, [title, *shown]))))
         sheet.freeze_panes(1, 2)
 
 

@@ -193,9 +193,7 @@ def db(tmp_path, forms, clock):
             answers = report_answers(event, figures)
             store(writer, clock, Submission(forms["event-report"], f"report-{event}", answers, event), at)
             if review:
-                db.execute(
-                    "INSERT INTO report_reviews VALUES (?, ?, '', 'boss', ?)", [event, review, at + ":00+08:00"]
-                )
+                db.execute("INSERT INTO report_reviews VALUES (?, ?, '', 'boss', ?)", [event, review, at + ":00+08:00"])
     finally:
         writer.close()
     clock(None)
@@ -215,7 +213,9 @@ def report_answers(event, figures):
     answers = {"held": "yes", "held_on": figures.get("held_on", date), "summary": f"{event} 的总结"}
     answers |= {key: figures[key] for key in ("people", "materials", "posters") if key in figures}
     if figures.get("photos"):
-        answers["photos"] = [PHOTO(EVENTS.index(next(e for e in EVENTS if e[0] == event)) * 10 + n) for n in range(figures["photos"])]
+        answers["photos"] = [
+            PHOTO(EVENTS.index(next(e for e in EVENTS if e[0] == event)) * 10 + n) for n in range(figures["photos"])
+        ]
     return answers
 
 
@@ -244,7 +244,9 @@ def test_the_bundled_forms_declare_their_satisfaction_question():
 )
 def test_a_declared_satisfaction_must_be_a_rating_of_the_form(tmp_path, line, message):
     path = tmp_path / "bad.toml"
-    path.write_text(f'title = "表"\nkind = "general"\n{line}\n[[fields]]\nname = "unit"\ntype = "text"\nlabel = "单位"\n')
+    path.write_text(
+        f'title = "表"\nkind = "general"\n{line}\n[[fields]]\nname = "unit"\ntype = "text"\nlabel = "单位"\n'
+    )
     with pytest.raises(FormError, match=re.escape(message)):
         load_form(path)
 
@@ -370,7 +372,10 @@ def test_dates_are_read_as_people_write_them(db, forms):
 
 def test_report_csv_is_exact(db, forms):
     lines = report_csv(build_report(db, forms, SEPTEMBER)).decode("utf-8").split("\r\n")
-    assert lines[0] == "\ufeff市县,活动类别,计划场次,已举办,覆盖人数,答卷数,宣传资料（份）,海报展板（块）,照片（张）,满意度（5分制）"
+    assert (
+        lines[0]
+        == "\ufeff市县,活动类别,计划场次,已举办,覆盖人数,答卷数,宣传资料（份）,海报展板（块）,照片（张）,满意度（5分制）"
+    )
     assert lines[1:10] == [
         "海口市,五进机关,0,0,0,0,0,0,0,",
         "海口市,五进企业,0,0,0,0,0,0,0,",
