@@ -43,7 +43,7 @@ from server.results import Filters
 from server.storage import database_path
 from server.xlsx import column_width, text_width, write_text, write_whole
 
-CHUNK_BYTES = 1024 * 1024
+CHUNK_BYTES = 256 * 1024
 MEMBER_MODE = stat.S_IFREG | 0o644
 ZIP32_LIMIT = 0xFFFFFFFF  # past this offset an entry needs ZIP64 fields
 ZIP32_MARGIN = 2 * CHUNK_BYTES  # output stream_zip may hold back, and a local header
@@ -75,11 +75,6 @@ class PackageFigures(msgspec.Struct, frozen=True):
     photos: int  # photos in 图片/
 
 
-class PhotoEntry(msgspec.Struct, frozen=True):
-    name: str  # its path in the ZIP
-    path: Path  # the stored photo
-
-
 def chosen_photos(db: Database) -> set[str]:
     """The photos the office marked 选入总结."""
     return {row[0] for row in db.execute("SELECT name FROM chosen_photos").fetchall()}
@@ -98,15 +93,14 @@ def write_package(
     report = build_report(db, forms, filters, approved_only=approved_only)
     campaign = read_campaign(forms_dir)[0]
     folder = folder_for(database_path(db))
-    entries = photo_entries(report.events, folder)
 
     def write(path: Path) -> None:
         with path.open("wb") as file:
-            for chunk in package_chunks(report, folder, campaign, chosen_photos(db), entries):
+            for chunk in package_chunks(report, folder, campaign, chosen_photos(db)):
                 file.write(chunk)
 
     write_whole(out, write)
-    return PackageFigures(len(report.events), len(entries))
+    return PackageFigures(len(report.events), sum(1 for _ in photo_entries(report.events, folder)))
 
 
 def package_name(report: Report, at: dt.datetime) -> str:
@@ -123,13 +117,13 @@ def safe_name(text: str, limit: int = MAX_NAME) -> str:
     return name or "_"
 
 
-def photo_entries(events: Iterable[EventFigures], folder: Path) -> list[PhotoEntry]:
-    """The photos of the events held (as counted), named `图片/<市县>/<日期 活动名称>/<n>.jpg`.
+def photo_entries(events: Iterable[EventFigures], folder: Path) -> Iterator[tuple[str, Path]]:
+    """The photos of the events held (as counted): (name in the ZIP, stored file), the name
+    `图片/<市县>/<日期 活动名称>/<n>.jpg`. Made one by one: a list of 20,000 would be 10 MB.
 
     Two events of one county with one day and title get the second's code added to its folder.
     Photos missing on disk (deleted since) are left out.
     """
-    entries: list[PhotoEntry] = []
     taken: set[str] = set()
     for event in events:
         if not (event.counted and event.held and event.photos):
@@ -143,8 +137,7 @@ def photo_entries(events: Iterable[EventFigures], folder: Path) -> list[PhotoEnt
             path = path_of(folder, photo)
             if path.is_file():
                 number += 1
-                entries.append(PhotoEntry(f"图片/{county}/{event_folder}/{number}.jpg", path))
-    return entries
+                yield f"图片/{county}/{event_folder}/{number}.jpg", path
 
 
 def package_chunks(
@@ -152,10 +145,8 @@ def package_chunks(
     photo_folder: Path,
     campaign: Campaign | None,
     chosen: set[str],
-    entries: list[PhotoEntry] | None = None,
 ) -> Iterator[bytes]:
     """The ZIP's bytes, made as they are read: the documents first, then every photo."""
-    entries = photo_entries(report.events, photo_folder) if entries is None else entries
     written = 0
 
     def members() -> Iterator[tuple[str, dt.datetime, int, object, Iterable[bytes]]]:
@@ -170,13 +161,14 @@ def package_chunks(
                 write(path)
                 yield member(name, path)
                 path.unlink()
-            for entry in entries:
+            for name, photo in photo_entries(report.events, photo_folder):
                 try:
-                    yield member(entry.name, entry.path)
+                    yield member(name, photo)
                 except FileNotFoundError:  # deleted while the package was being made
                     continue
 
     def member(name: str, path: Path) -> tuple[str, dt.datetime, int, object, Iterable[bytes]]:
+        modified = dt.datetime.fromtimestamp(path.stat().st_mtime, now().tzinfo)
         file = path.open("rb")
         size, crc = 0, 0
         while block := file.read(CHUNK_BYTES):
@@ -185,7 +177,6 @@ def package_chunks(
         file.seek(0)
         small = written + size + ZIP32_MARGIN < ZIP32_LIMIT
         method = NO_COMPRESSION_32(size, crc) if small else NO_COMPRESSION_64(size, crc)
-        modified = dt.datetime.fromtimestamp(path.stat().st_mtime, now().tzinfo)
         return name, modified, MEMBER_MODE, method, _chunks(file)
 
     for chunk in stream_zip(members(), chunk_size=CHUNK_BYTES):  # type: ignore[arg-type]

@@ -58,6 +58,7 @@ SUBTOTAL = "小计"
 GRAND_TOTAL = "合计"
 SCALE = 5  # every satisfaction answer is put on this scale so forms pool together
 REPORT_KIND = "event-report"
+REPORT_FORM_ID = "event-report"  # forms/event-report.toml
 STATUS_LABELS = {"missing": "未填报", "pending": "待审核", "approved": "已通过", "returned": "已退回"}
 
 RowKind = Literal["activity", "county", "unlinked", "total"]
@@ -235,8 +236,7 @@ def event_figures(
 ) -> list[EventFigures]:
     """The events within the filters (and `codes`), each with its report's figures, ordered by
     county (the notice's order), day and code."""
-    report_forms = json.dumps(sorted(form_id for form_id, form in forms.items() if form.kind == REPORT_KIND))
-    params: dict[str, Any] = {"report_forms": report_forms}
+    params: dict[str, Any] = {"report_forms": _report_forms(forms)}
     conditions = ["1"]
     if filters.county:
         conditions.append("e.county = :county")
@@ -268,6 +268,13 @@ def event_figures(
         events.append(event)
     events.sort(key=lambda e: (_county_order(e.county), e.day or "9999", e.code))
     return events
+
+
+def _report_forms(forms: Mapping[str, Form]) -> str:
+    """The event-report forms' ids as a JSON array; the bundled one's id even when its file is
+    gone, so stored reports still count (and are never counted as responses)."""
+    ids = {REPORT_FORM_ID} | {form_id for form_id, form in forms.items() if form.kind == REPORT_KIND}
+    return json.dumps(sorted(ids))
 
 
 def _figures(row: dict[str, Any], forms: Mapping[str, Form], approved_only: bool) -> EventFigures:
@@ -318,7 +325,7 @@ def _answers(
     event sent within its days. Reports and suspected spam are never counted."""
     params: dict[str, Any] = {
         "codes": json.dumps(codes),
-        "report_forms": json.dumps(sorted(form_id for form_id, form in forms.items() if form.kind == REPORT_KIND)),
+        "report_forms": _report_forms(forms),
     }
     scope = "r.event IN (SELECT value FROM json_each(:codes))"
     if unlinked is not None:

@@ -436,3 +436,9 @@ def test_the_report_command_writes_both_files_and_refuses_bad_filters(tmp_path):
     assert [row[0] for row in rows[1:]] == ["白沙黎族自治县"] * 9 + ["合计"]
     bad = run("report", "--from", "2022-13-01", "--approved-only", cwd=tmp_path)
     assert bad.returncode == 2 and bad.stderr.decode().strip().endswith("开始日期 '2022-13-01' 不对，应写成 2022-09-15")
+
+
+def test_reports_and_responses_still_count_when_their_form_files_are_gone(db, forms):
+    report = build_report(db, {"sign-in": forms["sign-in"]}, SEPTEMBER)
+    assert report.total.cells() == ["合计", "", 8, 5, 290, 14, 420, 7, 6, None]  # no declared question left
+    assert {row.activity for row in report.rows if row.kind == "activity" and row.planned} == {"其他"}

@@ -43,20 +43,21 @@ class PackageFigures:
     events: int
     photos: int
     gigabytes: float
-    zip_seconds: float
+    zip_seconds: list[float]  # before and after the package
     package_seconds: float
     package_bytes: int
     peak_rss_mb: float
 
     @property
     def ratio(self) -> float:
-        return self.package_seconds / self.zip_seconds
+        return self.package_seconds / min(self.zip_seconds)
 
     def row(self) -> tuple[str, str, str, str]:
         return (
             f"`quality-forms package` of {self.events:,} events with {self.photos:,} photos ({self.gigabytes:.1f} GB)",
             f"**{self.package_seconds:.1f} s** ({self.gigabytes * 1024 / self.package_seconds:,.0f} MB/s), "
-            f"{self.ratio:.2f}× the time of `zip -0 -r` of the same files ({self.zip_seconds:.1f} s); "
+            f"{self.ratio:.2f}× the time of `zip -0 -r` of the same files (the faster of "
+            f"{' and '.join(f'{s:.1f}' for s in self.zip_seconds)} s, run before and after); "
             f"peak RSS **{self.peak_rss_mb:.0f} MB**",
             f"< {RSS_GOAL_MB} MB",
             "met" if self.peak_rss_mb < RSS_GOAL_MB else "**not met**",
@@ -143,10 +144,19 @@ def package_figures(scale: float | None = None) -> PackageFigures:
         work = Path(tmp)
         events, photos, total = fill(work, scale)
         store = folder_for(work / "data" / "quality-forms.db")
-        zip_seconds, _ = _timed(["zip", "-0", "-r", "-q", str(work / "plain.zip"), "."], cwd=store)
-        (work / "plain.zip").unlink()
+        plain = ["zip", "-0", "-r", "-q", str(work / "plain.zip"), "."]
         command = [sys.executable, "-m", "server", "package", "--out", str(work / "package.zip")]
-        package_seconds, rss = _timed(command, cwd=work)
+        # zip, package, zip: each after a sync (the photos just written must not be flushed
+        # during a timed run), and the faster zip is the one compared with
+        zip_seconds: list[float] = []
+        for run in (plain, command, plain):
+            os.sync()
+            seconds, rss_mb = _timed(run, cwd=store if run is plain else work)
+            if run is plain:
+                zip_seconds.append(seconds)
+                (work / "plain.zip").unlink()
+            else:
+                package_seconds, rss = seconds, rss_mb
         size = (work / "package.zip").stat().st_size
         return PackageFigures(events, photos, total / 1024**3, zip_seconds, package_seconds, size, rss)
 
