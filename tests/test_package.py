@@ -275,7 +275,7 @@ def test_libreoffice_opens_the_summary_and_the_spreadsheets(workdir):
     # A picture of the summary's first page, to look at: tests/artifacts/package-summary-1.png
     if shutil.which("pdftoppm"):
         ARTIFACTS.mkdir(exist_ok=True)
-        subprocess.run(["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "2", out / "活动总结.pdf",
+        subprocess.run(["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "3", out / "活动总结.pdf",
                         ARTIFACTS / "package-summary"], check=True, timeout=60)  # fmt: skip
         assert (ARTIFACTS / "package-summary-1.png").read_bytes()[:4] == b"\x89PNG"
     if shutil.which("pdftotext"):
