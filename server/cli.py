@@ -117,7 +117,16 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", parents=[common], help="write the statistics report (CSV and XLSX)")
     report.add_argument("--from", dest="date_from", help="first day, YYYY-MM-DD")
     report.add_argument("--to", dest="date_to", help="last day, YYYY-MM-DD")
+    report.add_argument("--county", help="only this 市县, e.g. 白沙")
+    report.add_argument("--approved-only", action="store_true", help="count only reports the province approved")
     report.add_argument("--out-dir", type=Path, default=Path("exports"), help="folder (default exports)")
+
+    package = commands.add_parser("package", parents=[common], help="write the campaign package (ZIP) for the province")
+    package.add_argument("--from", dest="date_from", help="first day, YYYY-MM-DD")
+    package.add_argument("--to", dest="date_to", help="last day, YYYY-MM-DD")
+    package.add_argument("--county", help="only this 市县, e.g. 白沙")
+    package.add_argument("--approved-only", action="store_true", help="count only reports the province approved")
+    package.add_argument("--out", type=Path, required=True, help="the ZIP file to write")
 
     user = commands.add_parser("user", parents=[common], help="office accounts")
     user_commands = user.add_subparsers(dest="user_command", required=True, parser_class=_Parser)
@@ -492,17 +501,36 @@ def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
-    from server.report import ReportError, write_report_files
+    from server.report import ReportError, report_filters, write_report_files
 
     db = open_database(settings.db)
     try:
-        paths = write_report_files(db, _forms(settings), args.out_dir, date_from=args.date_from, date_to=args.date_to)
+        filters = report_filters({"date_from": args.date_from, "date_to": args.date_to, "county": args.county})
+        paths = write_report_files(db, _forms(settings), args.out_dir, filters, approved_only=args.approved_only)
     except ReportError as exc:
         raise CommandError(str(exc)) from None
     except OSError as exc:
         raise CommandError(f"cannot write into {args.out_dir}: {exc.strerror}") from None
     for path in paths:
         print(path)
+    return 0
+
+
+def cmd_package(args: argparse.Namespace, settings: Settings) -> int:
+    from server.package import write_package
+    from server.report import ReportError, report_filters
+
+    db = open_database(settings.db)
+    try:
+        filters = report_filters({"date_from": args.date_from, "date_to": args.date_to, "county": args.county})
+        figures = write_package(
+            db, _forms(settings), settings.forms, args.out, filters, approved_only=args.approved_only
+        )
+    except ReportError as exc:
+        raise CommandError(str(exc)) from None
+    except OSError as exc:
+        raise CommandError(f"cannot write {args.out}: {exc.strerror}") from None
+    print(f"{args.out}: {figures.events} event(s), {figures.photos} photo(s)")
     return 0
 
 
@@ -727,6 +755,7 @@ COMMANDS = {
     "posters": cmd_posters,
     "purge": cmd_purge,
     "report": cmd_report,
+    "package": cmd_package,
     "user": cmd_user,
     "backup": cmd_backup,
     "restore": cmd_restore,

@@ -30,7 +30,8 @@ from server.context import Context as AppContext
 from server.export import Header, Layout, Multi, ascii_file_stem, file_stem
 from server.export_process import Job
 from server.forms import Form
-from server.office import form_or_404, report_or_400
+from server.office import form_or_404
+from server.office_report import report_or_400
 from server.public import Ctx
 from server.results import Filters, parse_filters
 from server.scope import Scope

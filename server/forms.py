@@ -72,7 +72,9 @@ TYPE_KEYS: dict[str, set[str]] = {
 DISPLAY_ONLY = {"note", "section"}
 # A date's `min`/`max` may name a day of the campaign file instead of a fixed day (SPEC §5.2).
 CAMPAIGN_DAYS = {"campaign.starts": "starts", "campaign.ends": "ends"}
-FORM_KEYS = {"title", "kind", "description", "opens", "closes", "thanks", "privacy", "quiz", "fields"}
+FORM_KEYS = {
+    "title", "kind", "description", "opens", "closes", "thanks", "privacy", "quiz", "report_satisfaction", "fields"
+}  # fmt: skip
 DEFAULT_MAX_LENGTH = {"text": 200, "textarea": 2000, "hidden": 100}
 # What an event knows about itself (SPEC §5.5 `from_event`), and the types that may take it.
 EVENT_ATTRIBUTES = {
@@ -195,6 +197,7 @@ class Form(msgspec.Struct, frozen=True):
     thanks: str = ""
     privacy: str = ""
     quiz: bool = False  # choice/multi questions with an `answer` are scored after submitting
+    report_satisfaction: str = ""  # the rating the statistics report averages; none when empty
     version: str = ""
 
     @property
@@ -367,6 +370,7 @@ def _build_form(
         problems.append("quiz = true 的问卷至少要有一道题写 answer（正确答案）")
     if scored and raw.get("quiz") is not True:
         problems.append(f"字段 {scored[0]!r}: 写了 answer，问卷还要写 quiz = true 才会计分")
+    _check_report_satisfaction(raw, fields, problems)
     if problems:
         return None
     form = Form(
@@ -380,8 +384,24 @@ def _build_form(
         thanks=raw.get("thanks", "").strip(),
         privacy=raw.get("privacy", "").strip(),
         quiz=raw.get("quiz", False),
+        report_satisfaction=raw.get("report_satisfaction", ""),
     )
     return msgspec.structs.replace(form, version=definition_hash(form))
+
+
+def _check_report_satisfaction(raw: dict[str, Any], fields: list[Field], problems: list[str]) -> None:
+    """`report_satisfaction` names the form's rating that the statistics report averages."""
+    if "report_satisfaction" not in raw:
+        return
+    name = raw["report_satisfaction"]
+    if not isinstance(name, str) or not name:
+        problems.append('report_satisfaction 必须是一道打分题的 name，如 report_satisfaction = "satisfaction"')
+        return
+    field = next((f for f in fields if f.name == name), None)
+    if field is None:
+        problems.append(f"report_satisfaction = {name!r}: 问卷里没有字段 {name!r}")
+    elif field.type != "rating":
+        problems.append(f"report_satisfaction = {name!r}: 字段 {name!r} 是 {field.type}，必须是 rating（打分）题")
 
 
 def _check_answer_names(fields: list[Field], problems: list[str]) -> None:

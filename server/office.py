@@ -1,4 +1,4 @@
-"""The office pages: dashboard, results, responses, events, the report page, the audit log.
+"""The office pages: dashboard, results, responses, events, the audit log (the report: office_report.py).
 
 Sign-in and the session are `signin.py`; file downloads are `downloads.py`. Who sees what is
 `server/scope.py`: `admin` everything; `staff` the events it made, `county` its 市县's events,
@@ -19,7 +19,7 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from sqlite_utils import Database
 
-from server import accounts, event_reports, photos, report, storage
+from server import accounts, event_reports, photos, storage
 from server import events as ev
 from server.accounts import User
 from server.campaign import COUNTIES, VENUE_TYPES
@@ -283,46 +283,6 @@ def event_page(request: Request, ctx: Ctx, user: CurrentUser, code: FromPath[str
     return Template("admin/event.html", context=context | _page(user, "events"))
 
 
-# Statistics report ----------------------------------------------------------------------
-
-
-def _report(request: Request, ctx: AppContext, user: User) -> tuple[report.Report | None, str]:
-    """The report for the query's dates; staff and counties get the report of their events."""
-    codes = None
-    if not user.scope.everything:
-        codes = [row.event.code for row in ev.list_events(ctx.store.reader(), scope=user.scope)]
-    forms = {form.id: form for form in ctx.catalog.all()}
-    try:
-        built = report.build_report(
-            ctx.store.reader(),
-            forms,
-            date_from=request.query_params.get("date_from") or None,
-            date_to=request.query_params.get("date_to") or None,
-            codes=codes,
-        )
-    except report.ReportError as exc:
-        return None, str(exc)
-    return built, ""
-
-
-@get("/report", sync_to_thread=True)
-def report_page(request: Request, ctx: Ctx, user: CurrentUser) -> Template:
-    built, problem = _report(request, ctx, user)
-    context = {"report": built, "problem": problem, "query": request.url.query or ""}
-    context |= {
-        "date_from": request.query_params.get("date_from", ""),
-        "date_to": request.query_params.get("date_to", ""),
-    }
-    return Template("admin/report.html", context=context | _page(user, "report"), status_code=400 if problem else 200)
-
-
-def report_or_400(request: Request, ctx: AppContext, user: User) -> report.Report:
-    built, problem = _report(request, ctx, user)
-    if built is None:
-        raise ClientException(problem)
-    return built
-
-
 # Audit log ------------------------------------------------------------------------------
 
 
@@ -346,7 +306,6 @@ router = Router(
         events_page,
         add_event,
         event_page,
-        report_page,
         audit_page,
     ],
     dependencies={"user": Provide(current_user, sync_to_thread=False)},

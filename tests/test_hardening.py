@@ -104,6 +104,7 @@ def test_responses_paging_still_pages(office):
         "/admin/report",
         "/admin/report.csv",
         "/admin/report.xlsx",
+        "/admin/package.zip",
     ],
 )
 @pytest.mark.parametrize("query", [{"date_to": "9999-12-31"}, {"date_from": "9999-12-31"}, {"date_to": "0001-01-01"}])
@@ -111,7 +112,7 @@ def test_a_day_at_the_end_of_the_calendar_is_a_400(office, path, query):
     sign_in(office, "boss", PASSWORD)
     answer = office.get(path, params=query)
     assert answer.status_code == 400
-    if not path.endswith((".csv", ".xlsx")):
+    if not path.endswith((".csv", ".xlsx", ".zip")):
         assert "超出范围，应在 2000-01-01 到 2099-12-31 之间" in html.unescape(answer.text)
 
 
@@ -169,6 +170,7 @@ def test_every_office_answer_forbids_caching(office):
         "/admin/forms/all-types/export.xlsx",
         "/admin/report.csv",
         "/admin/report.xlsx",
+        "/admin/package.zip",
         "/admin/responses/999999",  # an error page too
     ]
     for path in paths:
@@ -186,6 +188,7 @@ def test_content_types_are_exact(office):
         "/admin/forms/all-types/export.xlsx": XLSX,
         "/admin/report.csv": "text/csv; charset=utf-8",
         "/admin/report.xlsx": XLSX,
+        "/admin/package.zip": "application/zip",
         "/f/all-types/qr.svg": "image/svg+xml",
         "/f/all-types/qr.png": "image/png",
         "/healthz": "text/plain; charset=utf-8",

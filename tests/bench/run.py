@@ -33,6 +33,7 @@ from tests.bench.events import EventFigures
 from tests.bench.exporting import export_against_sqlite
 from tests.bench.mixed import mixed_load, mixed_rows
 from tests.bench.office import OfficeFigures
+from tests.bench.package import package_figures
 from tests.bench.scope import ScopeFigures
 from tests.bench.serving import ROOT, SUBMIT_FORM
 
@@ -281,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         backup = backup_figures(work / "backup", args.responses, args.seconds)
         rows += backup.rows()
         print("  backup measured", file=sys.stderr, flush=True)
+        rows.append(package_figures(0.02 if args.quick else None).row())  # the 10月14日 package (~8 GB of photos)
 
         # 9. A busy evening: residents, 25 dashboards, an export and an attacker at once.
         busy = mixed_load(work / "mixed", args.seconds, args.responses, DEFAULT_WORKERS)
