@@ -1,22 +1,23 @@
-"""An event report filed from a phone in headless Chromium (360 px, script on): offline with two
-photos, queued, sent when the network returns; the province returns it with a comment, staff
-fix it, the province approves. And a queued report whose sign-in has ended is kept, not lost.
-
-(The issue wants a county account to file it; staff who made the event stand in for it until
-county accounts are merged.)
+"""An event report filed from a phone in headless Chromium (360 px, script on): the province
+imports the schedule, a county account files the report of its event offline with two photos,
+queued, sent when the network returns; the province returns it with a comment, the county
+fixes it, the province approves. And a queued report whose sign-in has ended is kept, not lost.
 """
 
+import io
 import json
 import shutil
 import sqlite3
+import zipfile
 from pathlib import Path
 
+import openpyxl
 import pytest
 
 from server.accounts import add_user
 from server.storage import open_database
 from tests import test_browser
-from tests.conftest import ADMIN_PASSWORD, ROOT, TEST_FORMS, running_server
+from tests.conftest import ADMIN_PASSWORD, ROOT, TEST_FORMS, run, running_server
 from tests.test_browser import phone, shoot
 
 pytestmark = pytest.mark.browser
@@ -35,6 +36,7 @@ def site(tmp_path):
     database = open_database(db)
     add_user(database, "boss", ADMIN_PASSWORD, "admin")
     add_user(database, "wang", ADMIN_PASSWORD, "staff")
+    add_user(database, "baisha", ADMIN_PASSWORD, "county", county="白沙")
     database.conn.close()
     with running_server(tmp_path, env={"QF_NOW": NOW}) as port:
         yield f"http://127.0.0.1:{port}", db
@@ -93,12 +95,28 @@ def fill_report(page, photos) -> None:
         page.locator("#q-photos .photo-preview").nth(number).wait_for()
 
 
+def import_schedule(tmp_path: Path) -> str:
+    """The province's schedule, imported on the command line: nobody's event in the office."""
+    schedule = tmp_path / "schedule.csv"
+    schedule.write_text(
+        "问卷,活动名称,场所类型,市县,日期\nphoto-report,消费品安全进校园（白沙中学）,学校,白沙,2026-09-15\n",
+        encoding="utf-8-sig",
+    )
+    result = run("event", "import", str(schedule), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (code,) = [
+        row[0] for row in sqlite3.connect(tmp_path / "data" / "quality-forms.db").execute("SELECT code FROM events")
+    ]
+    return code
+
+
 def test_a_report_filed_offline_with_two_photos_arrives_then_is_returned_fixed_and_approved(site, browser, tmp_path):
     base, db = site
+    code = import_schedule(tmp_path)
     staff = phone(browser)
     page = staff.new_page()
-    sign_in(page, base, "wang")
-    code = add_event(page, base)
+    sign_in(page, base, "baisha")  # the county's account: the imported event is its own
+    page.goto(f"{base}/admin/events/{code}")
     page.click("text=填写活动开展情况")
     page.wait_for_url(f"{base}/admin/events/{code}/report")
     assert page.locator("text=每段不超过 50 MB").is_visible() is False  # the video question waits for 已举办
@@ -161,6 +179,17 @@ def test_a_report_filed_offline_with_two_photos_arrives_then_is_returned_fixed_a
     assert row == ["白沙黎族自治县", "1", "1", "1", "1", "0", "0"]
     page.goto(f"{base}/admin/events/{code}")
     assert "已通过" in page.locator(".report-status").inner_text()
+
+    admin.goto(f"{base}/admin/report?date_from=2026-09-01&date_to=2026-09-30&approved=1")
+    with admin.expect_download() as download:
+        admin.click("text=10月14日报送材料包")
+    with zipfile.ZipFile(download.value.path()) as archive:
+        photos = sorted(n for n in archive.namelist() if n.startswith("图片/"))
+        assert photos == [f"图片/白沙黎族自治县/2026-09-15 消费品安全进校园（白沙中学）/{n}.jpg" for n in (1, 2)]
+        assert all(info.flag_bits & 0x800 for info in archive.infolist())  # UTF-8 names: Explorer, WPS, 7-Zip
+        sheet = openpyxl.load_workbook(io.BytesIO(archive.read("统计表.xlsx"))).active
+        total = next(row for row in sheet.iter_rows(values_only=True) if row[0] == "合计")
+        assert total[2:5] == (1, 1, 260)  # planned, held, people reached (from the report)
     staff.close()
     office.close()
 
