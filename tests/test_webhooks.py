@@ -75,6 +75,9 @@ class Receiver:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                if len(body) < int(self.headers["Content-Length"]):  # the sender died mid-request
+                    self.close_connection = True
+                    return
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 delivery = headers.get("x-qf-delivery", "")
                 with receiver.lock:
@@ -478,7 +481,7 @@ def test_kill_9_mid_load_with_a_receiver_failing_half_the_time_ends_with_one_sig
             rows = db.execute("SELECT submission_key, id, submitted_at FROM responses").fetchall()
             stored = {k for k, _, _ in rows}
             expected = {f"{hook_id}-{i}-{re.sub(r'[^0-9]', '', at[:19])}" for _, i, at in rows}
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 180  # a loaded CI machine: the sender yields to residents
             while set(receiver.accepted) != expected and time.monotonic() < deadline:
                 time.sleep(0.2)
             statuses = dict(db.execute("SELECT status, count(*) FROM webhook_messages GROUP BY status").fetchall())
