@@ -19,21 +19,18 @@ from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
-from server import downloads, office, office_photos, offline, posters, public, signin
+from server import downloads, office, office_events, office_photos, offline, posters, public, signin
 from server.accounts import secret_key
 from server.clock import chinese_date
 from server.context import Context
 from server.forms import KIND_LABELS, FormCatalog
+from server.paths import STATIC, TEMPLATES, VENDOR
 from server.proxy import FrontDoor, TrustedProxies
 from server.ratelimit import RateLimiter
 from server.settings import Settings, load_settings
 from server.signin import NO_STORE
 from server.storage import Store
 
-ROOT = Path(__file__).resolve().parent.parent
-TEMPLATES = ROOT / "templates"
-STATIC = ROOT / "static"
-VENDOR = ROOT / "node_modules" / "htmx.org" / "dist"
 MAX_BODY_BYTES = 1024 * 1024
 YEAR = 365 * 24 * 3600
 
@@ -99,6 +96,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *offline.ROUTES,
             signin.router,
             office.router,
+            office_events.router,
             office_photos.router,
             downloads.router,
             static_router,

@@ -9,9 +9,9 @@ audit log. The SQL is in the domain modules (storage, events, accounts, results)
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 import anyio
-import msgspec
 from litestar import Request, Response, Router, get, post
 from litestar.di import Provide
 from litestar.exceptions import ClientException, NotFoundException, PermissionDeniedException
@@ -19,7 +19,7 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from sqlite_utils import Database
 
-from server import accounts, photos, report, storage
+from server import accounts, audit, photos, report, storage
 from server import events as ev
 from server.accounts import User
 from server.campaign import COUNTIES, VENUE_TYPES
@@ -29,7 +29,7 @@ from server.forms import Field, Form
 from server.public import Ctx
 from server.readiness import form_warnings
 from server.results import Filters, mask, parse_filters, personal_fields, personal_fields_of, summarize, where
-from server.signin import CSRF_FIELD, NO_STORE, CurrentUser, checked_form, current_user, form_value
+from server.signin import CSRF_FIELD, NO_STORE, CurrentUser, checked_form, current_user
 from server.storage import Counts, dashboard_counts
 
 PAGE_SIZE = 50
@@ -225,60 +225,6 @@ def _event(ctx: AppContext, user: User, code: str) -> ev.Event:
     return event
 
 
-def _events_context(ctx: AppContext, user: User, **extra: Any) -> dict[str, Any]:
-    rows = ev.list_events(ctx.store.reader(), scope=user.scope)
-    organizers = ctx.catalog.campaign.organizers if ctx.catalog.campaign else ()
-    organizers = (user.organizer,) if user.organizer else organizers
-    choices = {
-        "forms": ctx.catalog.all(),
-        "counties": _counties(user),
-        "venue_types": VENUE_TYPES,
-        "organizers": organizers,
-    }
-    return {"rows": rows, "values": {}, "problems": []} | choices | _page(user, "events") | extra
-
-
-@get("/events", sync_to_thread=False)
-def events_page(ctx: Ctx, user: CurrentUser) -> Template:
-    return Template("admin/events.html", context=_events_context(ctx, user))
-
-
-@post("/events", status_code=303)
-async def add_event(request: Request, ctx: Ctx, user: CurrentUser) -> Response[Any]:
-    data = await checked_form(request, user)
-    values = {key: form_value(data, key) for key in ev.IMPORT_HEADERS}
-    forms = {form.id: form for form in ctx.catalog.all()}
-    # A county's (a co-host's) staff add events of their 市县 (unit): it is filled in for them.
-    values["county"] = values["county"] or user.county
-    values["organizer"] = values["organizer"] or user.organizer
-    try:
-        event = msgspec.structs.replace(ev.make_event(forms, values), created_by=user.username)
-        if not user.scope.sees(event):
-            whose = f"本市县（{user.county}）" if user.county else f"本单位（{user.organizer}）主办"
-            raise ev.EventError([f"只能新建{whose}的活动"])
-    except ev.EventError as exc:
-        context = _events_context(ctx, user, values=values, problems=exc.messages)
-        return Template("admin/events.html", context=context, status_code=422)
-
-    def store() -> ev.Event:
-        db = ctx.store.reader()
-        [stored] = ev.add_events(db, [event])
-        accounts.record(db, user.username, "add-event", f"event {stored.code} form {stored.form_id}")
-        return stored
-
-    stored = await anyio.to_thread.run_sync(store)
-    return Redirect(f"/admin/events/{stored.code}", status_code=303)
-
-
-@get("/events/{code:str}", sync_to_thread=False)
-def event_page(request: Request, ctx: Ctx, user: CurrentUser, code: FromPath[str]) -> Template:
-    event = _event(ctx, user, code)
-    count = storage.event_response_count(ctx.store.reader(), event.code)
-    base = ctx.settings.base_url or str(request.base_url).rstrip("/")
-    context = {"event": event, "responses": count, "url": base + event.path, "form": ctx.catalog.get(event.form_id)}
-    return Template("admin/event.html", context=context | _page(user, "events"))
-
-
 # Statistics report ----------------------------------------------------------------------
 
 
@@ -322,12 +268,29 @@ def report_or_400(request: Request, ctx: AppContext, user: User) -> report.Repor
 # Audit log ------------------------------------------------------------------------------
 
 
-@get("/audit", sync_to_thread=False)
-def audit_page(ctx: Ctx, user: CurrentUser) -> Template:
+@get("/audit", sync_to_thread=True)
+def audit_page(request: Request, ctx: Ctx, user: CurrentUser) -> Template:
+    """The audit log in Chinese, a page at a time (`before`), by account, action and days."""
     if not user.is_admin:
         raise PermissionDeniedException("admins only")
-    rows = accounts.audit_lines(ctx.store.reader(), limit=200)
-    return Template("admin/audit.html", context={"rows": rows} | _page(user, "audit"))
+    db = ctx.store.reader()
+    params = dict(request.query_params)
+    try:
+        query, problem = audit.parse_query(params), ""
+    except audit.AuditError as exc:
+        query, problem = audit.AuditQuery(), str(exc)
+    rows, next_before = audit.audit_page(db, query) if not problem else ([], None)
+    filters = {key: value for key, value in params.items() if key != "before" and value}
+    context = {
+        "rows": rows,
+        "query": query,
+        "problem": problem,
+        "actions": audit.ACTIONS,
+        "usernames": audit.usernames(db),
+        "next_link": urlencode(filters | {"before": next_before}) if next_before else "",
+        "first_link": urlencode(filters) if query.before else None,
+    }
+    return Template("admin/audit.html", context=context | _page(user, "audit"), status_code=400 if problem else 200)
 
 
 router = Router(
@@ -339,9 +302,6 @@ router = Router(
         responses_page,
         response_page,
         delete_response,
-        events_page,
-        add_event,
-        event_page,
         report_page,
         audit_page,
     ],
