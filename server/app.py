@@ -19,7 +19,7 @@ from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
-from server import downloads, office, office_events, office_photos, offline, posters, public, signin
+from server import downloads, office, office_crosstab, office_events, office_photos, offline, posters, public, signin
 from server.accounts import secret_key
 from server.clock import chinese_date
 from server.context import Context
@@ -97,6 +97,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             signin.router,
             office.router,
             office_events.router,
+            office_crosstab.router,
             office_photos.router,
             downloads.router,
             static_router,

@@ -159,6 +159,10 @@ DETAILS: dict[str, list[Translation]] = {
     "export": [
         (r"form (?P<form>\S+) (?P<kind>csv|xlsx) event (?P<event>\S+)(?P<spam> with suspected spam)?", _export),
         (r"report (?P<kind>csv|xlsx)", "统计报表，{kind}"),
+        (
+            r"crosstab form (?P<form>\S+) (?P<rows>\S+) x (?P<columns>\S+)",
+            "问卷 {form} 的交叉表（{rows} × {columns}），Excel 表格",
+        ),
     ],
     "delete-response": [(r"form (?P<form>\S+) response (?P<id>\d+)", "问卷 {form} 的第 {id} 号答卷")],
     "add-event": [(r"event (?P<code>\S+) form (?P<form>\S+)", "活动 {code}（问卷 {form}）")],

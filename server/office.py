@@ -19,7 +19,7 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from sqlite_utils import Database
 
-from server import accounts, audit, photos, report, storage
+from server import accounts, audit, display, photos, report, storage
 from server import events as ev
 from server.accounts import User
 from server.campaign import COUNTIES, VENUE_TYPES
@@ -28,7 +28,7 @@ from server.context import Context as AppContext
 from server.forms import Field, Form
 from server.public import Ctx
 from server.readiness import form_warnings
-from server.results import Filters, mask, parse_filters, personal_fields, personal_fields_of, summarize, where
+from server.results import Filters, parse_filters, summarize, where
 from server.signin import CSRF_FIELD, NO_STORE, CurrentUser, checked_form, current_user
 from server.storage import Counts, dashboard_counts
 
@@ -121,14 +121,19 @@ def responses_page(request: Request, ctx: Ctx, user: CurrentUser, form_id: FromP
     rows = storage.responses_where(
         db, clause, params, before=_response_id(before) if before else None, limit=PAGE_SIZE + 1
     )
-    personal = personal_fields_of(db, form.id, form)
-    shown = [_masked_row(personal, row) for row in rows[:PAGE_SIZE]]
+    shown_by = display.reader([*storage.stored_definitions(db, form.id), form])
+    shown = [_shown_row(shown_by, row) for row in rows[:PAGE_SIZE]]
     context = {
         "form": form,
         "filters": filters,
         "problems": problems,
         "rows": shown,
-        "columns": [f for f in form.answer_fields if f.type != "consent"],
+        "columns": [
+            (key, shown_by.label(key), f.type == "photo")
+            for f in form.answer_fields
+            if f.type != "consent"
+            for key in f.answer_names
+        ],
         "next_before": shown[-1]["id"] if len(rows) > PAGE_SIZE else None,
     }
     return Template(
@@ -148,9 +153,9 @@ def _response_id(text: str) -> int:
     return int(text)
 
 
-def _masked_row(personal: dict[str, Field], row: storage.StoredResponse) -> dict[str, Any]:
-    """A response as the office sees it: personal answers (of any version of the form) masked."""
-    cells = {name: mask(personal.get(name), value) for name, value in row.answers.items()}
+def _shown_row(shown_by: display.Reader, row: storage.StoredResponse) -> dict[str, Any]:
+    """A response as the office sees it: in words, personal answers (of any version of the form) masked."""
+    cells = shown_by.cells(row.answers)
     return {
         "id": row.id,
         "submitted_at": row.submitted_at,
@@ -171,9 +176,11 @@ def _response(ctx: AppContext, user: User, response_id: int) -> tuple[dict[str, 
         raise PermissionDeniedException("not your event")
     form = ctx.catalog.get(row.form_id)  # None once the form file is gone: its stored versions still mask
     definitions = [*storage.stored_definitions(db, row.form_id), *([form] if form else [])]
-    personal = personal_fields(definitions)
-    shown = _masked_row(personal, row) | {"form_id": row.form_id}
-    return shown | {"photos": photos_shown(definitions, row.answers, personal, user)}, form
+    shown_by = display.reader(definitions)
+    shown = _shown_row(shown_by, row) | {"form_id": row.form_id}
+    shown["labels"] = {key: shown_by.label(key) for key in row.answers}
+    shown["photo_questions"] = {f.name for d in definitions for f in d.fields if f.type == "photo"}
+    return shown | {"photos": photos_shown(definitions, row.answers, shown_by.personal, user)}, form
 
 
 def photos_shown(definitions: list[Form], answers: dict[str, Any], personal: dict[str, Field], user: User) -> dict:
