@@ -189,7 +189,8 @@ def crosstab_xlsx(table: Crosstab, title: str, described: str) -> bytes:
                 widths[0] = max(widths[0], text_width(row_label))
                 for c in range(len(table.column_labels)):
                     if as_share:
-                        sheet.write_number(line, c + 1, table.percent(r, c) / 100, percent)
+                        share = table.counts[r][c] / table.respondents[r] if table.respondents[r] else 0
+                        sheet.write_number(line, c + 1, share, percent)  # exact: Excel rounds on screen
                     else:
                         sheet.write_number(line, c + 1, table.counts[r][c])
                 sheet.write_number(line, len(table.column_labels) + 1, table.respondents[r])

@@ -133,22 +133,23 @@ def _save(ctx: AppContext, user: User, event: ev.Event, action: str, detail: str
 @post("/events/{code:str}/close", status_code=303)
 async def close_event(request: Request, ctx: Ctx, user: CurrentUser, code: FromPath[str]) -> Response[Any]:
     """Stop taking answers before the event's last day: its page shows the closed page (410)."""
-    await checked_form(request, user)
-    event = _event(ctx, user, code)
-    if not event.closed_at:
-        closed = msgspec.structs.replace(event, closed_at=now().isoformat(timespec="seconds"))
-        await anyio.to_thread.run_sync(_save, ctx, user, closed, "close-event", f"event {event.code}")
-    return Redirect(f"/admin/events/{event.code}?done=closed", status_code=303)
+    return await _open_or_close(request, ctx, user, code, closing=True)
 
 
 @post("/events/{code:str}/reopen", status_code=303)
 async def reopen_event(request: Request, ctx: Ctx, user: CurrentUser, code: FromPath[str]) -> Response[Any]:
+    return await _open_or_close(request, ctx, user, code, closing=False)
+
+
+async def _open_or_close(request: Request, ctx: AppContext, user: User, code: str, *, closing: bool) -> Response[Any]:
     await checked_form(request, user)
     event = _event(ctx, user, code)
-    if event.closed_at:
-        opened = msgspec.structs.replace(event, closed_at="")
-        await anyio.to_thread.run_sync(_save, ctx, user, opened, "reopen-event", f"event {event.code}")
-    return Redirect(f"/admin/events/{event.code}?done=reopened", status_code=303)
+    if bool(event.closed_at) != closing:  # already so: nothing to change or log
+        closed_at = now().isoformat(timespec="seconds") if closing else ""
+        action = "close-event" if closing else "reopen-event"
+        changed = msgspec.structs.replace(event, closed_at=closed_at)
+        await anyio.to_thread.run_sync(_save, ctx, user, changed, action, f"event {event.code}")
+    return Redirect(f"/admin/events/{event.code}?done={'closed' if closing else 'reopened'}", status_code=303)
 
 
 @post("/events/{code:str}/delete", status_code=303)

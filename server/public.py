@@ -192,7 +192,9 @@ def show_form(
     """The form page, or with htmx only the form; 410 when the form or event is not open."""
     state = target.state()
     if state != "open":
-        return _page(request, "closed.html", {"target": target, "state": state}, status=410)
+        closed = _page(request, "closed.html", {"target": target, "state": state}, status=410)
+        closed.headers["Cache-Control"] = "no-cache"  # browsers keep a 410; the office may reopen the event
+        return closed
     context = {
         "target": target,
         "form": target.form,

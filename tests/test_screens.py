@@ -177,6 +177,7 @@ def test_staff_edit_close_reopen_and_delete_their_event_each_in_the_audit_log(tm
         assert client.post(f"/admin/events/{code}/close", data={"_csrf": csrf_token(client)}).status_code == 200
         closed = client.get(f"/e/{code}")
         assert closed.status_code == 410 and "本问卷已经结束" in closed.text and "进学校宣讲" in closed.text
+        assert closed.headers["cache-control"] == "no-cache"  # a browser must ask again: it may be reopened
         key = "k" * 24
         assert client.post(f"/e/{code}", data={"unit": "一中", "_key": key}).status_code == 410
         assert "已停止收集" in client.get(f"/admin/events/{code}").text
@@ -238,7 +239,8 @@ print(sorted(m for m in sys.modules if m.split(".")[0] == "litestar"))
     answer = subprocess.run([sys.executable, "-c", script], cwd=workdir, capture_output=True, text=True,
                             env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})  # fmt: skip
     assert answer.returncode == 0, answer.stderr
-    assert answer.stdout.splitlines() == ["sheet.html", "[]"] and "进社区" in (workdir / "sheet.html").read_text(encoding="utf-8")
+    sheet = (workdir / "sheet.html").read_text(encoding="utf-8")
+    assert answer.stdout.splitlines() == ["sheet.html", "[]"] and "进社区" in sheet
     assert len(domain) > 20 and "crosstab" in domain and "sheets" in domain
 
 
