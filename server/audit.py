@@ -19,6 +19,7 @@ from sqlite_utils import Database
 from server.clock import parse_day
 
 PAGE_SIZE = 100
+ACTION_CODE = re.compile(r"[a-z][a-z-]{0,39}")
 
 ACTIONS = {
     "sign-in": "登录",
@@ -92,7 +93,7 @@ def parse_query(params: dict[str, str]) -> AuditQuery:
     if before and not (before.isascii() and before.isdigit() and len(before) <= 18):
         raise AuditError("翻页参数不对，请从第一页重新开始")
     action = params.get("action", "").strip()
-    if action and action not in ACTIONS:
+    if action and not ACTION_CODE.fullmatch(action):
         raise AuditError(f"没有这种操作：{action!r}")
     return AuditQuery(
         username=params.get("username", "").strip(), action=action, before=int(before) if before else None, **days
@@ -123,6 +124,13 @@ def audit_page(db: Database, query: AuditQuery, limit: int = PAGE_SIZE) -> tuple
     sql = f"SELECT id, at, username, action, detail FROM audit_log WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?"
     rows = [AuditLine(*row) for row in db.execute(sql, [*params, limit + 1])]
     return rows[:limit], rows[limit - 1].id if len(rows) > limit else None
+
+
+def actions(db: Database) -> dict[str, str]:
+    """Every action the filter offers, code -> Chinese: the known ones, and any other the log
+    holds (written by a newer part of the product), by its code."""
+    stored = [row[0] for row in db.execute("SELECT DISTINCT action FROM audit_log ORDER BY action")]
+    return ACTIONS | {code: code for code in stored if code not in ACTIONS}
 
 
 def usernames(db: Database) -> list[str]:

@@ -292,7 +292,7 @@ def audit_page(request: Request, ctx: Ctx, user: CurrentUser) -> Template:
         "rows": rows,
         "query": query,
         "problem": problem,
-        "actions": audit.ACTIONS,
+        "actions": audit.actions(db),
         "usernames": audit.usernames(db),
         "next_link": urlencode(filters | {"before": next_before}) if next_before else "",
         "first_link": urlencode(filters) if query.before else None,

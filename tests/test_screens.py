@@ -114,6 +114,7 @@ def test_the_audit_log_pages_and_filters_by_account_action_and_day(office, clock
     bad = office.get("/admin/audit?date_from=九月")
     assert bad.status_code == 400 and "开始日期 '九月' 不对，应写成 2022-09-15" in html.unescape(bad.text)
     assert office.get("/admin/audit?before=x").status_code == 400
+    assert office.get("/admin/audit?action=DROP TABLE").status_code == 400
 
 
 # --- events: edit, close, reopen, delete -------------------------------------------------------------

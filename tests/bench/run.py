@@ -27,6 +27,7 @@ from server.clock import now
 from tests.bench import serving, writes
 from tests.bench.answers import form, variety
 from tests.bench.backup import backup_figures
+from tests.bench.crosstab import CrosstabFigures
 from tests.bench.events import EventFigures
 from tests.bench.exporting import export_against_sqlite
 from tests.bench.mixed import mixed_load, mixed_rows
@@ -269,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print("  office measured", file=sys.stderr, flush=True)
         rows += ScopeFigures(work / "scope.db", args.responses // 10).rows()  # 7b. The same, as a county
+        rows += CrosstabFigures(work / "crosstab.db", args.responses // 10).rows()  # 7c. A cross-tab
 
         # 8. Backups: the whole command over the export's million responses, and submissions meanwhile.
         backup = backup_figures(work / "backup", args.responses, args.seconds)
