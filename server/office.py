@@ -1,6 +1,8 @@
-"""The office pages: dashboard, results, responses, events, the report page, the audit log.
+"""The office pages: dashboard, results, responses, the report page, the audit log, and the
+access check on one event (`_event`) that every event page uses.
 
-Sign-in and the session are `signin.py`; file downloads are `downloads.py`. Who sees what is
+Sign-in and the session are `signin.py`; file downloads are `downloads.py`; the event pages
+`office_events.py`; the cross-tab `office_crosstab.py`. Who sees what is
 `server/scope.py`: `admin` everything; `staff` the events it made, `county` its 市县's events,
 `organizer` the events its unit hosts, with their answers; only an admin deletes or reads the
 audit log. The SQL is in the domain modules (storage, events, accounts, results).

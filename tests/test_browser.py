@@ -543,6 +543,17 @@ def test_the_office_sees_a_responses_photos_as_thumbnails(site, browser, tmp_pat
     context.close()
 
 
+def signed_in_page(context, base: str, username: str):
+    """A page of a browser context in which an office account (made by the test) has signed in."""
+    page = context.new_page()
+    page.goto(f"{base}/admin/login")
+    page.fill("#username", username)
+    page.fill("#password", "correct horse battery")
+    page.click("button.submit")
+    page.wait_for_url(f"{base}/admin")
+    return page
+
+
 def _send(url: str, answers: list[tuple[str, str]]) -> None:
     """One resident's answers posted to a form page as the page itself would (its own key)."""
     import urllib.parse
@@ -559,11 +570,7 @@ def test_the_office_edits_an_event_and_crosses_two_questions_on_a_desktop_and_a_
     base, workdir = site
     assert run("user", "add", "zhou", "--role", "admin", input=b"correct horse battery\n", cwd=workdir).returncode == 0
     desk = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
-    page = desk.new_page()
-    page.goto(f"{base}/admin/login")
-    page.fill("#username", "zhou")
-    page.fill("#password", "correct horse battery")
-    page.click("button.submit")
+    page = signed_in_page(desk, base, "zhou")
     page.goto(f"{base}/admin/events")
     assert page.locator("#ev-venue-type").input_value() == ""  # nothing chosen for the user
     page.select_option("#ev-form", "five-into-session")
@@ -618,11 +625,7 @@ def test_the_office_edits_an_event_and_crosses_two_questions_on_a_desktop_and_a_
     desk.close()
 
     small = phone(browser)
-    page = small.new_page()
-    page.goto(f"{base}/admin/login")
-    page.fill("#username", "zhou")
-    page.fill("#password", "correct horse battery")
-    page.click("button.submit")
+    page = signed_in_page(small, base, "zhou")
     for path, name in ((crossing, "office-crosstab-phone"), (f"{base}/admin/events/{code}", "office-event-phone")):
         page.goto(path)
         if name == "office-event-phone":

@@ -11,31 +11,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from server.campaign import COUNTIES, VENUE_TYPES
 from server.crosstab import crosstab, crosstab_xlsx
-from server.events import Event, add_events
 from server.results import Filters
 from server.scope import EVERYTHING, Scope
-from server.storage import connect
-from tests.bench.answers import form
-from tests.bench.exporting import fill
-from tests.bench.scope import COUNTY, EVENTS, seconds
+from tests.bench.scope import COUNTY, EVENTS, seconds, spread_over_events
 
 
 class CrosstabFigures:
     def __init__(self, path: Path, responses: int) -> None:
-        fill(path, responses)
-        db = connect(path)
-        survey = form()
-        events = [
-            Event("", survey.id, f"活动{n}", VENUE_TYPES[n % 5], COUNTIES[n % len(COUNTIES)]) for n in range(EVENTS)
-        ]
-        codes = [event.code for event in add_events(db, events)]
-        db.execute("CREATE TEMP TABLE numbered (n INTEGER PRIMARY KEY, code TEXT)")
-        db.conn.executemany("INSERT INTO numbered VALUES (?, ?)", enumerate(codes))
-        db.execute("BEGIN")  # each response to one of the events, round robin
-        db.execute(f"UPDATE responses SET event = (SELECT code FROM numbered WHERE n = id % {EVENTS})")
-        db.execute("COMMIT")
+        db, survey = spread_over_events(path, responses)
         county = Scope(county=COUNTY)
         self.responses = responses
         self.choice_multi = seconds(lambda: crosstab(db, survey, "know_12315", "concerns", Filters(), EVERYTHING))
