@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from server.forms import Field, Form
-from server.results import mask, personal_fields
+from server.results import mask, option_words, personal_fields
 
 CONSENTED = "已同意"
 
@@ -32,6 +32,7 @@ class Reader(msgspec.Struct, frozen=True):
 
     questions: dict[str, Question]
     personal: dict[str, Field]
+    words: dict[str, dict[str, str]]  # question -> option value -> label, over every version
 
     def label(self, key: str) -> str:
         question = self.questions.get(key)
@@ -46,7 +47,7 @@ class Reader(msgspec.Struct, frozen=True):
             return mask(None, value)
         if question.kind == "row":
             return f"{value} 分" if value not in (None, "") else ""
-        return answer_text(question.field, value)
+        return answer_text(question.field, value, self.words.get(key))
 
     def cells(self, answers: dict[str, Any]) -> dict[str, str]:
         return {key: self.text(key, value) for key, value in answers.items()}
@@ -64,23 +65,25 @@ def reader(definitions: Iterable[Form]) -> Reader:
             if field.type == "grid":
                 for name, row in zip(field.answer_names, field.rows, strict=True):
                     questions[name] = Question(f"{field.label}：{row.label}", field, kind="row")
-    return Reader(questions, personal_fields(definitions))
+    return Reader(questions, personal_fields(definitions), option_words(definitions))
 
 
-def answer_text(field: Field, value: Any) -> str:
-    """A stored answer in words: option labels in the form's order, points with 分, 已同意."""
+def answer_text(field: Field, value: Any, words: dict[str, str] | None = None) -> str:
+    """A stored answer in words: option labels in the form's order (`words`: the labels of
+    every version, for options since removed), points with 分, 已同意."""
     if value is None or value == "" or value == []:
         return ""
+    labels = words or {o.value: o.label for o in field.choices}
     if field.type == "choice":
-        return field.option_label(str(value))
+        return labels.get(str(value), str(value))
     if field.type == "multi":
         chosen = [str(v) for v in value] if isinstance(value, list) else [str(value)]
         order = {o.value: i for i, o in enumerate(field.choices)}
         chosen.sort(key=lambda v: order.get(v, len(order)))
-        return "、".join(field.option_label(v) for v in chosen)
+        return "、".join(labels.get(v, v) for v in chosen)
     if field.type == "rating":
-        words = field.rating_label(int(value)) if isinstance(value, int) else ""
-        return f"{value} 分" + (f"（{words}）" if words and words != str(value) else "")
+        named = field.rating_label(int(value)) if isinstance(value, int) else ""
+        return f"{value} 分" + (f"（{named}）" if named and named != str(value) else "")
     if field.type == "consent":
         return CONSENTED if value else ""
     return mask(None, value)

@@ -254,3 +254,32 @@ def test_an_event_closed_early_is_closed_whatever_its_dates(office, closed_at, s
     form = office.app.state["context"].catalog.get("all-types")
     event = Event("ABCDEFG", "all-types", "进社区", date="2099-01-01", closed_at=closed_at)
     assert Target(form, event.path, event).state() == state
+
+
+SURVEY = """
+title = "年龄调查"
+kind = "general"
+[[fields]]
+name = "age"
+type = "choice"
+label = "年龄段"
+options = [{ value = "18to39", label = "18–39 岁" }, { value = "60plus", label = "60 岁以上" }]
+"""
+
+
+def test_an_option_removed_from_the_file_keeps_its_label_on_every_screen(tmp_path):
+    with client_with_forms(tmp_path, survey=SURVEY) as client:
+        send(client, {"age": "60plus"}, "/f/survey")
+        (tmp_path / "source" / "survey.toml").write_text(
+            SURVEY.replace(', { value = "60plus", label = "60 岁以上" }', "")
+        )
+        client.app.state["context"].catalog._next_scan = 0  # as if the two seconds between looks had passed
+        send(client, {"age": "18to39"}, "/f/survey")
+        add_user(database(client), "boss", ADMIN_PASSWORD, "admin")
+        assert sign_in(client, "boss", ADMIN_PASSWORD).status_code == 303
+        results = client.get("/admin/forms/survey").text
+        responses = client.get("/admin/forms/survey/responses").text
+        crossed = client.get("/admin/forms/survey/crosstab?rows=age&columns=county").text
+    assert 'fill="#111">60 岁以上</text>' in results and "60plus" not in results  # the chart's label
+    assert [row[3] for row in cells(responses)] == ["18–39 岁", "60 岁以上"]
+    assert '<th scope="row">60 岁以上</th>' in crossed and "60plus" not in crossed
