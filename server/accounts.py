@@ -330,19 +330,6 @@ def log_action(db: Database, username: str, action: str, detail: str) -> None:
     )
 
 
-class AuditLine(msgspec.Struct, frozen=True):
-    at: str
-    username: str
-    action: str
-    detail: str
-
-
-def audit_lines(db: Database, limit: int = 200) -> list[AuditLine]:
-    """The newest lines of the audit log, newest first."""
-    rows = db.execute("SELECT at, username, action, detail FROM audit_log ORDER BY id DESC LIMIT ?", [limit])
-    return [AuditLine(*row) for row in rows]
-
-
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 

@@ -23,7 +23,9 @@ from server import (
     api,
     downloads,
     office,
+    office_crosstab,
     office_data,
+    office_events,
     office_import,
     office_photos,
     office_report,
@@ -38,6 +40,7 @@ from server.accounts import secret_key
 from server.clock import chinese_date
 from server.context import Context
 from server.forms import KIND_LABELS, FormCatalog
+from server.paths import STATIC, TEMPLATES, VENDOR
 from server.proxy import FrontDoor, TrustedProxies
 from server.ratelimit import RateLimiter
 from server.sender import Sender
@@ -45,10 +48,6 @@ from server.settings import Settings, load_settings
 from server.signin import NO_STORE
 from server.storage import Store
 
-ROOT = Path(__file__).resolve().parent.parent
-TEMPLATES = ROOT / "templates"
-STATIC = ROOT / "static"
-VENDOR = ROOT / "node_modules" / "htmx.org" / "dist"
 MAX_BODY_BYTES = 1024 * 1024
 YEAR = 365 * 24 * 3600
 
@@ -115,6 +114,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *offline.ROUTES,
             signin.router,
             office.router,
+            office_events.router,
+            office_crosstab.router,
             office_photos.router,
             office_import.router,
             office_reports.router,

@@ -447,10 +447,8 @@ def cmd_qr(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_posters(args: argparse.Namespace, settings: Settings) -> int:
-    from server.app import STATIC, TEMPLATES
     from server.campaign import read_campaign
-    from server.posters import poster, render_sheet
-    from server.public import Target
+    from server.sheets import poster, render_sheet
 
     db = open_database(settings.db)
     forms = _forms(settings)
@@ -467,8 +465,8 @@ def cmd_posters(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError("no events match")
     base_url = _base_url(settings)
     campaign, _ = read_campaign(settings.forms)
-    sheet = [poster(Target(forms[e.form_id], e.path, e), base_url + e.path, campaign) for e in chosen]
-    html = render_sheet(sheet, TEMPLATES, STATIC)
+    sheet = [poster(ev.Target(forms[e.form_id], e.path, e), base_url + e.path, campaign) for e in chosen]
+    html = render_sheet(sheet)
     _write(Path(args.out) if args.out else Path("exports") / f"posters-{now():%Y%m%d-%H%M%S}.html", [html.encode()])
     return 0
 

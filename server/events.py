@@ -17,7 +17,8 @@ import io
 import re
 import secrets
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import msgspec
 from sqlite_utils import Database
@@ -28,6 +29,7 @@ from server.errors import InputError
 from server.forms import Form
 from server.scope import EVERYTHING, Scope
 from server.storage import transaction
+from server.validate import answers_from_event
 
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 CODE_LENGTH = 7
@@ -50,6 +52,7 @@ class Event(msgspec.Struct, frozen=True):
     expected: int | None = None  # expected attendance
     created_at: str = ""
     created_by: str = ""  # the office account that made it; empty from the command line
+    closed_at: str = ""  # when the office closed it early; empty while it takes answers
 
     @property
     def place(self) -> str:
@@ -67,13 +70,33 @@ class Event(msgspec.Struct, frozen=True):
         return day + dt.timedelta(days=min(GRACE_DAYS, (dt.date.max - day).days))  # 9999-12-31 has no day after
 
     def state(self, form: Form, at: dt.datetime | None = None) -> str:
-        """The form's state (`open`, `upcoming`, `closed`), or `ended` after the last day."""
+        """The form's state (`open`, `upcoming`, `closed`), `closed` too once the office closed
+        the event early, or `ended` after the last day."""
+        if self.closed_at:
+            return "closed"
         at = at or now()
         state = form.state(at)
         last_day = self.last_day()
         if state == "open" and last_day is not None and at.date() > last_day:
             return "ended"
         return state
+
+
+class Target(msgspec.Struct, frozen=True):
+    """What a public URL points at: a form, at `/f/{id}`, or an event's form, at `/e/{code}`."""
+
+    form: Form
+    path: str
+    event: Event | None = None
+
+    def state(self) -> str:
+        """`open`; or `upcoming`, `closed` (the form's window, or the event closed early) or
+        `ended` (the event's)."""
+        return self.event.state(self.form) if self.event else self.form.state()
+
+    def fixed_answers(self) -> dict[str, Any]:
+        """Answers the event gives (`from_event`): not asked on its page, stored all the same."""
+        return answers_from_event(self.form, msgspec.structs.asdict(self.event)) if self.event else {}
 
 
 class EventError(InputError):
@@ -90,12 +113,13 @@ def new_code() -> str:
     return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
 
 
-def make_event(forms: Mapping[str, Form], values: Mapping[str, str]) -> Event:
+def make_event(forms: Mapping[str, Form], values: Mapping[str, str], *, strict: bool = False) -> Event:
     """An event from what a person typed; raise EventError listing every problem.
 
     `values` has the keys form, title, venue_type, county, township, venue, date,
     organizer, expected; missing or empty ones take their defaults. The form may be
-    named by its id or its exact title.
+    named by its id or its exact title. `strict` (the office's event form): what the form's
+    questions take from the event (`from_event`) must be given, not defaulted.
     """
     text = {key: (values.get(key) or "").strip() for key in IMPORT_HEADERS}
     problems: list[str] = []
@@ -106,6 +130,9 @@ def make_event(forms: Mapping[str, Form], values: Mapping[str, str]) -> Event:
         problems.append(f"没有问卷 {text['form']!r}（可用：{'、'.join(sorted(forms)) or '无'}）")
     if not text["title"]:
         problems.append("缺少活动名称")
+    if strict and form is not None:
+        needed = [key for key in needed_by(form) if not text[key]]
+        problems.extend(f"请填写{LABELS[key]}（问卷里的题目要用到它）" for key in needed)
     for key in ("title", "township", "venue", "organizer"):
         if len(text[key]) > MAX_TEXT:
             problems.append(f"{LABELS[key]}超过 {MAX_TEXT} 个字")
@@ -163,6 +190,55 @@ def add_events(db: Database, events: Iterable[Event]) -> list[Event]:
 
 
 COLUMNS = tuple(Event.__struct_fields__)
+# What the office may change of an event: never its code (its address and QR code) nor its form.
+EDITABLE = ("title", "venue_type", "county", "township", "venue", "date", "organizer", "expected")
+
+
+def needed_by(form: Form) -> list[str]:
+    """The event's values the form's questions take (`from_event`), in the event form's order."""
+    taken = {field.from_event for field in form.fields}
+    return [key for key in IMPORT_HEADERS if key in taken]
+
+
+def edited(forms: Mapping[str, Form], event: Event, values: Mapping[str, str]) -> Event:
+    """The event with what a person typed in its edit form (EventError as `make_event`)."""
+    made = make_event(forms, {**values, "form": event.form_id}, strict=True)
+    return msgspec.structs.replace(event, **{key: getattr(made, key) for key in EDITABLE})
+
+
+def changes(old: Event, new: Event) -> str:
+    """What an edit changed, for the audit log: `title: a -> b; date: x -> y` (empty when nothing)."""
+    pairs = [(key, getattr(old, key), getattr(new, key)) for key in EDITABLE]
+    return "; ".join(f"{key}: {'' if a is None else a} -> {'' if b is None else b}" for key, a, b in pairs if a != b)
+
+
+Also = Callable[[Database], None] | None  # more to write in the same transaction (the audit line)
+
+
+def update_event(db: Database, event: Event, also: Also = None) -> None:
+    """Store an edited event (its editable values and `closed_at`) under its code."""
+    columns = [*EDITABLE, "closed_at"]
+    with transaction(db):
+        db.execute(
+            f"UPDATE events SET {', '.join(f'{c} = ?' for c in columns)} WHERE code = ?",
+            [*(getattr(event, c) for c in columns), event.code],
+        )
+        if also:
+            also(db)
+
+
+def delete_event(db: Database, code: str, also: Also = None) -> bool:
+    """Remove an event that has no responses (not even its report); False, and nothing
+    removed, when it has some: answers are never dropped with their event."""
+    with transaction(db):
+        if db.execute("SELECT 1 FROM responses WHERE event = ? LIMIT 1", [code]).fetchone():
+            return False
+        db.execute("DELETE FROM response_counts WHERE event = ?", [code])  # counts of 0 left by deletions
+        db.execute("DELETE FROM report_reviews WHERE event = ?", [code])
+        db.execute("DELETE FROM events WHERE code = ?", [code])
+        if also:
+            also(db)
+    return True
 
 
 def get_event(db: Database, code: str) -> Event | None:

@@ -1,6 +1,9 @@
-"""The office pages: dashboard, results, responses, events, the audit log (the report: office_report.py).
+"""The office pages: dashboard, results, responses, the audit log, and the access check on
+one event (`_event`) that every event page uses (events: office_events.py; the statistics
+report: office_report.py).
 
-Sign-in and the session are `signin.py`; file downloads are `downloads.py`. Who sees what is
+Sign-in and the session are `signin.py`; file downloads are `downloads.py`; the event pages
+`office_events.py`; the cross-tab `office_crosstab.py`. Who sees what is
 `server/scope.py`: `admin` everything; `staff` the events it made, `county` its 市县's events,
 `organizer` the events its unit hosts, with their answers; only an admin deletes or reads the
 audit log. The SQL is in the domain modules (storage, events, accounts, results).
@@ -9,9 +12,9 @@ audit log. The SQL is in the domain modules (storage, events, accounts, results)
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 import anyio
-import msgspec
 from litestar import Request, Response, Router, get, post
 from litestar.di import Provide
 from litestar.exceptions import ClientException, NotFoundException, PermissionDeniedException
@@ -19,7 +22,7 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from sqlite_utils import Database
 
-from server import accounts, event_reports, photos, storage
+from server import accounts, audit, display, event_reports, photos, storage
 from server import events as ev
 from server.accounts import User
 from server.campaign import COUNTIES, VENUE_TYPES
@@ -28,8 +31,8 @@ from server.context import Context as AppContext
 from server.forms import Field, Form
 from server.public import Ctx
 from server.readiness import form_warnings
-from server.results import Filters, mask, parse_filters, personal_fields, personal_fields_of, summarize, where
-from server.signin import CSRF_FIELD, NO_STORE, CurrentUser, checked_form, current_user, form_value
+from server.results import Filters, parse_filters, summarize, where
+from server.signin import CSRF_FIELD, NO_STORE, CurrentUser, checked_form, current_user
 from server.storage import Counts, dashboard_counts
 
 PAGE_SIZE = 50
@@ -124,14 +127,19 @@ def responses_page(request: Request, ctx: Ctx, user: CurrentUser, form_id: FromP
     rows = storage.responses_where(
         db, clause, params, before=_response_id(before) if before else None, limit=PAGE_SIZE + 1
     )
-    personal = personal_fields_of(db, form.id, form)
-    shown = [_masked_row(personal, row) for row in rows[:PAGE_SIZE]]
+    shown_by = display.reader([*storage.stored_definitions(db, form.id), form])
+    shown = [_shown_row(shown_by, row) for row in rows[:PAGE_SIZE]]
     context = {
         "form": form,
         "filters": filters,
         "problems": problems,
         "rows": shown,
-        "columns": [f for f in form.answer_fields if f.type != "consent"],
+        "columns": [
+            (key, shown_by.label(key), f.type == "photo")
+            for f in form.answer_fields
+            if f.type != "consent"
+            for key in f.answer_names
+        ],
         "next_before": shown[-1]["id"] if len(rows) > PAGE_SIZE else None,
     }
     return Template(
@@ -151,9 +159,9 @@ def _response_id(text: str) -> int:
     return int(text)
 
 
-def _masked_row(personal: dict[str, Field], row: storage.StoredResponse) -> dict[str, Any]:
-    """A response as the office sees it: personal answers (of any version of the form) masked."""
-    cells = {name: mask(personal.get(name), value) for name, value in row.answers.items()}
+def _shown_row(shown_by: display.Reader, row: storage.StoredResponse) -> dict[str, Any]:
+    """A response as the office sees it: in words, personal answers (of any version of the form) masked."""
+    cells = shown_by.cells(row.answers)
     return {
         "id": row.id,
         "submitted_at": row.submitted_at,
@@ -174,9 +182,11 @@ def _response(ctx: AppContext, user: User, response_id: int) -> tuple[dict[str, 
         raise PermissionDeniedException("not your event")
     form = ctx.catalog.get(row.form_id)  # None once the form file is gone: its stored versions still mask
     definitions = [*storage.stored_definitions(db, row.form_id), *([form] if form else [])]
-    personal = personal_fields(definitions)
-    shown = _masked_row(personal, row) | {"form_id": row.form_id}
-    return shown | {"photos": photos_shown(definitions, row.answers, personal, user)}, form
+    shown_by = display.reader(definitions)
+    shown = _shown_row(shown_by, row) | {"form_id": row.form_id}
+    shown["labels"] = {key: shown_by.label(key) for key in row.answers}
+    shown["photo_questions"] = {f.name for d in definitions for f in d.fields if f.type == "photo"}
+    return shown | {"photos": photos_shown(definitions, row.answers, shown_by.personal, user)}, form
 
 
 def photos_shown(definitions: list[Form], answers: dict[str, Any], personal: dict[str, Field], user: User) -> dict:
@@ -228,70 +238,32 @@ def _event(ctx: AppContext, user: User, code: str) -> ev.Event:
     return event
 
 
-def _events_context(ctx: AppContext, user: User, **extra: Any) -> dict[str, Any]:
-    rows = ev.list_events(ctx.store.reader(), scope=user.scope)
-    organizers = ctx.catalog.campaign.organizers if ctx.catalog.campaign else ()
-    organizers = (user.organizer,) if user.organizer else organizers
-    choices = {
-        "forms": ctx.catalog.all(),
-        "counties": _counties(user),
-        "venue_types": VENUE_TYPES,
-        "organizers": organizers,
-    }
-    return {"rows": rows, "values": {}, "problems": []} | choices | _page(user, "events") | extra
-
-
-@get("/events", sync_to_thread=False)
-def events_page(ctx: Ctx, user: CurrentUser) -> Template:
-    return Template("admin/events.html", context=_events_context(ctx, user))
-
-
-@post("/events", status_code=303)
-async def add_event(request: Request, ctx: Ctx, user: CurrentUser) -> Response[Any]:
-    data = await checked_form(request, user)
-    values = {key: form_value(data, key) for key in ev.IMPORT_HEADERS}
-    forms = {form.id: form for form in ctx.catalog.all()}
-    # A county's (a co-host's) staff add events of their 市县 (unit): it is filled in for them.
-    values["county"] = values["county"] or user.county
-    values["organizer"] = values["organizer"] or user.organizer
-    try:
-        event = msgspec.structs.replace(ev.make_event(forms, values), created_by=user.username)
-        if not user.scope.sees(event):
-            whose = f"本市县（{user.county}）" if user.county else f"本单位（{user.organizer}）主办"
-            raise ev.EventError([f"只能新建{whose}的活动"])
-    except ev.EventError as exc:
-        context = _events_context(ctx, user, values=values, problems=exc.messages)
-        return Template("admin/events.html", context=context, status_code=422)
-
-    def store() -> ev.Event:
-        db = ctx.store.reader()
-        [stored] = ev.add_events(db, [event])
-        accounts.record(db, user.username, "add-event", f"event {stored.code} form {stored.form_id}")
-        return stored
-
-    stored = await anyio.to_thread.run_sync(store)
-    return Redirect(f"/admin/events/{stored.code}", status_code=303)
-
-
-@get("/events/{code:str}", sync_to_thread=False)
-def event_page(request: Request, ctx: Ctx, user: CurrentUser, code: FromPath[str]) -> Template:
-    event = _event(ctx, user, code)
-    count = storage.event_response_count(ctx.store.reader(), event.code, event.form_id)
-    base = ctx.settings.base_url or str(request.base_url).rstrip("/")
-    context = {"event": event, "responses": count, "url": base + event.path, "form": ctx.catalog.get(event.form_id)}
-    context["report"] = event_reports.report_of_event(ctx.store.reader(), ctx.catalog.all(), event.code)
-    return Template("admin/event.html", context=context | _page(user, "events"))
-
-
 # Audit log ------------------------------------------------------------------------------
 
 
-@get("/audit", sync_to_thread=False)
-def audit_page(ctx: Ctx, user: CurrentUser) -> Template:
+@get("/audit", sync_to_thread=True)
+def audit_page(request: Request, ctx: Ctx, user: CurrentUser) -> Template:
+    """The audit log in Chinese, a page at a time (`before`), by account, action and days."""
     if not user.is_admin:
         raise PermissionDeniedException("admins only")
-    rows = accounts.audit_lines(ctx.store.reader(), limit=200)
-    return Template("admin/audit.html", context={"rows": rows} | _page(user, "audit"))
+    db = ctx.store.reader()
+    params = dict(request.query_params)
+    try:
+        query, problem = audit.parse_query(params), ""
+    except audit.AuditError as exc:
+        query, problem = audit.AuditQuery(), str(exc)
+    rows, next_before = audit.audit_page(db, query) if not problem else ([], None)
+    filters = {key: value for key, value in params.items() if key != "before" and value}
+    context = {
+        "rows": rows,
+        "query": query,
+        "problem": problem,
+        "actions": audit.actions(db),
+        "usernames": audit.usernames(db),
+        "next_link": urlencode(filters | {"before": next_before}) if next_before else "",
+        "first_link": urlencode(filters) if query.before else None,
+    }
+    return Template("admin/audit.html", context=context | _page(user, "audit"), status_code=400 if problem else 200)
 
 
 router = Router(
@@ -303,9 +275,6 @@ router = Router(
         responses_page,
         response_page,
         delete_response,
-        events_page,
-        add_event,
-        event_page,
         audit_page,
     ],
     dependencies={"user": Provide(current_user, sync_to_thread=False)},

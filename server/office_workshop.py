@@ -24,8 +24,9 @@ from server import public, storage, workshop
 from server.accounts import User
 from server.clock import now
 from server.context import Context as AppContext
+from server.events import Target
 from server.forms import Form, check_text
-from server.public import Ctx, Target
+from server.public import Ctx
 from server.readiness import form_warnings
 from server.signin import CSRF_FIELD, NO_STORE, CurrentUser, checked_form, current_user, form_value
 from server.validate import Malformed, validate

@@ -3,7 +3,7 @@
 The URL in a QR code is the public address (`QF_BASE_URL`) plus the page's path; when
 the setting is empty, the address the request came to, which is what staff typed into
 their browser (its host passed the front door's allowed-host check, server/proxy.py). The
-same rendering serves the web page and `quality-forms posters`.
+same rendering (server/sheets.py) serves the web page and `quality-forms posters`.
 
 Drawing a code takes milliseconds of pure Python, so handlers that may draw one run in a
 worker thread, never on the event loop.
@@ -11,21 +11,15 @@ worker thread, never on the event loop.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
-import jinja2
 from litestar import Request, Response, get
 from litestar.params import FromPath
 from litestar.response import Template
 
-from server.campaign import Campaign, slogan_for
-from server.clock import chinese_date, now
 from server.context import Context as AppContext
-from server.events import Event
-from server.forms import Form
-from server.public import Ctx, Target, event_target, form_target
+from server.events import Target
+from server.public import Ctx, event_target, form_target
 from server.qr import qr_png, qr_svg
+from server.sheets import poster, sheet_context
 
 # A code drawn from QF_BASE_URL is the same for everyone, so shared caches may keep it. One
 # drawn from the request's host stays in the browser that asked: a caching proxy must never
@@ -36,6 +30,7 @@ PRIVATE_PAGE = {"Cache-Control": "private, no-cache"}  # a poster also shows the
 
 
 def public_url(ctx: AppContext, request: Request, path: str) -> str:
+    """The address residents open for a path: QF_BASE_URL, else the address staff came to."""
     base = ctx.settings.base_url or str(request.base_url).rstrip("/")
     return base + path
 
@@ -86,35 +81,3 @@ def _poster_page(ctx: AppContext, request: Request, target: Target) -> Template:
 
 
 ROUTES = [form_qr_svg, form_qr_png, event_qr_svg, event_qr_png, form_poster, event_poster]
-
-
-def poster(target: Target, url: str, campaign: Campaign | None) -> dict[str, Any]:
-    """What one A4 poster shows: the campaign's year, theme and a slogan (none when the
-    campaign file does not give them), and the form or event with its QR code."""
-    form: Form = target.form
-    event: Event | None = target.event
-    year = campaign.year if campaign else int(event.date[:4]) if event and event.date else now().year
-    return {
-        "year": year,
-        "theme": campaign.theme if campaign else "",
-        "slogan": slogan_for(campaign, event.code if event else form.id),
-        "title": event.title if event else form.title,
-        "form_title": form.title,
-        "event": event,
-        "url": url,
-        "short_url": url.split("://", 1)[-1],
-        "qr": qr_svg(url),
-    }
-
-
-def sheet_context(posters: list[dict[str, Any]], *, inline_css: str = "") -> dict[str, Any]:
-    """A print page of posters, one per A4 page; `inline_css` makes it a standalone file."""
-    return {"posters": posters, "inline_css": inline_css}
-
-
-def render_sheet(posters: list[dict[str, Any]], templates: Path, static: Path) -> str:
-    """The sheet as one standalone HTML file (CSS inline), for `quality-forms posters`."""
-    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(templates), autoescape=True)
-    environment.filters["chinese_date"] = chinese_date
-    css = (static / "poster.css").read_text(encoding="utf-8")
-    return environment.get_template("posters.html").render(sheet_context(posters, inline_css=css))

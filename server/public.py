@@ -15,7 +15,6 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import anyio
-import msgspec
 from litestar import Request, Response, get, post, route
 from litestar.di import NamedDependency
 from litestar.exceptions import ClientException, HTTPException, NotFoundException
@@ -25,12 +24,12 @@ from litestar.response import Redirect, Template
 
 from server import expressions, photos, regions, storage
 from server.context import Context as AppContext
-from server.events import Event, get_event
+from server.events import Target, get_event
 from server.forms import Form
 from server.quiz import grade
 from server.storage import StorageError, Submission, answers_for_key, receipt_for_key
 from server.uploads import BadUpload, Posted, TooMuchText, read_multipart
-from server.validate import PRIVACY_CONSENT, Malformed, answers_from_event, validate
+from server.validate import PRIVACY_CONSENT, Malformed, validate
 
 log = logging.getLogger(__name__)
 
@@ -63,22 +62,6 @@ NOTICE_NOT_STORED = "网络或服务器繁忙，这次没有保存成功。您�
 PHOTO_TOO_BIG = "每张照片不能超过 {limit}（这张约 {size} MB），请换一张或用手机自带的编辑功能缩小后再选"
 PHOTOS_TOO_MANY = "最多上传 {most} 张照片（现在是 {count} 张）"
 NOTICE_PHOTOS_AGAIN = "照片没有保存，请重新选择照片后再点“提交”。"
-
-
-class Target(msgspec.Struct, frozen=True):
-    """What a public URL points at: a form, at `/f/{id}`, or an event's form, at `/e/{code}`."""
-
-    form: Form
-    path: str
-    event: Event | None = None
-
-    def state(self) -> str:
-        """`open`; or `upcoming`, `closed` (the form's window) or `ended` (the event's)."""
-        return self.event.state(self.form) if self.event else self.form.state()
-
-    def fixed_answers(self) -> dict[str, Any]:
-        """Answers the event gives (`from_event`): not asked on its page, stored all the same."""
-        return answers_from_event(self.form, msgspec.structs.asdict(self.event)) if self.event else {}
 
 
 def new_submission_key() -> str:
@@ -209,7 +192,9 @@ def show_form(
     """The form page, or with htmx only the form; 410 when the form or event is not open."""
     state = target.state()
     if state != "open":
-        return _page(request, "closed.html", {"target": target, "state": state}, status=410)
+        closed = _page(request, "closed.html", {"target": target, "state": state}, status=410)
+        closed.headers["Cache-Control"] = "no-cache"  # browsers keep a 410; the office may reopen the event
+        return closed
     context = {
         "target": target,
         "form": target.form,

@@ -185,7 +185,9 @@ def summarize(db: Database, form: Form, filters: Filters, scope: Scope = EVERYTH
         [now().date().isoformat(), *params],
     ).fetchone()
     fields = [f for f in form.answer_fields if f.type != "consent"]
-    personal = personal_fields_of(db, form.id, form)
+    definitions = [*stored_definitions(db, form.id), form]
+    personal = personal_fields(definitions)
+    worded = option_words(definitions)
     by_value = [f.name for f in fields if f.type in ("choice", "multi", "hidden", "region", *NUMBER_TYPES)]
     by_value += [name for f in fields if f.type == "grid" for name in f.answer_names]
     counts: dict[str, dict[Any, int]] = {name: {} for f in fields for name in (f.name, *f.answer_names)}
@@ -202,7 +204,8 @@ def summarize(db: Database, form: Form, filters: Filters, scope: Scope = EVERYTH
                 counts[name][item] = counts[name].get(item, 0) + count
     results = [
         _grid_result(f, counts, answered) if f.type == "grid"
-        else _field_result(db, f, counts[f.name], answered.get(f.name, 0), clause, params, f.name in personal)
+        else _field_result(db, f, counts[f.name], answered.get(f.name, 0), clause, params, f.name in personal,
+                           worded.get(f.name, {}))
         for f in fields
     ]  # fmt: skip
     if form.quiz_fields:
@@ -226,12 +229,31 @@ def _right_answers(db: Database, form: Form, clause: str, params: list[Any]) -> 
     return {f.name: int(n) for f, n in zip(fields, row, strict=True)}
 
 
+def option_words(definitions: list[Form]) -> dict[str, dict[str, str]]:
+    """Question -> option value -> label over every version (the newest words win), so an
+    option since removed from the file is still shown by its label, never its value."""
+    words: dict[str, dict[str, str]] = {}
+    for definition in definitions:
+        for field in definition.fields:
+            if field.type in ("choice", "multi"):
+                words.setdefault(field.name, {}).update({o.value: o.label for o in field.choices})
+    return words
+
+
 def _field_result(
-    db: Database, field: Field, counts: dict[Any, int], answered: int, clause: str, params: list[Any], personal: bool
+    db: Database,
+    field: Field,
+    counts: dict[Any, int],
+    answered: int,
+    clause: str,
+    params: list[Any],
+    personal: bool,
+    words: dict[str, str] | None = None,
 ) -> FieldResult:
     if field.type in ("choice", "multi"):
         labels = {o.value: o.label for o in field.choices}
         ordered = [*labels, *sorted(str(v) for v in counts.keys() - labels.keys())]  # removed options last
+        labels = (words or {}) | labels
         options = [
             OptionCount(labels.get(v, v), counts.get(v, 0), _percent(counts.get(v, 0), answered)) for v in ordered
         ]

@@ -3,6 +3,7 @@
 Screenshots land in tests/artifacts/ for people to look at.
 """
 
+import datetime as dt
 import os
 import re
 import shutil
@@ -546,3 +547,96 @@ def test_the_office_sees_a_responses_photos_as_thumbnails(site, browser, tmp_pat
         thumbnail.click()
     assert full.value.headers["content-type"] == "image/jpeg"
     context.close()
+
+
+def signed_in_page(context, base: str, username: str):
+    """A page of a browser context in which an office account (made by the test) has signed in."""
+    page = context.new_page()
+    page.goto(f"{base}/admin/login")
+    page.fill("#username", username)
+    page.fill("#password", "correct horse battery")
+    page.click("button.submit")
+    page.wait_for_url(f"{base}/admin")
+    return page
+
+
+def _send(url: str, answers: list[tuple[str, str]]) -> None:
+    """One resident's answers posted to a form page as the page itself would (its own key)."""
+    import urllib.parse
+    import urllib.request
+
+    with urllib.request.urlopen(url) as blank:
+        key = re.search(r'name="_key" value="([^"]+)"', blank.read().decode()).group(1)
+    body = urllib.parse.urlencode([*answers, ("_key", key)]).encode()
+    with urllib.request.urlopen(urllib.request.Request(url, data=body)) as sent:
+        assert sent.status == 200 and "/thanks" in sent.url
+
+
+def test_the_office_edits_an_event_and_crosses_two_questions_on_a_desktop_and_a_phone(site, browser):
+    base, workdir = site
+    assert run("user", "add", "zhou", "--role", "admin", input=b"correct horse battery\n", cwd=workdir).returncode == 0
+    desk = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+    page = signed_in_page(desk, base, "zhou")
+    page.goto(f"{base}/admin/events")
+    assert page.locator("#ev-venue-type").input_value() == ""  # nothing chosen for the user
+    page.select_option("#ev-form", "five-into-session")
+    page.fill("#ev-title", "质量宣讲进校园")
+    today = now().date()
+    page.fill("#ev-date", today.isoformat())  # a date picker: <input type=date>
+    page.select_option("#ev-county", "白沙黎族自治县")
+    page.click("#new-event button.submit")
+    assert "请填写场所类型" in page.locator(".notice").inner_text()  # the form takes it from the event
+    page.select_option("#ev-venue-type", "学校")
+    page.click("#new-event button.submit")
+    page.wait_for_url(re.compile(r".*/admin/events/[A-Z0-9]+$"))
+    code = page.url.rsplit("/", 1)[-1]
+    page.click("text=修改活动信息")
+    page.fill("#ev-title", "质量宣讲进白沙中学")
+    page.fill("#ev-date", (today + dt.timedelta(days=1)).isoformat())
+    shoot(page, "office-event-edit-desktop")
+    page.click("#edit-event button.submit")
+    assert (
+        page.locator("h1").inner_text() == "质量宣讲进白沙中学" and "已保存修改" in page.locator(".notice").inner_text()
+    )
+    assert page.url.endswith(f"/admin/events/{code}?done=saved")  # the same code: printed posters still work
+    page.click("#close-event")
+    page.wait_for_url(re.compile(r".*\?done=closed$"))
+    assert "已停止收集" in page.locator(".answers").inner_text()
+    resident = page.context.new_page()
+    closed = resident.goto(f"{base}/e/{code}")
+    assert closed.status == 410 and "本问卷已经结束" in resident.inner_text("main")
+    page.click("#reopen-event")
+    page.wait_for_url(re.compile(r".*\?done=reopened$"))
+    assert resident.goto(f"{base}/e/{code}").status == 200  # not the 410 the browser was given before
+
+    for satisfaction, topics in (("5", ["food", "elevator"]), ("4", ["food"]), ("5", ["fuel"])):
+        _send(
+            f"{base}/e/{code}",
+            [("unit_name", "白沙中学"), ("satisfaction", satisfaction)] + [("topics", t) for t in topics],
+        )
+    page.goto(f"{base}/admin/forms/five-into-session?event={code}")
+    page.click("text=交叉分析")
+    page.select_option("#ct-rows", "satisfaction")
+    page.select_option("#ct-columns", "topics")
+    page.click("#crosstab-form button")
+    first = page.locator("#crosstab-table tbody tr").first
+    assert first.locator("th").inner_text() == "5 分 很满意"
+    assert [c.split("\n")[0] for c in first.locator("td").all_inner_texts()] == ["1", "1", "1", "2"]
+    assert page.locator("svg.stacked rect").count() == 4
+    shoot(page, "office-crosstab-desktop")
+    with page.expect_download() as workbook:
+        page.click("#crosstab-xlsx")
+    assert workbook.value.suggested_filename.startswith("five-into-session-crosstab-satisfaction-topics-")
+    crossing = page.url
+    desk.close()
+
+    small = phone(browser)
+    page = signed_in_page(small, base, "zhou")
+    for path, name in ((crossing, "office-crosstab-phone"), (f"{base}/admin/events/{code}", "office-event-phone")):
+        page.goto(path)
+        if name == "office-event-phone":
+            page.click("text=修改活动信息")
+        # Nothing wider than the phone but the table's own scrolling box.
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], name
+        shoot(page, name)
+    small.close()

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from server import downloads, signin
+from server import downloads, office_crosstab, office_events, signin
 from server import office as office_pages
 from server.clock import now
 from server.events import add_events, make_event
@@ -45,7 +45,8 @@ def answer(client, data, path="/f/all-types"):
 
 
 def admin_paths():
-    for route in [r for module in (signin, office_pages, downloads) for r in module.router.routes]:
+    modules = (signin, office_pages, office_events, office_crosstab, downloads)
+    for route in [r for module in modules for r in module.router.routes]:
         for method in route.methods - {"HEAD", "OPTIONS"}:
             path = route.path.replace("{form_id:str}", "all-types").replace("{code:str}", "ABCDEFG")
             yield method, path.replace("{response_id:int}", "1")

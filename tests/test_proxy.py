@@ -14,7 +14,7 @@ import sqlite3
 import httpx
 import pytest
 
-from server import posters
+from server import posters, sheets
 from server.app import SECURITY_HEADERS
 from server.cli import build_parser
 from server.proxy import Hop, TrustedProxies, believe, forwarded_hops
@@ -212,6 +212,7 @@ def test_qr_codes_and_posters_are_drawn_off_the_event_loop(tmp_path, monkeypatch
         return qr_svg(url, **kw)
 
     monkeypatch.setattr(posters, "qr_svg", spy)
+    monkeypatch.setattr(sheets, "qr_svg", spy)  # the poster's code is drawn with the poster
     with make_app_client(tmp_path) as client:
         assert client.get("/f/all-types/qr.svg").status_code == 200
         assert client.get("/f/all-types/poster").status_code == 200

@@ -29,6 +29,7 @@ from tests.bench.answers import form, variety
 from tests.bench.api import api_against_csv, webhook_cost
 from tests.bench.backup import backup_figures
 from tests.bench.catalog import catalog_rows
+from tests.bench.crosstab import CrosstabFigures
 from tests.bench.events import EventFigures
 from tests.bench.exporting import export_against_sqlite
 from tests.bench.mixed import mixed_load, mixed_rows
@@ -277,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         rows += video_upload.video_figures(work / "video").rows()  # an event report's 200 MB clip
         rows += api_against_csv(work / "api", args.responses // 10).rows()  # the read API against the CSV export
         rows += webhook_cost(work / "webhooks", args.seconds, DEFAULT_WORKERS)  # residents, with a webhook on
+        rows += CrosstabFigures(work / "crosstab.db", args.responses // 10).rows()  # 7c. A cross-tab
 
         # 8. Backups: the whole command over the export's million responses, and submissions meanwhile.
         backup = backup_figures(work / "backup", args.responses, args.seconds)

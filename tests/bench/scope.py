@@ -11,9 +11,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from sqlite_utils import Database
+
 from server.campaign import COUNTIES, VENUE_TYPES
 from server.clock import now
 from server.events import Event, add_events
+from server.forms import Form
 from server.results import Filters, summarize
 from server.scope import EVERYTHING, Scope
 from server.storage import connect, dashboard_counts
@@ -34,23 +37,28 @@ def seconds(work) -> float:
     return best
 
 
+def spread_over_events(path: Path, responses: int) -> tuple[Database, Form]:
+    """A database of `responses` answers to the benchmark survey, each sent at one of 2,000
+    events (round robin) in every 市县, made by 40 staff accounts; and the survey."""
+    fill(path, responses)
+    db = connect(path)
+    survey = form()
+    events = [
+        Event("", survey.id, f"活动{n}", VENUE_TYPES[n % 5], COUNTIES[n % len(COUNTIES)], created_by=f"staff{n % 40}")
+        for n in range(EVENTS)
+    ]
+    codes = [event.code for event in add_events(db, events)]
+    db.execute("CREATE TEMP TABLE numbered (n INTEGER PRIMARY KEY, code TEXT)")
+    db.conn.executemany("INSERT INTO numbered VALUES (?, ?)", enumerate(codes))
+    db.execute("BEGIN")  # each response to one of the events, round robin (the counts follow by trigger)
+    db.execute(f"UPDATE responses SET event = (SELECT code FROM numbered WHERE n = id % {EVENTS})")
+    db.execute("COMMIT")
+    return db, survey
+
+
 class ScopeFigures:
     def __init__(self, path: Path, responses: int) -> None:
-        fill(path, responses)
-        db = connect(path)
-        survey = form()
-        events = [
-            Event(
-                "", survey.id, f"活动{n}", VENUE_TYPES[n % 5], COUNTIES[n % len(COUNTIES)], created_by=f"staff{n % 40}"
-            )
-            for n in range(EVENTS)
-        ]
-        codes = [event.code for event in add_events(db, events)]
-        db.execute("CREATE TEMP TABLE numbered (n INTEGER PRIMARY KEY, code TEXT)")
-        db.conn.executemany("INSERT INTO numbered VALUES (?, ?)", enumerate(codes))
-        db.execute("BEGIN")  # each response to one of the events, round robin (the counts follow by trigger)
-        db.execute(f"UPDATE responses SET event = (SELECT code FROM numbered WHERE n = id % {EVENTS})")
-        db.execute("COMMIT")
+        db, survey = spread_over_events(path, responses)
         county = Scope(county=COUNTY)
         today = now().date().isoformat()
         self.responses = responses
