@@ -74,7 +74,7 @@ def start(workdir: Path, forms: Path, *, workers: int = 1) -> tuple[subprocess.P
             str(workers),
         ],
         cwd=workdir,
-        env={**os.environ, "QF_RATE_LIMIT": "0"},
+        env={**os.environ, "QF_RATE_LIMIT": "0", "PYTHONPATH": str(ROOT)},  # this checkout's code, not the venv's
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -124,9 +124,13 @@ class Load:
     extra: dict
 
 
-def wrk(url: str, seconds: int, *script_args: str, script: Path | None = None) -> Load:
+def wrk(
+    url: str, seconds: int, *script_args: str, script: Path | None = None, headers: dict[str, str] | None = None
+) -> Load:
     """Run wrk with CONNECTIONS connections on two threads; parse its figures."""
     command = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "10s", "--latency"]
+    for name, value in (headers or {}).items():
+        command += ["-H", f"{name}: {value}"]
     if script:
         command += ["-s", str(script)]
     command += [url]
@@ -163,9 +167,11 @@ class SubmitLoad:
         return self.accepted <= self.stored <= self.accepted + CONNECTIONS and not self.load.extra["status_other"]
 
 
-def submit_load(server: Server, seconds: int, prefix: str) -> SubmitLoad:
-    """POST valid answers, each with its own key; count 303s and the rows they stored."""
-    load = wrk(server.url(f"/f/{SUBMIT_FORM}"), seconds, prefix, script=SUBMIT_LUA)
+def submit_load(server: Server, seconds: int, prefix: str, *, flow: bool = False) -> SubmitLoad:
+    """POST valid answers, each with its own key; count 303s and the rows they stored.
+
+    With `flow`, a resident's visit: every POST follows a GET of the form page (with gzip)."""
+    load = wrk(server.url(f"/f/{SUBMIT_FORM}"), seconds, prefix, *(["flow"] if flow else []), script=SUBMIT_LUA)
     time.sleep(0.5)  # let the requests in flight when wrk stopped finish
     with contextlib.closing(sqlite3.connect(server.db)) as db:
         (stored,) = db.execute(
@@ -173,6 +179,59 @@ def submit_load(server: Server, seconds: int, prefix: str) -> SubmitLoad:
         ).fetchone()
     accepted = load.extra["status_303"]
     return SubmitLoad(load, accepted, stored, min(accepted, stored) / (load.extra["duration_us"] / 1e6))
+
+
+@dataclass
+class FlowLoad:
+    """Residents at 64 connections: GET the form page, POST it back (durable commit), again."""
+
+    submits: SubmitLoad
+    pages: int  # 200 answers to the GETs
+
+    @property
+    def requests_per_second(self) -> float:
+        """Pages served and submissions stored, per second: the requests that did their work."""
+        return self.pages / (self.submits.load.extra["duration_us"] / 1e6) + self.submits.per_second
+
+
+def flow_load(server: Server, seconds: int, prefix: str) -> FlowLoad:
+    submits = submit_load(server, seconds, prefix, flow=True)
+    return FlowLoad(submits, submits.load.extra["status_200"])
+
+
+# --- the bare stack --------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def bare_stack(workers: int) -> Iterator[str]:
+    """A Litestar "hello" on granian with `serve`'s settings (tests/bench/bare.py); yields its URL."""
+    port = free_port()
+    command = [
+        QUALITY_FORMS.with_name("python"),
+        "-m",
+        "tests.bench.bare",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 60
+        while status_of(url) != 200:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the bare stack did not start")
+            time.sleep(0.05)
+        yield url
+    finally:
+        stop(process)
+
+
+def bare_ceiling(workers: int, seconds: int) -> Load:
+    with bare_stack(workers) as url:
+        wrk(url, 1)  # warm up as the server's runs do
+        return wrk(url, seconds)
 
 
 # --- page weight ---------------------------------------------------------------------------------------
