@@ -235,17 +235,17 @@ class Store:
         so a monitor polling /healthz under load must not add a commit per request. A
         failure is never remembered: the next check looks again.
         """
-        if self._trust_health():
+        if self.known_healthy():
             return True
         with self._health_lock:
-            if self._trust_health():
+            if self.known_healthy():
                 return True
             probed_at = time.monotonic()
             ok = writable(self.reader())
             self._healthy_since = probed_at if ok else -1.0
             return ok
 
-    def _trust_health(self) -> bool:
+    def known_healthy(self) -> bool:
         """The last probe succeeded, recently, and no commit has failed since."""
         since = self._healthy_since
         return since >= 0 and time.monotonic() < since + HEALTH_TTL and self.writer.failed_at < since
