@@ -7,6 +7,8 @@
 - Only allowed host names are answered; anything else gets the Chinese 400 page. The raw
   header is checked with string work, so no URL object is built per request.
 - Every answer carries the security headers, error pages and static files included.
+- A browser that takes gzip gets text answers gzipped (`server/compression.py`); for any
+  other request nothing about compression runs at all.
 
 Granian's `wrap_asgi_with_proxy_headers` reads neither `X-Forwarded-Host` nor `Forwarded`
 and parses addresses on every request, and Litestar has no such middleware: hence this one.
@@ -19,6 +21,8 @@ import ipaddress
 import re
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any, NamedTuple
+
+from server.compression import GzipSend, accepts_gzip
 
 Message = MutableMapping[str, Any]
 ASGIApp = Callable[..., Awaitable[None]]
@@ -164,8 +168,10 @@ class FrontDoor:
         hosts: list[str],
         security_headers: dict[str, str],
         refusal: str,
+        skip_compression: str,
     ) -> None:
         self.app = app
+        self.skip_compression = skip_compression  # a route's `opt` key: its answers are never gzipped here
         self.trusted = trusted
         self.hosts = hosts
         self.headers = encode_headers(security_headers)
@@ -187,12 +193,15 @@ class FrontDoor:
             await self.app(scope, receive, send)
             return
         host = b""
+        gzip = False
         forwarding: dict[bytes, list[bytes]] = {}
         peer = scope["client"][0] if scope.get("client") else ""
         believed = bool(peer and self.trusted and peer in self.trusted)
         for name, value in scope["headers"]:
             if name == b"host":
                 host = value
+            elif name == b"accept-encoding":
+                gzip = accepts_gzip(value)
             elif believed and name in FORWARDING:
                 forwarding.setdefault(name, []).append(value)
         if forwarding:
@@ -204,7 +213,8 @@ class FrontDoor:
             await send(self.refusal_start)
             await send(self.refusal_body)
             return
-        await self.app(scope, receive, self._with_security_headers(send))
+        send = self._with_security_headers(send)
+        await self.app(scope, receive, GzipSend(send, scope, self.skip_compression) if gzip else send)
 
     def _rewrite(self, scope: MutableMapping[str, Any], peer: str, forwarding: dict[bytes, list[bytes]]) -> bytes:
         """Make the scope say what the browser sent; returns the forwarded host, if any."""

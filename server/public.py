@@ -24,6 +24,8 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 
 from server import expressions, photos, regions, storage
+from server.blank_pages import blank_page
+from server.compression import gzip_accepted
 from server.context import Context as AppContext
 from server.events import Event, get_event
 from server.forms import Form
@@ -212,51 +214,52 @@ def show_form(
     state = target.state()
     if state != "open":
         return _page(request, "closed.html", {"target": target, "state": state}, status=410)
-    context = {
+    template = "_form.html" if getattr(request, "htmx", False) else "form.html"
+    if not (values or errors or notice or key or status != 200):
+        return _blank_form(request, template, target)
+    context = _form_context(target, values=values or {}, errors=errors or {}, key=key or new_submission_key())
+    return Template(template, context=context | {"notice": notice}, status_code=status, headers=headers or {})
+
+
+def _form_context(target: Target, *, values: dict[str, list[str]], errors: dict[str, str], key: str) -> dict[str, Any]:
+    has_region = any(f.type == "region" for f in target.form.fields)
+    return {
         "target": target,
         "form": target.form,
-        "values": values or {},
-        "errors": errors or {},
-        "key": key or new_submission_key(),
-        "notice": notice,
+        "values": values,
+        "errors": errors,
+        "key": key,
+        "notice": "",
         "show_if_json": lambda field: expressions.to_json(field.condition),
         "consent_name": PRIVACY_CONSENT,
         "key_name": SUBMISSION_KEY,
         "honeypot_name": HONEYPOT,
         "photo_limit": photos.MAX_UPLOAD_TEXT,
+        "fixed": target.fixed_answers(),
+        "regions": regions.load() if has_region else None,
     }
-    template = "_form.html" if getattr(request, "htmx", False) else "form.html"
-    if values or errors or notice or status != 200:
-        context |= _rendering(target)
-        return Template(template, context=context, status_code=status, headers=headers or {})
-    return Response(_blank_page(request, template, context), media_type="text/html")  # Litestar adds the charset
 
 
-def _rendering(target: Target) -> dict[str, Any]:
-    """What only drawing the questions needs: left out of page views the blank-page cache answers."""
-    has_region = any(f.type == "region" for f in target.form.fields)
-    return {"fixed": target.fixed_answers(), "regions": regions.load() if has_region else None}
+_KEY_LENGTH = len(new_submission_key())
+_BLANK_HEADERS = {"Vary": "Accept-Encoding"}
+_BLANK_GZIP_HEADERS = _BLANK_HEADERS | {"Content-Encoding": "gzip"}
 
 
-_KEY_SLOT = "QF-SUBMISSION-KEY-SLOT"  # never a real key: keys are 24 URL-safe characters
-_blank_pages: dict[tuple, str] = {}
-_BLANK_PAGES_KEPT = 512
+def _blank_form(request: Request, template: str, target: Target) -> Response[bytes]:
+    """A form as first shown, from the blank-page cache: only the key is new (`server/blank_pages.py`)."""
 
-
-def _blank_page(request: Request, template: str, context: dict[str, Any]) -> str:
-    """A form as first shown: rendered once per form version (and event), then only the key
-    changes. Rendering the questions is most of the cost of a page view."""
-    target: Target = context["target"]
-    slot = (template, target.path, target.form.version, target.event)
-    page = _blank_pages.get(slot)
-    if page is None:
+    def render(key_slot: str) -> str:
         engine = request.app.template_engine
         assert engine is not None  # create_app configures Jinja
-        page = engine.get_template(template).render(**context | _rendering(target) | {"key": _KEY_SLOT})
-        if len(_blank_pages) >= _BLANK_PAGES_KEPT:
-            _blank_pages.clear()
-        _blank_pages[slot] = page
-    return page.replace(_KEY_SLOT, context["key"], 1)
+        return engine.get_template(template).render(**_form_context(target, values={}, errors={}, key=key_slot))
+
+    page = blank_page((template, target.path, target.form.version, target.event), render, _KEY_LENGTH)
+    gzip = gzip_accepted(request.scope["headers"])
+    return Response(
+        page.body(new_submission_key(), gzip=gzip),
+        media_type="text/html",  # Litestar adds the charset
+        headers=_BLANK_GZIP_HEADERS if gzip else _BLANK_HEADERS,
+    )
 
 
 async def submit(request: HTMXRequest, ctx: AppContext, target: Target) -> Response[Any]:

@@ -1,0 +1,46 @@
+"""Blank form pages, rendered and compressed once per form version (and event).
+
+Drawing the questions is most of the cost of a page view, and gzip of the page is more
+than drawing; yet a blank page differs from view to view only in its submission key. The
+page is kept as the bytes before and after the key, plain and gzipped around it
+(`compression.Spliced`), so a view joins three pieces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+
+from server.compression import Spliced
+
+KEY_SLOT = "QF-SUBMISSION-KEY-SLOT"  # never a real key: keys are 24 URL-safe characters
+KEPT = 512  # pages kept; past this the cache starts again (forms and events are far fewer)
+
+
+class BlankPage:
+    def __init__(self, html: str, key_length: int) -> None:
+        prefix, slot, suffix = html.encode("utf-8").partition(KEY_SLOT.encode())
+        if not slot or KEY_SLOT.encode() in suffix:
+            raise ValueError("a blank page carries the key slot exactly once")
+        self.prefix = prefix
+        self.suffix = suffix
+        self.gzipped = Spliced(prefix, suffix, key_length)
+
+    def body(self, key: str, *, gzip: bool) -> bytes:
+        key_bytes = key.encode("ascii")
+        if gzip:
+            return self.gzipped.with_middle(key_bytes)
+        return b"".join((self.prefix, key_bytes, self.suffix))
+
+
+_pages: dict[Hashable, BlankPage] = {}
+
+
+def blank_page(slot: Hashable, render: Callable[[str], str], key_length: int) -> BlankPage:
+    """The page kept for `slot`, or `render(KEY_SLOT)` made into one."""
+    page = _pages.get(slot)
+    if page is None:
+        page = BlankPage(render(KEY_SLOT), key_length)
+        if len(_pages) >= KEPT:
+            _pages.clear()
+        _pages[slot] = page
+    return page
