@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, NamedTuple
 
 from server.compression import GzipSend, accepts_gzip
@@ -175,6 +175,8 @@ class FrontDoor:
         self.trusted = trusted
         self.hosts = hosts
         self.headers = encode_headers(security_headers)
+        self.header_names = frozenset(name for name, _ in self.headers)
+        self._hosts_seen: dict[bytes, bool] = {}  # Host header as sent -> allowed (parsing costs)
         body = refusal.encode("utf-8")
         self.refusal_start = {
             "type": "http.response.start",
@@ -208,13 +210,21 @@ class FrontDoor:
             host = self._rewrite(scope, peer, forwarding) or host
         if not host and scope.get("server"):
             host = scope["server"][0].encode("latin-1")  # HTTP/1.0 sends no Host
-        name = host_name(host)
-        if name is None or not host_allowed(name, self.hosts):
+        if not self._allowed(host):
             await send(self.refusal_start)
             await send(self.refusal_body)
             return
         send = self._with_security_headers(send)
         await self.app(scope, receive, GzipSend(send, scope, self.skip_compression) if gzip else send)
+
+    def _allowed(self, host: bytes) -> bool:
+        allowed = self._hosts_seen.get(host)
+        if allowed is None:
+            if len(self._hosts_seen) >= _REMEMBERED:  # names are few, but anyone may send any
+                self._hosts_seen.clear()
+            name = host_name(host)
+            allowed = self._hosts_seen[host] = name is not None and host_allowed(name, self.hosts)
+        return allowed
 
     def _rewrite(self, scope: MutableMapping[str, Any], peer: str, forwarding: dict[bytes, list[bytes]]) -> bytes:
         """Make the scope say what the browser sent; returns the forwarded host, if any."""
@@ -232,14 +242,16 @@ class FrontDoor:
         return host
 
     def _with_security_headers(self, send: Any) -> Any:
-        extra = self.headers
+        extra, names = self.headers, self.header_names
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers: Iterable[tuple[bytes, bytes]] = message.get("headers") or []
-                headers = list(headers)
-                present = {name.lower() for name, _ in headers}
-                headers.extend(pair for pair in extra if pair[0] not in present)
+                headers: list[tuple[bytes, bytes]] = list(message.get("headers") or ())
+                if any(name.lower() in names for name, _ in headers):  # an answer's own say wins
+                    present = {name.lower() for name, _ in headers}
+                    headers.extend(pair for pair in extra if pair[0] not in present)
+                else:
+                    headers.extend(extra)
                 message["headers"] = headers
             await send(message)
 

@@ -20,7 +20,6 @@ from litestar import Request, Response, get, post, route
 from litestar.di import NamedDependency
 from litestar.exceptions import ClientException, HTTPException, NotFoundException
 from litestar.params import FromPath
-from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 
 from server import expressions, photos, regions, storage
@@ -109,50 +108,50 @@ def landing(ctx: Ctx) -> Template:
     return Template("landing.html", context={"forms": forms, "campaign": ctx.catalog.campaign})
 
 
-@get("/f/{form_id:str}", sync_to_thread=False)
-def form_page(request: HTMXRequest, ctx: Ctx, form_id: FromPath[str]) -> Response[Any]:
-    target = form_target(ctx, form_id)
+@get("/f/{form_id:str}", sync_to_thread=False, request_class=Request)
+def form_page(request: Request, form_id: FromPath[str]) -> Response[Any]:
+    target = form_target(app_context(request), form_id)
     return show_form(request, target, values=_from_address(request, target.form))
 
 
-@post("/f/{form_id:str}", status_code=200, request_max_body_size=MAX_SUBMIT_BYTES)
-async def submit_form(request: HTMXRequest, ctx: Ctx, form_id: FromPath[str]) -> Response[Any]:
+@post("/f/{form_id:str}", status_code=200, request_max_body_size=MAX_SUBMIT_BYTES, request_class=Request)
+async def submit_form(request: Request, form_id: FromPath[str]) -> Response[Any]:
+    ctx = app_context(request)
     return await submit(request, ctx, form_target(ctx, form_id))
 
 
-@get("/f/{form_id:str}/thanks", sync_to_thread=False)
+@get("/f/{form_id:str}/thanks", sync_to_thread=False, request_class=Request)
 def thanks_page(request: Request, ctx: Ctx, form_id: FromPath[str]) -> Template:
     target = form_target(ctx, form_id)
     return Template("thanks.html", context=thanks_context(ctx, target, request.query_params.get("key", "")))
 
 
-@post("/f/{form_id:str}/check/{field_name:str}", status_code=200)
-async def check_form_field(
-    request: HTMXRequest, ctx: Ctx, form_id: FromPath[str], field_name: FromPath[str]
-) -> Template:
+@post("/f/{form_id:str}/check/{field_name:str}", status_code=200, request_class=Request)
+async def check_form_field(request: Request, ctx: Ctx, form_id: FromPath[str], field_name: FromPath[str]) -> Template:
     return await check_field(request, form_target(ctx, form_id), field_name)
 
 
-@get("/e/{code:str}", sync_to_thread=False)
-def event_page(request: HTMXRequest, ctx: Ctx, code: FromPath[str]) -> Response[Any]:
-    target = event_target(ctx, code)
+@get("/e/{code:str}", sync_to_thread=False, request_class=Request)
+def event_page(request: Request, code: FromPath[str]) -> Response[Any]:
+    target = event_target(app_context(request), code)
     return show_form(request, target, values=_from_address(request, target.form))
 
 
 def _from_address(request: Request, form: Form) -> dict[str, list[str]]:
     """Values of `hidden` fields from the page address (`?src=poster`), for channel tracking."""
-    query = request.query_params
-    if not query:
+    if not request.scope["query_string"]:
         return {}
+    query = request.query_params
     return {f.name: [query[f.name]] for f in form.fields if f.type == "hidden" and f.name in query}
 
 
-@post("/e/{code:str}", status_code=200, request_max_body_size=MAX_SUBMIT_BYTES)
-async def submit_event(request: HTMXRequest, ctx: Ctx, code: FromPath[str]) -> Response[Any]:
+@post("/e/{code:str}", status_code=200, request_max_body_size=MAX_SUBMIT_BYTES, request_class=Request)
+async def submit_event(request: Request, code: FromPath[str]) -> Response[Any]:
+    ctx = app_context(request)
     return await submit(request, ctx, event_target(ctx, code))
 
 
-@get("/e/{code:str}/thanks", sync_to_thread=False)
+@get("/e/{code:str}/thanks", sync_to_thread=False, request_class=Request)
 def event_thanks_page(request: Request, ctx: Ctx, code: FromPath[str]) -> Template:
     target = event_target(ctx, code)
     return Template("thanks.html", context=thanks_context(ctx, target, request.query_params.get("key", "")))
@@ -169,20 +168,32 @@ def thanks_context(ctx: AppContext, target: Target, key: str) -> dict[str, Any]:
     return {"target": target, "grade": grade(target.form, stored[2])}
 
 
-@post("/e/{code:str}/check/{field_name:str}", status_code=200)
-async def check_event_field(request: HTMXRequest, ctx: Ctx, code: FromPath[str], field_name: FromPath[str]) -> Template:
+@post("/e/{code:str}/check/{field_name:str}", status_code=200, request_class=Request)
+async def check_event_field(request: Request, ctx: Ctx, code: FromPath[str], field_name: FromPath[str]) -> Template:
     return await check_field(request, event_target(ctx, code), field_name)
 
 
 # HEAD too: uptime monitors ask with HEAD, and get the status alone.
-@route("/healthz", http_method=["GET", "HEAD"], media_type="text/plain")
-async def healthz(request: Request, ctx: Ctx) -> Response[str | None]:
+@route("/healthz", http_method=["GET", "HEAD"], media_type="text/plain", request_class=Request)
+async def healthz(request: Request) -> Response[str | None]:
     """`ok` when the database takes writes. A probe runs in a thread (it may wait for the
     lock); a recent success is known without one, and a thread hop per poll would cost more
     than everything else /healthz does."""
-    healthy = ctx.store.known_healthy() or await anyio.to_thread.run_sync(ctx.store.healthy)
+    store = app_context(request).store
+    healthy = store.known_healthy() or await anyio.to_thread.run_sync(store.healthy)
     body = None if request.method == "HEAD" else "ok" if healthy else "database is not writable"
     return Response(body, status_code=200 if healthy else 503, media_type="text/plain")
+
+
+def app_context(request: Request) -> AppContext:
+    """The application's context, for the residents' routes: what `ctx: Ctx` injects, without
+    the dependency machinery, which cost more per request than /healthz's own work (issue 15)."""
+    return request.app.state["context"]
+
+
+def is_htmx(request: Request) -> bool:
+    """Whether htmx sent the request (it then gets the fragment of the page it replaces)."""
+    return any(name == b"hx-request" and value == b"true" for name, value in request.scope["headers"])
 
 
 ROUTES = [
@@ -214,7 +225,7 @@ def show_form(
     state = target.state()
     if state != "open":
         return _page(request, "closed.html", {"target": target, "state": state}, status=410)
-    template = "_form.html" if getattr(request, "htmx", False) else "form.html"
+    template = "_form.html" if is_htmx(request) else "form.html"
     if not (values or errors or notice or key or status != 200):
         return _blank_form(request, template, target)
     context = _form_context(target, values=values or {}, errors=errors or {}, key=key or new_submission_key())
@@ -262,7 +273,7 @@ def _blank_form(request: Request, template: str, target: Target) -> Response[byt
     )
 
 
-async def submit(request: HTMXRequest, ctx: AppContext, target: Target) -> Response[Any]:
+async def submit(request: Request, ctx: AppContext, target: Target) -> Response[Any]:
     """Validate and store one submission; the same key twice stores one response."""
     if target.state() != "open":
         return show_form(request, target)
@@ -273,7 +284,7 @@ async def submit(request: HTMXRequest, ctx: AppContext, target: Target) -> Respo
         posted.close()
 
 
-async def _submit(request: HTMXRequest, ctx: AppContext, target: Target, posted: Posted) -> Response[Any]:
+async def _submit(request: Request, ctx: AppContext, target: Target, posted: Posted) -> Response[Any]:
     data = posted.data
     key = _submission_key(data)
     if key and receipt_for_key(ctx.store.reader(), key):
@@ -289,7 +300,7 @@ async def _submit(request: HTMXRequest, ctx: AppContext, target: Target, posted:
     if photo_errors or not outcome.ok:
         errors = outcome.errors | photo_errors
         too_big = any(u.too_big for uploads in posted.uploads.values() for u in uploads)
-        notice = NOTICE_PHOTOS_AGAIN if posted.uploads and not request.htmx else ""  # photo.js puts them back
+        notice = NOTICE_PHOTOS_AGAIN if posted.uploads and not is_htmx(request) else ""  # photo.js puts them back
         status = 413 if too_big else 422
         return show_form(request, target, values=data, errors=errors, key=key, notice=notice, status=status)
     address = request.client.host if request.client else "unknown"
@@ -359,15 +370,15 @@ def _submission_key(data: dict[str, list[str]]) -> str:
     return values[0]
 
 
-def _success(request: HTMXRequest, ctx: AppContext, target: Target, key: str) -> Response[Any]:
-    if request.htmx:
+def _success(request: Request, ctx: AppContext, target: Target, key: str) -> Response[Any]:
+    if is_htmx(request):
         return Template("_thanks.html", context=thanks_context(ctx, target, key))
     if target.form.quiz_fields:  # the thank-you page shows this response's score
         return Redirect(f"{target.path}/thanks?key={key}", status_code=303)
     return Redirect(f"{target.path}/thanks", status_code=303)
 
 
-async def check_field(request: HTMXRequest, target: Target, field_name: str) -> Template:
+async def check_field(request: Request, target: Target, field_name: str) -> Template:
     """Inline validation of one question, in the context of the whole form."""
     field = target.form.field(field_name)
     if field_name != PRIVACY_CONSENT and (field is None or not field.has_answer):
@@ -447,7 +458,7 @@ async def _body(request: Request, limit: int | None) -> bytes:
 
 
 def _page(request: Request, template: str, context: dict[str, Any], status: int) -> Template:
-    fragment = "_" + template if getattr(request, "htmx", False) else template
+    fragment = "_" + template if is_htmx(request) else template
     return Template(fragment, context=context, status_code=status)
 
 
