@@ -35,9 +35,8 @@ class StaticFile:
     @classmethod
     def read(cls, path: Path) -> StaticFile:
         body = path.read_bytes()
-        guessed = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        media_type = f"{guessed}; charset=utf-8" if guessed.startswith("text/") else guessed
-        gzipped = gzip_once(body) if compressible(guessed.encode()) else None
+        media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"  # Litestar adds text's charset
+        gzipped = gzip_once(body) if compressible(media_type.encode()) else None
         if gzipped is not None and len(gzipped) >= len(body):
             gzipped = None
         return cls(body, gzipped, media_type, hashlib.sha256(body).hexdigest()[:10])

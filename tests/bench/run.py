@@ -114,11 +114,12 @@ def main(argv: list[str] | None = None) -> int:
             with serving.running(work, workers=workers) as server:
                 serving.wrk(server.url("/healthz"), 1)  # warm up: threads, connections, caches
                 serving.submit_load(server, 1, f"warm{workers}")
-                ceiling = serving.wrk(server.url("/healthz"), args.seconds)
-                light = serving.wrk(server.url(f"/f/{SUBMIT_FORM}/thanks"), args.seconds)
+                pid = server.process.pid
+                ceiling = serving.wrk(server.url("/healthz"), args.seconds, server_pid=pid)
+                light = serving.wrk(server.url(f"/f/{SUBMIT_FORM}/thanks"), args.seconds, server_pid=pid)
                 submits = serving.submit_load(server, args.seconds, f"run{workers}")
-                page = serving.wrk(server.url(f"/f/{SUBMIT_FORM}"), args.seconds)
-                page_gzip = serving.wrk(server.url(f"/f/{SUBMIT_FORM}"), args.seconds, headers=PHONE)
+                page = serving.wrk(server.url(f"/f/{SUBMIT_FORM}"), args.seconds, server_pid=pid)
+                page_gzip = serving.wrk(server.url(f"/f/{SUBMIT_FORM}"), args.seconds, headers=PHONE, server_pid=pid)
                 flow = serving.flow_load(server, args.seconds, f"flow{workers}")
                 weights = [
                     serving.page_weight(server, f.stem) for f in sorted(serving.BUNDLED_FORMS.glob("[!_]*.toml"))

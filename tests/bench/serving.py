@@ -122,12 +122,39 @@ class Load:
     seconds: float
     non_2xx_3xx: int
     extra: dict
+    cpu_us: float = 0.0  # the server's CPU time (all its processes) per request; 0 when not measured
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system time of a process and all its descendants (granian's workers), so far."""
+    total, pids = 0.0, [pid]
+    while pids:
+        current = pids.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rpartition(")")[2].split()
+            total += (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pids += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
 
 
 def wrk(
-    url: str, seconds: int, *script_args: str, script: Path | None = None, headers: dict[str, str] | None = None
+    url: str,
+    seconds: int,
+    *script_args: str,
+    script: Path | None = None,
+    headers: dict[str, str] | None = None,
+    server_pid: int | None = None,
 ) -> Load:
-    """Run wrk with CONNECTIONS connections on two threads; parse its figures."""
+    """Run wrk with CONNECTIONS connections on two threads; parse its figures.
+
+    With `server_pid`, also the server's CPU time per request: it holds up better than
+    requests per second on a machine that other work shares."""
     command = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "10s", "--latency"]
     for name, value in (headers or {}).items():
         command += ["-H", f"{name}: {value}"]
@@ -136,7 +163,9 @@ def wrk(
     command += [url]
     if script_args:
         command += ["--", *script_args]
+    cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    cpu = cpu_seconds(server_pid) - cpu_before if server_pid else 0.0
     latency = {p: float(v) * _UNITS_MS[unit] for p, v, unit in _WRK_LATENCY.findall(out)}
     requests = int(re.search(r"(\d+) requests in ([\d.]+)(\w+)", out).group(1))
     duration = re.search(r"requests in ([\d.]+)(ms|s|m)", out)
@@ -151,6 +180,7 @@ def wrk(
         seconds=seconds_run,
         non_2xx_3xx=int(bad.group(1)) if bad else 0,
         extra=extra,
+        cpu_us=cpu / requests * 1e6 if requests else 0.0,
     )
 
 
@@ -171,7 +201,14 @@ def submit_load(server: Server, seconds: int, prefix: str, *, flow: bool = False
     """POST valid answers, each with its own key; count 303s and the rows they stored.
 
     With `flow`, a resident's visit: every POST follows a GET of the form page (with gzip)."""
-    load = wrk(server.url(f"/f/{SUBMIT_FORM}"), seconds, prefix, *(["flow"] if flow else []), script=SUBMIT_LUA)
+    load = wrk(
+        server.url(f"/f/{SUBMIT_FORM}"),
+        seconds,
+        prefix,
+        *(["flow"] if flow else []),
+        script=SUBMIT_LUA,
+        server_pid=server.process.pid,
+    )
     time.sleep(0.5)  # let the requests in flight when wrk stopped finish
     with contextlib.closing(sqlite3.connect(server.db)) as db:
         (stored,) = db.execute(
@@ -203,8 +240,8 @@ def flow_load(server: Server, seconds: int, prefix: str) -> FlowLoad:
 
 
 @contextlib.contextmanager
-def bare_stack(workers: int) -> Iterator[str]:
-    """A Litestar "hello" on granian with `serve`'s settings (tests/bench/bare.py); yields its URL."""
+def bare_stack(workers: int) -> Iterator[tuple[str, int]]:
+    """A Litestar "hello" on granian with `serve`'s settings (tests/bench/bare.py); yields its URL and pid."""
     port = free_port()
     command = [
         QUALITY_FORMS.with_name("python"),
@@ -223,15 +260,15 @@ def bare_stack(workers: int) -> Iterator[str]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the bare stack did not start")
             time.sleep(0.05)
-        yield url
+        yield url, process.pid
     finally:
         stop(process)
 
 
 def bare_ceiling(workers: int, seconds: int) -> Load:
-    with bare_stack(workers) as url:
+    with bare_stack(workers) as (url, pid):
         wrk(url, 1)  # warm up as the server's runs do
-        return wrk(url, seconds)
+        return wrk(url, seconds, server_pid=pid)
 
 
 # --- page weight ---------------------------------------------------------------------------------------
