@@ -16,7 +16,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
@@ -25,40 +24,20 @@ if __package__ in (None, ""):  # run as a file: make `tests.bench` importable
 
 from server.cli import DEFAULT_WORKERS
 from server.clock import now
-from tests.bench import serving, writes
+from tests.bench import overhead, serving, writes
 from tests.bench.answers import form, variety
 from tests.bench.backup import backup_figures
 from tests.bench.events import EventFigures
 from tests.bench.exporting import export_against_sqlite
 from tests.bench.mixed import mixed_load, mixed_rows
 from tests.bench.office import OfficeFigures
-from tests.bench.serving import ROOT, SUBMIT_FORM
+from tests.bench.serving import ROOT
 
-SUBMIT_RATIO_GOAL = 1 / 3
-HEALTHZ_GOAL = 0.8  # of the bare stack (issue 15)
-FORM_PAGE_GOAL = 0.6
-FLOW_GOAL = 0.35
-PHONE = {"Accept-Encoding": "gzip, deflate, br"}  # what a phone's browser sends
-SUBMIT_P99_GOAL_MS = 50
 EXPORT_RATIO_GOAL = 2
 EXPORT_MEMORY_GOAL_MB = 64
 FIRST_VISIT_GOAL = 30 * 1024
 REPEAT_VISIT_GOAL = 8 * 1024
 START_UP_FORMS = 200
-
-
-@dataclass
-class Serving:
-    """The serving figures of one server process count, and of the bare stack with as many."""
-
-    bare: serving.Load
-    ceiling: serving.Load
-    light: serving.Load
-    submits: serving.SubmitLoad
-    page: serving.Load
-    page_gzip: serving.Load
-    flow: serving.FlowLoad
-    weights: list[serving.PageWeight]
 
 
 def machine() -> str:
@@ -108,107 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
 
         # 1. The server under load, one process and two, against the bare stack with as many.
-        by_workers = {}
-        for workers in (1, 2):
-            bare = serving.bare_ceiling(workers, args.seconds)
-            with serving.running(work, workers=workers) as server:
-                serving.wrk(server.url("/healthz"), 1)  # warm up: threads, connections, caches
-                serving.submit_load(server, 1, f"warm{workers}")
-                pid = server.process.pid
-                ceiling = serving.wrk(server.url("/healthz"), args.seconds, server_pid=pid)
-                light = serving.wrk(server.url(f"/f/{SUBMIT_FORM}/thanks"), args.seconds, server_pid=pid)
-                submits = serving.submit_load(server, args.seconds, f"run{workers}")
-                page = serving.wrk(server.url(f"/f/{SUBMIT_FORM}"), args.seconds, server_pid=pid)
-                page_gzip = serving.wrk(server.url(f"/f/{SUBMIT_FORM}"), args.seconds, headers=PHONE, server_pid=pid)
-                flow = serving.flow_load(server, args.seconds, f"flow{workers}")
-                weights = [
-                    serving.page_weight(server, f.stem) for f in sorted(serving.BUNDLED_FORMS.glob("[!_]*.toml"))
-                ]
-            by_workers[workers] = Serving(bare, ceiling, light, submits, page, page_gzip, flow, weights)
-            print(f"  server with {workers} worker(s) measured", file=sys.stderr, flush=True)
-
-        measured = by_workers[DEFAULT_WORKERS]
-        bare, ceiling, light, submits, page, weights = (
-            measured.bare,
-            measured.ceiling,
-            measured.light,
-            measured.submits,
-            measured.page,
-            measured.weights,
-        )
-        page_gzip, flow = measured.page_gzip, measured.flow
-        ratio = submits.per_second / ceiling.requests_per_second
-        light_ratio = submits.per_second / light.requests_per_second
-        p99 = submits.load.p99_ms
-
-        def of_bare(load: float) -> str:
-            return f"{load:,.0f} req/s = **{load / bare.requests_per_second:.2f}×** bare"
-
-        flow_ratio = flow.requests_per_second / bare.requests_per_second
-        rows += [
-            (
-                f"bare stack: Litestar `hello` on granian, `--workers {DEFAULT_WORKERS}` as `serve` (the anchor)",
-                f"{bare.requests_per_second:,.0f} req/s (p99 {bare.p99_ms:.1f} ms)",
-                "—",
-                "",
-            ),
-            (
-                "`GET /healthz` ceiling, 64 connections",
-                f"{of_bare(ceiling.requests_per_second)} (p99 {ceiling.p99_ms:.1f} ms)",
-                f"≥ {HEALTHZ_GOAL}× bare",
-                met(ceiling.requests_per_second >= HEALTHZ_GOAL * bare.requests_per_second),
-            ),
-            (
-                f"`GET /f/{SUBMIT_FORM}/thanks`: a small page, no database",
-                f"{of_bare(light.requests_per_second)} (p99 {light.p99_ms:.1f} ms)",
-                "—",
-                "",
-            ),
-            (
-                "submit: accepted and stored per second",
-                f"{submits.per_second:,.0f} /s = **{ratio:.2f}** of `/healthz`, {light_ratio:.2f} of the thanks page,"
-                f" {submits.per_second / bare.requests_per_second:.2f}× bare",
-                "≥ 0.33 of the ceiling (both)",
-                met(min(ratio, light_ratio) >= SUBMIT_RATIO_GOAL),
-            ),
-            (
-                "submit latency p50 / p99",
-                f"{submits.load.p50_ms:.1f} / **{p99:.1f}** ms",
-                f"p99 < {SUBMIT_P99_GOAL_MS} ms",
-                met(p99 < SUBMIT_P99_GOAL_MS),
-            ),
-            (
-                "submit: 303s vs rows stored",
-                f"{submits.accepted:,} 303s, {submits.stored:,} rows, {submits.load.extra['status_other']} other statuses",
-                "rows = 303s (+ ≤ 64 in flight at the end)",
-                "ok" if submits.consistent else "**MISMATCH**",
-            ),
-            (
-                f"`GET /f/{SUBMIT_FORM}` (no `Accept-Encoding`)",
-                f"{of_bare(page.requests_per_second)}, {page.requests_per_second / ceiling.requests_per_second:.2f}"
-                f" of `/healthz` (p99 {page.p99_ms:.1f} ms)",
-                "—",
-                "",
-            ),
-            (
-                f"`GET /f/{SUBMIT_FORM}` as a phone asks (`Accept-Encoding: gzip, deflate, br`)",
-                f"{of_bare(page_gzip.requests_per_second)}, {page_gzip.requests_per_second / ceiling.requests_per_second:.2f}"
-                f" of `/healthz` (p99 {page_gzip.p99_ms:.1f} ms)",
-                f"≥ {FORM_PAGE_GOAL}× bare",
-                met(page_gzip.requests_per_second >= FORM_PAGE_GOAL * bare.requests_per_second),
-            ),
-            (
-                "resident flow: GET the form (gzip), POST it (durable commit), again",
-                f"{of_bare(flow.requests_per_second)}: {flow.pages:,} pages and {flow.submits.stored:,} stored"
-                f" submissions; p50 / p99 {flow.submits.load.p50_ms:.1f} / **{flow.submits.load.p99_ms:.1f}** ms",
-                f"≥ {FLOW_GOAL}× bare, p99 < {SUBMIT_P99_GOAL_MS} ms",
-                met(flow_ratio >= FLOW_GOAL and flow.submits.load.p99_ms < SUBMIT_P99_GOAL_MS),
-            ),
-        ]
-        if not flow.submits.consistent:
-            notes.append("Resident flow: submissions answered 303 and rows stored disagree, or a GET was not 200.")
-        if not submits.consistent:
-            notes.append("Submissions answered 303 and rows stored disagree: investigate before trusting the figures.")
+        figures = overhead.measure(work, args.seconds)
+        rows += figures.rows()
+        notes += figures.notes()
+        weights = figures.by_workers[DEFAULT_WORKERS].weights
 
         # 2. Group commit against one commit per submission, in-process.
         survey, answers = form(), variety(500)
@@ -339,16 +221,6 @@ def main(argv: list[str] | None = None) -> int:
         rows += mixed_rows(busy)
         print("  busy evening measured", file=sys.stderr, flush=True)
 
-        # Workers: is more than one process faster?
-        worker_rows = []
-        for workers, w in by_workers.items():
-            worker_rows.append(
-                f"| {workers} | {w.bare.requests_per_second:,.0f} | {w.ceiling.requests_per_second:,.0f} "
-                f"| {w.submits.per_second:,.0f} | {w.submits.load.p50_ms:.1f} / {w.submits.load.p99_ms:.1f} "
-                f"| {w.page.requests_per_second:,.0f} | {w.page_gzip.requests_per_second:,.0f} "
-                f"| {w.flow.requests_per_second:,.0f} |"
-            )
-
     lines = [
         f"# quality-forms benchmarks, {today}",
         "",
@@ -364,10 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "Server processes (`--workers`), same run:",
         "",
-        "| workers | bare req/s | `/healthz` req/s | submits stored /s | submit p50 / p99 ms | form page req/s "
-        "| form page (gzip) req/s | resident flow req/s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-        *worker_rows,
+        *figures.worker_table(),
         "",
         *(f"- {note}" for note in notes),
         "",
