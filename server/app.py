@@ -98,6 +98,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         security_headers=SECURITY_HEADERS,
         refusal=_refusal_page(app),
         skip_compression=downloads.SKIP_COMPRESSION,
+        fast_answer=lambda scope: public.cached_blank_form(context, scope),
     )
     return app
 

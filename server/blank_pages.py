@@ -35,6 +35,11 @@ class BlankPage:
 _pages: dict[Hashable, BlankPage] = {}
 
 
+def kept(slot: Hashable) -> BlankPage | None:
+    """The page kept for `slot`, if it was rendered before."""
+    return _pages.get(slot)
+
+
 def blank_page(slot: Hashable, render: Callable[[str], str], key_length: int) -> BlankPage:
     """The page kept for `slot`, or `render(KEY_SLOT)` made into one."""
     page = _pages.get(slot)

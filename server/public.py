@@ -10,6 +10,7 @@ import logging
 import math
 import re
 import secrets
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -23,11 +24,12 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from server import expressions, photos, regions, storage
-from server.blank_pages import blank_page
-from server.compression import gzip_accepted
+from server.blank_pages import blank_page, kept
+from server.compression import VARY, gzip_accepted
 from server.context import Context as AppContext
 from server.events import Event, get_event
 from server.forms import Form
+from server.proxy import Answer
 from server.quiz import grade
 from server.storage import StorageError, Submission, answers_for_key, receipt_for_key
 from server.uploads import BadUpload, Posted, TooMuchText, read_multipart
@@ -254,6 +256,32 @@ def _form_context(target: Target, *, values: dict[str, list[str]], errors: dict[
 _KEY_LENGTH = len(new_submission_key())
 _BLANK_HEADERS = {"Vary": "Accept-Encoding"}
 _BLANK_GZIP_HEADERS = _BLANK_HEADERS | {"Content-Encoding": "gzip"}
+
+
+def cached_blank_form(ctx: AppContext, scope: MutableMapping[str, Any]) -> Answer | None:
+    """The answer to `GET /f/{id}` straight from the blank-page cache, before Litestar's routing.
+
+    Only for what `form_page` would answer with that cached page: a plain GET (no query, not
+    htmx) of a public, open form whose page is kept already. Anything else is None, and the
+    request goes the usual way (that is also how a page gets into the cache). The front door
+    adds the security headers to this answer as to any other.
+    """
+    path: str = scope["path"]
+    if scope["method"] != "GET" or scope["query_string"] or not path.startswith("/f/") or "/" in path[3:]:
+        return None
+    form = ctx.catalog.get(path[3:])
+    if form is None or not form.is_public or form.state() != "open":
+        return None
+    headers = scope["headers"]
+    if any(name == b"hx-request" for name, _ in headers):
+        return None
+    page = kept(("form.html", path, form.version, None))
+    if page is None:
+        return None
+    gzip = gzip_accepted(headers)
+    body = page.body(new_submission_key(), gzip=gzip)
+    answer = [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(body)).encode()), VARY]
+    return ([*answer, (b"content-encoding", b"gzip")] if gzip else answer), body
 
 
 def _blank_form(request: Request, template: str, target: Target) -> Response[bytes]:
