@@ -70,7 +70,7 @@ def measure_workers(work: Path, workers: int, seconds: int) -> Serving:
         page = serving.wrk(server.url(f"/f/{SUBMIT_FORM}"), seconds, server_pid=pid)
         page_gzip = serving.wrk(server.url(f"/f/{SUBMIT_FORM}"), seconds, headers=PHONE, server_pid=pid)
         flow = serving.flow_load(server, seconds, f"flow{workers}")
-        weights = [serving.page_weight(server, f.stem) for f in sorted(serving.BUNDLED_FORMS.glob("[!_]*.toml"))]
+        weights = [serving.page_weight(server, f.stem) for f in serving.public_forms()]
     return Serving(bare, ceiling, light, submits, page, page_gzip, flow, weights)
 
 

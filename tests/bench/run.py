@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         forms_dir = work / "many-forms"
         ids = serving.many_forms(forms_dir, START_UP_FORMS)
         many = serving.start_up_seconds(work, forms_dir, ids[-1])
-        bundled = sorted(f.stem for f in serving.BUNDLED_FORMS.glob("[!_]*.toml"))
+        bundled = [f.stem for f in serving.public_forms()]
         few = serving.start_up_seconds(work, serving.BUNDLED_FORMS, bundled[-1])
         rows.append(
             (

@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from server.forms import form_files, load_form
+
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLED_FORMS = ROOT / "forms"
 QUALITY_FORMS = ROOT / ".venv" / "bin" / "quality-forms"
@@ -336,10 +338,15 @@ def page_weight(server: Server, form_id: str) -> PageWeight:
 # --- start-up ----------------------------------------------------------------------------------------
 
 
+def public_forms() -> list[Path]:
+    """The bundled forms residents open (not the campaign file, not office-only forms)."""
+    return [path for path in form_files(BUNDLED_FORMS) if load_form(path).is_public]
+
+
 def many_forms(directory: Path, count: int) -> list[str]:
     """Copies of the bundled forms under new names; returns the ids, sorted."""
     directory.mkdir(parents=True, exist_ok=True)
-    sources = sorted(BUNDLED_FORMS.glob("[!_]*.toml"))
+    sources = public_forms()
     ids = []
     for n in range(count):
         source = sources[n % len(sources)]
