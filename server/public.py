@@ -24,7 +24,7 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from server import expressions, photos, regions, storage
-from server.blank_pages import blank_page, kept
+from server.blank_pages import blank_page, kept, whole_page
 from server.compression import VARY, gzip_accepted
 from server.context import Context as AppContext
 from server.events import Event, get_event
@@ -123,9 +123,9 @@ async def submit_form(request: Request, form_id: FromPath[str]) -> Response[Any]
 
 
 @get("/f/{form_id:str}/thanks", sync_to_thread=False, request_class=Request)
-def thanks_page(request: Request, ctx: Ctx, form_id: FromPath[str]) -> Template:
-    target = form_target(ctx, form_id)
-    return Template("thanks.html", context=thanks_context(ctx, target, request.query_params.get("key", "")))
+def thanks_page(request: Request, form_id: FromPath[str]) -> Response[Any]:
+    ctx = app_context(request)
+    return _thanks(request, ctx, form_target(ctx, form_id))
 
 
 @post("/f/{form_id:str}/check/{field_name:str}", status_code=200, request_class=Request)
@@ -154,9 +154,29 @@ async def submit_event(request: Request, code: FromPath[str]) -> Response[Any]:
 
 
 @get("/e/{code:str}/thanks", sync_to_thread=False, request_class=Request)
-def event_thanks_page(request: Request, ctx: Ctx, code: FromPath[str]) -> Template:
-    target = event_target(ctx, code)
-    return Template("thanks.html", context=thanks_context(ctx, target, request.query_params.get("key", "")))
+def event_thanks_page(request: Request, code: FromPath[str]) -> Response[Any]:
+    ctx = app_context(request)
+    return _thanks(request, ctx, event_target(ctx, code))
+
+
+def _thanks(request: Request, ctx: AppContext, target: Target) -> Response[Any]:
+    """The thank-you page: kept rendered and gzipped (`whole_page`), but a quiz's score."""
+    context = thanks_context(ctx, target, request.query_params.get("key", "") if request.scope["query_string"] else "")
+    if "grade" in context:  # this response's own score: never kept
+        return Template("thanks.html", context=context)
+
+    def render() -> str:
+        engine = request.app.template_engine
+        assert engine is not None  # create_app configures Jinja
+        return engine.get_template("thanks.html").render(**context)
+
+    page = whole_page(("thanks.html", target.path, target.form.version, target.event), render)
+    gzip = gzip_accepted(request.scope["headers"])
+    return Response(
+        page.gzipped if gzip else page.body,
+        media_type="text/html",  # Litestar adds the charset
+        headers=_PAGE_GZIP_HEADERS if gzip else _PAGE_HEADERS,
+    )
 
 
 def thanks_context(ctx: AppContext, target: Target, key: str) -> dict[str, Any]:
@@ -254,8 +274,8 @@ def _form_context(target: Target, *, values: dict[str, list[str]], errors: dict[
 
 
 _KEY_LENGTH = len(new_submission_key())
-_BLANK_HEADERS = {"Vary": "Accept-Encoding"}
-_BLANK_GZIP_HEADERS = _BLANK_HEADERS | {"Content-Encoding": "gzip"}
+_PAGE_HEADERS = {"Vary": "Accept-Encoding"}
+_PAGE_GZIP_HEADERS = _PAGE_HEADERS | {"Content-Encoding": "gzip"}
 
 
 def cached_blank_form(ctx: AppContext, scope: MutableMapping[str, Any]) -> Answer | None:
@@ -297,7 +317,7 @@ def _blank_form(request: Request, template: str, target: Target) -> Response[byt
     return Response(
         page.body(new_submission_key(), gzip=gzip),
         media_type="text/html",  # Litestar adds the charset
-        headers=_BLANK_GZIP_HEADERS if gzip else _BLANK_HEADERS,
+        headers=_PAGE_GZIP_HEADERS if gzip else _PAGE_HEADERS,
     )
 
 

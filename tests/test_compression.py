@@ -100,7 +100,7 @@ def test_only_a_plain_view_of_an_open_form_takes_the_shortcut(client, clock):
     assert client.get("/f/all-types?src=poster").status_code == 200  # hidden fields from the address
     assert "<html" not in client.get("/f/all-types", headers={"HX-Request": "true"}).text
     assert client.head("/f/all-types").status_code == 405  # as ever: the route takes GET, and so does the shortcut
-    assert client.get("/f/all-types/").status_code == 200  # Litestar takes the trailing slash; the shortcut leaves it to it
+    assert client.get("/f/all-types/").status_code == 200  # Litestar takes the slash; the shortcut does not
     assert client.get("/f/no-such-form").status_code == 404
     assert client.get("/f/event-report").status_code == 404  # office-only forms are never public
 
@@ -246,3 +246,13 @@ def test_chromium_reads_the_spliced_page_whole(tmp_path):
         html = page.content()
         assert html.rstrip().endswith("</html>") and page.locator("footer, form button[type=submit]").count() >= 1
         browser.close()
+
+
+def test_the_thank_you_page_is_kept_gzipped_and_a_quiz_score_never_is(bare_client):
+    plain = raw(bare_client, "/f/all-types/thanks")
+    zipped = raw(bare_client, "/f/all-types/thanks", **PHONE)
+    assert "提交成功" in plain.raw_body.decode() and one_gzip_member(zipped.raw_body) == plain.raw_body
+    assert zipped.headers["content-encoding"] == "gzip" and zipped.headers["vary"] == "Accept-Encoding"
+    assert plain.headers["content-type"] == zipped.headers["content-type"] == "text/html; charset=utf-8"
+    for name, value in SECURITY_HEADERS.items():
+        assert zipped.headers.get_list(name) == [value]
