@@ -166,7 +166,12 @@ def wrk(
     if script_args:
         command += ["--", *script_args]
     cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
-    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(command)} failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}"
+        )
+    out = done.stdout
     cpu = cpu_seconds(server_pid) - cpu_before if server_pid else 0.0
     latency = {p: float(v) * _UNITS_MS[unit] for p, v, unit in _WRK_LATENCY.findall(out)}
     requests = int(re.search(r"(\d+) requests in ([\d.]+)(\w+)", out).group(1))
