@@ -352,6 +352,7 @@ def many_forms(directory: Path, count: int) -> list[str]:
     """Copies of the bundled forms under new names; returns the ids, sorted."""
     directory.mkdir(parents=True, exist_ok=True)
     sources = public_forms()
+    shutil.copyfile(BUNDLED_FORMS / "campaign.toml", directory / "campaign.toml")  # dates forms refer to
     ids = []
     for n in range(count):
         source = sources[n % len(sources)]
