@@ -30,11 +30,14 @@ import msgspec
 from sqlite_utils import Database
 
 from server import passwords
+from server.campaign import COUNTIES, county_named
 from server.clock import now
 from server.passwords import PasswordError
+from server.scope import Scope, scope_for
 from server.storage import transaction
 
-ROLES = ("admin", "staff")
+ROLES = ("admin", "staff", "county", "organizer")
+ROLE_LABELS = {"admin": "管理员", "staff": "工作人员"}
 MAX_USERNAME = 32
 USERNAME = re.compile(rf"[A-Za-z0-9_.-]{{2,{MAX_USERNAME}}}")  # fullmatch
 SESSION_LIFETIME = dt.timedelta(hours=12)
@@ -43,6 +46,7 @@ ADDRESS_LIMIT = 10
 ACCOUNT_LIMIT = 50
 SIGN_IN_PAGE_LIFETIME = dt.timedelta(hours=2)
 MIN_SECRET_KEY = 32
+MAX_UNIT = 100  # an event's organizer holds as much
 
 
 class AccountError(ValueError):
@@ -65,10 +69,22 @@ class User(msgspec.Struct, frozen=True):
     username: str
     role: str
     csrf: str = ""  # of the current session
+    county: str = ""  # a county account's 市县 (full name, as events store it)
+    organizer: str = ""  # an organizer account's unit (主办单位, as events store it)
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    @property
+    def scope(self) -> Scope:
+        """The events and responses this account may see (see `server.scope`)."""
+        return scope_for(self.role, self.username, self.county, self.organizer)
+
+    @property
+    def role_label(self) -> str:
+        """The role as the page header shows it: 管理员, 工作人员, or the county or unit."""
+        return ROLE_LABELS.get(self.role) or self.county or self.organizer or self.role
 
 
 class Account(msgspec.Struct, frozen=True):
@@ -78,21 +94,54 @@ class Account(msgspec.Struct, frozen=True):
     disabled_at: str | None
     last_sign_in_at: str | None
     locked_for: int  # seconds; 0 when not locked
+    county: str = ""
+    organizer: str = ""
 
 
-def add_user(db: Database, username: str, password: str, role: str) -> None:
+def add_user(db: Database, username: str, password: str, role: str, county: str = "", organizer: str = "") -> None:
+    """Create an account. A `county` account names its 市县 (`白沙` or `白沙黎族自治县`), an
+    `organizer` account its unit; no other role takes either."""
     if not USERNAME.fullmatch(username):
         raise AccountError("username: 2–32 letters, digits, '.', '_' or '-'")
     if role not in ROLES:
         raise AccountError(f"role must be one of {', '.join(ROLES)}")
+    county, organizer = account_scope(role, county, organizer)
     _check_password(password, username)
     with transaction(db):
         if db.execute("SELECT 1 FROM users WHERE username = ?", [username]).fetchone():
             raise AccountError(f"user {username!r} exists already")
         db.execute(
-            "INSERT INTO users (username, password_hash, role, created_at) VALUES (?, ?, ?, ?)",
-            [username, passwords.hash_password(password), role, now().isoformat()],
+            """INSERT INTO users (username, password_hash, role, created_at, county, organizer)
+               VALUES (?, ?, ?, ?, ?, ?)""",
+            [username, passwords.hash_password(password), role, now().isoformat(), county, organizer],
         )
+
+
+def account_scope(role: str, county: str, organizer: str, organizers: tuple[str, ...] = ()) -> tuple[str, str]:
+    """(county, organizer) of a new account, checked: the 市县's full name for a county account,
+    the unit for an organizer account (one of `organizers` when the campaign lists them)."""
+    for option, needed_by in (("county", county), ("organizer", organizer)):
+        if needed_by and role != option:
+            raise AccountError(f"--{option} is for {option} accounts only (--role {option}), not {role}")
+    if role == "county":
+        if not county.strip():
+            raise AccountError("a county account needs its county: --county 白沙 (one of Hainan's 市县)")
+        full = county_named(county)
+        if full is None:
+            raise AccountError(
+                f"unknown county {county!r}: not one of Hainan's 市县 ({COUNTIES[0]}, {COUNTIES[13]}, …)"
+            )
+        return full, ""
+    if role == "organizer":
+        unit = organizer.strip()
+        if not unit:
+            raise AccountError("an organizer account needs its unit: --organizer 省教育厅 (as events name it)")
+        if organizers and unit not in organizers:
+            raise AccountError(f"unknown organizer {unit!r}: not one of the campaign's organizers ({organizers[0]}, …)")
+        if len(unit) > MAX_UNIT:
+            raise AccountError(f"organizer: at most {MAX_UNIT} characters")
+        return "", unit
+    return "", ""
 
 
 def _check_password(password: str, username: str) -> None:
@@ -161,7 +210,8 @@ def sign_in(db: Database, username: str, password: str, address: str) -> tuple[U
             db.execute("DELETE FROM login_failures WHERE failed_at <= ?", [(now() - WINDOW).isoformat()])
             db.execute("INSERT INTO login_failures VALUES (?, ?, ?)", [username, key, now().isoformat()])
             row = db.execute(
-                "SELECT password_hash, role FROM users WHERE username = ? AND disabled_at IS NULL", [username]
+                "SELECT password_hash, role, county, organizer FROM users WHERE username = ? AND disabled_at IS NULL",
+                [username],
             ).fetchone()
         ok, new_hash = passwords.verify(row[0] if row else None, password)
         if not ok:
@@ -190,16 +240,17 @@ def sign_in(db: Database, username: str, password: str, address: str) -> tuple[U
         if "locked" in str(exc) or "busy" in str(exc):
             raise Busy() from None
         raise
-    return User(username, row[1], csrf), token
+    return User(username, row[1], csrf, row[2], row[3]), token
 
 
 def list_accounts(db: Database) -> list[Account]:
     rows = db.execute(
-        "SELECT username, role, created_at, disabled_at, last_sign_in_at FROM users ORDER BY username"
+        """SELECT username, role, created_at, disabled_at, last_sign_in_at, county, organizer
+           FROM users ORDER BY username"""
     ).fetchall()
     return [
-        Account(name, role, created_at, disabled_at, last_sign_in_at, _wait(db, "username", name, ACCOUNT_LIMIT))
-        for name, role, created_at, disabled_at, last_sign_in_at in rows
+        Account(name, role, created, disabled, last, _wait(db, "username", name, ACCOUNT_LIMIT), county, organizer)
+        for name, role, created, disabled, last, county, organizer in rows
     ]
 
 
@@ -254,7 +305,7 @@ def _end_sessions(db: Database, username: str) -> int:
 
 def session_user(db: Database, token: str) -> User | None:
     row = db.execute(
-        """SELECT u.username, u.role, s.csrf FROM sessions s JOIN users u USING (username)
+        """SELECT u.username, u.role, s.csrf, u.county, u.organizer FROM sessions s JOIN users u USING (username)
            WHERE s.token_hash = ? AND s.expires_at > ? AND u.disabled_at IS NULL""",
         [_digest(token), now().isoformat()],
     ).fetchone()
@@ -277,6 +328,19 @@ def log_action(db: Database, username: str, action: str, detail: str) -> None:
         "INSERT INTO audit_log (at, username, action, detail) VALUES (?, ?, ?, ?)",
         [now().isoformat(), username, action, detail],
     )
+
+
+class AuditLine(msgspec.Struct, frozen=True):
+    at: str
+    username: str
+    action: str
+    detail: str
+
+
+def audit_lines(db: Database, limit: int = 200) -> list[AuditLine]:
+    """The newest lines of the audit log, newest first."""
+    rows = db.execute("SELECT at, username, action, detail FROM audit_log ORDER BY id DESC LIMIT ?", [limit])
+    return [AuditLine(*row) for row in rows]
 
 
 def _digest(token: str) -> str:

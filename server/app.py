@@ -16,13 +16,28 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect
 from litestar.template.config import TemplateConfig
 
-from server import downloads, office, office_photos, offline, posters, public, signin
+from server import (
+    api,
+    downloads,
+    office,
+    office_data,
+    office_import,
+    office_photos,
+    office_report,
+    office_reports,
+    office_workshop,
+    offline,
+    posters,
+    public,
+    signin,
+)
 from server.accounts import secret_key
 from server.clock import chinese_date
 from server.context import Context
 from server.forms import KIND_LABELS, FormCatalog
 from server.proxy import FrontDoor, TrustedProxies
 from server.ratelimit import RateLimiter
+from server.sender import Sender
 from server.settings import Settings, load_settings
 from server.signin import NO_STORE
 from server.static import StaticFiles, static_route
@@ -62,6 +77,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     if not (VENDOR / "htmx.min.js").is_file():
         log.warning("htmx is not installed (run `npm ci`); pages work without it, only less smoothly")
     static_files = StaticFiles(STATIC, VENDOR)
+    sender = Sender(settings.db, first_retry=settings.webhook_retry, timeout=settings.webhook_timeout)
 
     def configure_jinja(engine: JinjaTemplateEngine) -> None:
         engine.engine.globals.update(asset_url=static_files.url, kind_labels=KIND_LABELS)
@@ -75,7 +91,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             signin.router,
             office.router,
             office_photos.router,
+            office_import.router,
+            office_reports.router,
+            office_workshop.router,
+            office_report.router,
             downloads.router,
+            *api.ROUTES,
+            office_data.router,
             static_route(static_files),
         ],
         dependencies={"ctx": Provide(lambda: context, use_cache=True, sync_to_thread=False)},
@@ -83,8 +105,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
         template_config=TemplateConfig(
             directory=TEMPLATES, engine=JinjaTemplateEngine, engine_callback=configure_jinja
         ),
-        on_startup=[context.store.start, lambda: static_files.read_own(["htmx.min.js"]), _freeze_startup_objects],
-        on_shutdown=[context.store.close],
+        on_startup=[
+            context.store.start,
+            sender.start,
+            lambda: static_files.read_own(["htmx.min.js"]),
+            _freeze_startup_objects,
+        ],
+        on_shutdown=[sender.close, context.store.close],
         request_max_body_size=MAX_BODY_BYTES,
         exception_handlers={HTTPException: _http_error, Exception: _unexpected_error},
         openapi_config=None,

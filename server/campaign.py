@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from server.errors import InputError
 from server.tomlfile import TomlFileError, read_toml
 
 CAMPAIGN_FILE = "campaign.toml"
@@ -33,12 +34,8 @@ class Campaign(msgspec.Struct, frozen=True):
     contact: str = ""
 
 
-class CampaignError(Exception):
+class CampaignError(InputError):
     """The campaign file broke the rules; `messages` holds one line per problem, naming the file."""
-
-    def __init__(self, messages: list[str]) -> None:
-        super().__init__("\n".join(messages))
-        self.messages = messages
 
 
 def load_campaign(path: Path) -> Campaign:

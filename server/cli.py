@@ -12,7 +12,6 @@ import math
 import os
 import sys
 import threading
-import unicodedata
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -22,10 +21,12 @@ import msgspec
 from server import events as ev
 from server.accounts import Account, AccountError, check_secret_key
 from server.backup import DEFAULT_KEEP, BackupError
+from server.campaign import read_campaign
 from server.clock import now
 from server.export import export_csv
 from server.forms import FORM_ID, Form, FormError, check_forms, load_form
 from server.qr import qr_png, qr_svg
+from server.results import parse_filters
 from server.settings import SETTINGS, SettingError, Settings, load_settings, to_environ
 from server.storage import open_database, stored_definitions
 
@@ -75,7 +76,17 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", help="file to write, or - for standard output")
     export.add_argument("--header", choices=("labels", "names"), default="labels")
     export.add_argument("--event", help="only responses of this event code")
+    export.add_argument("--county", help="only responses of events in this 市县, e.g. 白沙")
+    export.add_argument("--venue-type", help="only responses of events at this venue type, e.g. 学校")
+    export.add_argument("--from", dest="date_from", help="first day submitted, YYYY-MM-DD")
+    export.add_argument("--to", dest="date_to", help="last day submitted, YYYY-MM-DD")
     export.add_argument("--include-spam", action="store_true", help="also responses flagged as suspected spam")
+    export.add_argument(
+        "--multi", choices=("joined", "columns"), default="joined", help="columns: one 0/1 column per option"
+    )
+    export.add_argument(
+        "--event-details", action="store_true", help="the event's title, 市县, 乡镇 and venue type after its code"
+    )
 
     event = commands.add_parser("event", parents=[common], help="create and list events")
     event_commands = event.add_subparsers(dest="event_command", required=True, parser_class=_Parser)
@@ -109,14 +120,25 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", parents=[common], help="write the statistics report (CSV and XLSX)")
     report.add_argument("--from", dest="date_from", help="first day, YYYY-MM-DD")
     report.add_argument("--to", dest="date_to", help="last day, YYYY-MM-DD")
+    report.add_argument("--county", help="only this 市县, e.g. 白沙")
+    report.add_argument("--approved-only", action="store_true", help="count only reports the province approved")
     report.add_argument("--out-dir", type=Path, default=Path("exports"), help="folder (default exports)")
+
+    package = commands.add_parser("package", parents=[common], help="write the campaign package (ZIP) for the province")
+    package.add_argument("--from", dest="date_from", help="first day, YYYY-MM-DD")
+    package.add_argument("--to", dest="date_to", help="last day, YYYY-MM-DD")
+    package.add_argument("--county", help="only this 市县, e.g. 白沙")
+    package.add_argument("--approved-only", action="store_true", help="count only reports the province approved")
+    package.add_argument("--out", type=Path, required=True, help="the ZIP file to write")
 
     user = commands.add_parser("user", parents=[common], help="office accounts")
     user_commands = user.add_subparsers(dest="user_command", required=True, parser_class=_Parser)
     add_user = user_commands.add_parser("add", parents=[common], help="create an account; password on stdin")
     add_user.add_argument("username")
-    add_user.add_argument("--role", choices=("admin", "staff"), default="staff")
-    user_commands.add_parser("list", parents=[common], help="every account: role, state, last sign-in")
+    add_user.add_argument("--role", choices=("admin", "staff", "county", "organizer"), default="staff")
+    add_user.add_argument("--county", default="", help="a county account's 市县, e.g. 白沙 or 白沙黎族自治县")
+    add_user.add_argument("--organizer", default="", help="an organizer account's unit, one of the campaign's")
+    user_commands.add_parser("list", parents=[common], help="every account: role, what it sees, state, last sign-in")
     for name, text in (
         ("passwd", "give an account a new password (on stdin) and end its sessions"),
         ("disable", "refuse the account's sign-ins and end its sessions"),
@@ -139,7 +161,48 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("file", nargs="?", type=Path, help="a backup file")
     source.add_argument("--from-replica", action="store_true", help="the latest state of QF_REPLICA_URL")
     commands.add_parser("doctor", parents=[common], help="check this deployment; one line per finding")
+
+    xls_in = commands.add_parser("import", parents=[common], help="make a form from an XLSForm workbook (.xlsx)")
+    xls_in.add_argument("file", type=Path)
+    xls_in.add_argument(
+        "--id", dest="form_id", help="form id (default: the settings sheet's form_id, or the file name)"
+    )
+    xls_in.add_argument("--out", type=Path, help="file to write (default <forms>/<id>.toml)")
+    xls_in.add_argument("--force", action="store_true", help="replace an existing form file")
+    xls_out = commands.add_parser("xlsform", parents=[common], help="write a form as an XLSForm workbook")
+    xls_out.add_argument("form_id")
+    xls_out.add_argument("--out", help="file to write (default exports/<id>.xlsx), or - for standard output")
+    _token_parser(commands, common)
+    _webhook_parser(commands, common)
     return parser
+
+
+def _token_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    token = commands.add_parser("token", parents=[common], help="read-API tokens")
+    token_commands = token.add_subparsers(dest="token_command", required=True, parser_class=_Parser)
+    add = token_commands.add_parser("add", parents=[common], help="make a token; prints it, the one time")
+    add.add_argument("name")
+    add.add_argument("--form", help="the one form it reads (default: every form)")
+    add.add_argument("--personal", action="store_true", help="personal answers unmasked (default: masked)")
+    token_commands.add_parser("list", parents=[common], help="every token: scope, state")
+    token_commands.add_parser("revoke", parents=[common], help="stop a token working").add_argument("name")
+
+
+def _webhook_parser(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    webhook = commands.add_parser("webhook", parents=[common], help="send responses to other systems as they arrive")
+    webhook_commands = webhook.add_subparsers(dest="webhook_command", required=True, parser_class=_Parser)
+    add = webhook_commands.add_parser("add", parents=[common], help="send each response (or a daily summary) there")
+    add.add_argument("url")
+    add.add_argument("--form", help="the form whose responses are sent (json: required)")
+    add.add_argument("--secret", help="key of the X-QF-Signature HMAC (json: required, 16+ characters); - reads stdin")
+    add.add_argument("--format", choices=("json", "wecom"), default="json", help="wecom: a daily 企业微信 summary")
+    add.add_argument("--personal", action="store_true", help="personal answers unmasked (default: masked)")
+    add.add_argument("--county", help="wecom: one 市县's summary (default: every 市县)")
+    add.add_argument("--hour", type=int, help="wecom: the hour, China time, the summary goes out (default 20)")
+    webhook_commands.add_parser("list", parents=[common], help="every webhook with its messages' states")
+    webhook_commands.add_parser("remove", parents=[common], help="delete a webhook and its messages").add_argument(
+        "id", type=int
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -275,7 +338,11 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
         if event.form_id != form.id:
             raise CommandError(f"event {event.code} belongs to form {event.form_id!r}, not {form.id!r}")
         args.event = event.code
-    chunks = export_csv(db, form, header=args.header, event=args.event, include_spam=args.include_spam)
+    asked = {key: getattr(args, key) or "" for key in ("event", "county", "venue_type", "date_from", "date_to")}
+    filters, problems = parse_filters(asked | {"spam": "include" if args.include_spam else ""})
+    if problems:
+        raise CommandError("；".join(problems))
+    chunks = export_csv(db, form, filters, header=args.header, multi=args.multi, event_details=args.event_details)
     if args.out == "-":
         for chunk in chunks:
             sys.stdout.buffer.write(chunk)
@@ -346,17 +413,9 @@ def cmd_event_list(args: argparse.Namespace, settings: Settings) -> int:
     for row in rows:
         e = row.event
         table.append((e.code, e.date or "-", e.county or "-", e.venue_type, str(row.responses), e.form_id, e.title))
-    widths = [max(_width(line[i]) for line in table) for i in range(len(table[0]) - 1)]
-    for line in table:
-        cells = [cell + " " * (width - _width(cell)) for cell, width in zip(line, widths, strict=False)]
-        print("  ".join([*cells, line[-1]]))
+    _print_table(table)
     print(f"{len(rows)} event(s), {sum(r.responses for r in rows)} response(s)", file=sys.stderr)
     return 0
-
-
-def _width(text: str) -> int:
-    """Columns a terminal gives the text: Chinese characters take two."""
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
 def cmd_event_import(args: argparse.Namespace, settings: Settings) -> int:
@@ -450,17 +509,36 @@ def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
-    from server.report import ReportError, write_report_files
+    from server.report import ReportError, report_filters, write_report_files
 
     db = open_database(settings.db)
     try:
-        paths = write_report_files(db, _forms(settings), args.out_dir, date_from=args.date_from, date_to=args.date_to)
+        filters = report_filters({"date_from": args.date_from, "date_to": args.date_to, "county": args.county})
+        paths = write_report_files(db, _forms(settings), args.out_dir, filters, approved_only=args.approved_only)
     except ReportError as exc:
         raise CommandError(str(exc)) from None
     except OSError as exc:
         raise CommandError(f"cannot write into {args.out_dir}: {exc.strerror}") from None
     for path in paths:
         print(path)
+    return 0
+
+
+def cmd_package(args: argparse.Namespace, settings: Settings) -> int:
+    from server.package import write_package
+    from server.report import ReportError, report_filters
+
+    db = open_database(settings.db)
+    try:
+        filters = report_filters({"date_from": args.date_from, "date_to": args.date_to, "county": args.county})
+        figures = write_package(
+            db, _forms(settings), settings.forms, args.out, filters, approved_only=args.approved_only
+        )
+    except ReportError as exc:
+        raise CommandError(str(exc)) from None
+    except OSError as exc:
+        raise CommandError(f"cannot write {args.out}: {exc.strerror}") from None
+    print(f"{args.out}: {figures.events} event(s), {figures.photos} photo(s)")
     return 0
 
 
@@ -471,8 +549,12 @@ def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
     name = getattr(args, "username", "")
     try:
         if args.user_command == "add":
-            accounts.add_user(db, name, _read_password(), args.role)
-            print(f"user {name} ({args.role}) added", file=sys.stderr)
+            campaign, _ = read_campaign(settings.forms)  # its co-hosts are the organizer accounts' units
+            organizers = campaign.organizers if campaign else ()
+            # Checked before the password is asked for.
+            county, unit = accounts.account_scope(args.role, args.county, args.organizer, organizers)
+            accounts.add_user(db, name, _read_password(), args.role, county, unit)
+            print(f"user {name} ({' '.join(filter(None, [args.role, county, unit]))}) added", file=sys.stderr)
         elif args.user_command == "list":
             _print_accounts(accounts.list_accounts(db))
         elif args.user_command == "passwd":
@@ -493,14 +575,23 @@ def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _print_accounts(rows: list[Account]) -> None:
-    table = [("username", "role", "state", "created", "last sign-in")]
+    table = [("username", "role", "county/unit", "state", "created", "last sign-in")]
     for row in rows:
         state = "disabled" if row.disabled_at else f"locked {row.locked_for} s" if row.locked_for else "active"
-        table.append((row.username, row.role, state, row.created_at[:16], (row.last_sign_in_at or "never")[:16]))
-    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]) - 1)]
-    for line in table:
-        print("  ".join([*(cell.ljust(width) for cell, width in zip(line, widths, strict=False)), line[-1]]))
+        last = (row.last_sign_in_at or "never")[:16]
+        table.append((row.username, row.role, row.county or row.organizer or "-", state, row.created_at[:16], last))
+    _print_table(table)
     print(f"{len(rows)} user(s)", file=sys.stderr)
+
+
+def _print_table(table: Sequence[Sequence[str]]) -> None:
+    """Rows in columns padded to the widest cell (Chinese counts double); the last column unpadded."""
+    from server.xlsx import text_width  # here: xlsxwriter costs every other command 50 ms to import
+
+    widths = [max(text_width(line[i]) for line in table) for i in range(len(table[0]) - 1)]
+    for line in table:
+        cells = [cell + " " * (width - text_width(cell)) for cell, width in zip(line, widths, strict=False)]
+        print("  ".join([*cells, line[-1]]))
 
 
 def _read_password() -> str:
@@ -547,6 +638,121 @@ def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if any(f.level == "error" for f in findings) else 0
 
 
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    from server.campaign import read_campaign
+    from server.xlsform import XLSFormError, read_xlsform
+
+    try:
+        data = args.file.read_bytes()
+    except OSError as exc:
+        raise CommandError(f"cannot read {args.file}: {exc.strerror}") from None
+    try:
+        imported = read_xlsform(data, args.file.name, args.form_id, read_campaign(settings.forms)[0])
+    except XLSFormError as exc:
+        raise CommandError(f"{args.file}: " + "；".join(exc.messages)) from None
+    out = args.out or settings.forms / f"{imported.form_id}.toml"
+    if out.exists() and not args.force:
+        raise CommandError(f"{out} exists: choose another --id, or add --force to replace it")
+    for dropped in imported.dropped:
+        print(f"{args.file}: {dropped.text}", file=sys.stderr)
+    print(f"{args.file}: {len(imported.dropped)} row(s) not carried over", file=sys.stderr)
+    _write(out, [imported.toml.encode("utf-8")])
+    return 0
+
+
+def cmd_xlsform(args: argparse.Namespace, settings: Settings) -> int:
+    from server.tomlfile import read_toml
+    from server.xlsform_export import write_xlsform
+
+    if not FORM_ID.match(args.form_id) or not (settings.forms / f"{args.form_id}.toml").is_file():
+        raise CommandError(f"unknown form {args.form_id!r}")
+    path = settings.forms / f"{args.form_id}.toml"
+    try:
+        form = load_form(path)
+    except FormError as exc:
+        raise CommandError(exc.messages[0]) from None
+    workbook, notes = write_xlsform(form, read_toml(path))
+    for note in notes:
+        print(f"{form.id}: {note}", file=sys.stderr)
+    if args.out == "-":
+        sys.stdout.buffer.write(workbook)
+        return 0
+    _write(Path(args.out) if args.out else Path("exports") / f"{form.id}.xlsx", [workbook])
+    return 0
+
+
+def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
+    from server import accounts, tokens
+
+    db = open_database(settings.db)
+    try:
+        if args.token_command == "add":
+            if args.form is not None:
+                resolve_form(settings, args.form)
+            token = tokens.add_token(db, args.name, args.form, args.personal, "command line")
+            scope = f"form {args.form}" if args.form else "every form"
+            accounts.record(db, "command line", "add-token", f"token {args.name} {scope}")
+            print(token)
+            print(f"token {args.name} ({scope}) made: it is shown this once", file=sys.stderr)
+        elif args.token_command == "list":
+            rows: list[tuple[str, ...]] = [("name", "form", "personal", "created", "state")]
+            for t in tokens.list_tokens(db):
+                state = f"revoked {t.revoked_at[:16].replace('T', ' ')}" if t.revoked_at else "active"
+                rows.append(
+                    (
+                        t.name,
+                        t.form_id or "*",
+                        "yes" if t.personal else "masked",
+                        t.created_at[:16].replace("T", " "),
+                        state,
+                    )
+                )
+            _print_table(rows)
+            print(f"{len(rows) - 1} in all", file=sys.stderr)
+        else:
+            tokens.revoke_token(db, args.name)
+            accounts.record(db, "command line", "revoke-token", f"token {args.name}")
+            print(f"token {args.name} revoked", file=sys.stderr)
+    except tokens.TokenError as exc:
+        raise CommandError(str(exc)) from None
+    return 0
+
+
+def cmd_webhook(args: argparse.Namespace, settings: Settings) -> int:
+    from server import accounts, webhooks
+
+    db = open_database(settings.db)
+    try:
+        if args.webhook_command == "add":
+            if args.secret == "-":  # kept out of `ps` and the shell's history
+                args.secret = sys.stdin.readline().rstrip("\r\n")
+            if args.form is not None:
+                resolve_form(settings, args.form)
+            hook = webhooks.add_webhook(
+                db, args.url, form_id=args.form, created_by="command line", format=args.format,
+                secret=args.secret or "", personal=args.personal, county=args.county or "", hour=args.hour,
+            )  # fmt: skip
+            accounts.record(db, "command line", "add-webhook", f"webhook {hook.id} {hook.format} form {hook.form_id}")
+            print(hook.id, hook.url)
+        elif args.webhook_command == "list":
+            counts = webhooks.message_counts(db)
+            rows: list[tuple[str, ...]] = [("id", "format", "form", "pending", "sent", "failed", "url")]
+            for h in webhooks.list_webhooks(db):
+                c = counts.get(h.id, {})
+                kind = f"wecom {h.hour}h {h.county or '*'}" if h.format == "wecom" else "json"
+                number = [str(c.get(s, 0)) for s in ("pending", "sent", "failed")]
+                rows.append((str(h.id), kind, h.form_id or "*", *number, h.url))
+            _print_table(rows)
+            print(f"{len(rows) - 1} in all", file=sys.stderr)
+        else:
+            hook = webhooks.remove_webhook(db, args.id)
+            accounts.record(db, "command line", "remove-webhook", f"webhook {hook.id} {hook.url}")
+            print(f"webhook {hook.id} removed with its messages", file=sys.stderr)
+    except webhooks.WebhookError as exc:
+        raise CommandError(str(exc)) from None
+    return 0
+
+
 EVENT_COMMANDS = {"add": cmd_event_add, "list": cmd_event_list, "import": cmd_event_import}
 COMMANDS = {
     "serve": cmd_serve,
@@ -557,8 +763,13 @@ COMMANDS = {
     "posters": cmd_posters,
     "purge": cmd_purge,
     "report": cmd_report,
+    "package": cmd_package,
     "user": cmd_user,
     "backup": cmd_backup,
     "restore": cmd_restore,
     "doctor": cmd_doctor,
+    "import": cmd_import,
+    "xlsform": cmd_xlsform,
+    "token": cmd_token,
+    "webhook": cmd_webhook,
 }

@@ -16,9 +16,9 @@ from typing import BinaryIO, cast
 from urllib.parse import quote
 
 import msgspec
-from litestar import Request, Router, get
+from litestar import MediaType, Request, Response, Router, get
 from litestar.di import Provide
-from litestar.exceptions import ClientException, NotFoundException, PermissionDeniedException
+from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.params import FromPath
 from litestar.response import Stream
 
@@ -27,11 +27,14 @@ from server import events as ev
 from server.accounts import User
 from server.clock import now
 from server.context import Context as AppContext
-from server.export import Header
+from server.export import Header, Layout, Multi, ascii_file_stem, file_stem
 from server.export_process import Job
 from server.forms import Form
-from server.office import form_or_404, report_or_400
+from server.office import form_or_404
+from server.office_report import report_or_400
 from server.public import Ctx
+from server.results import Filters, parse_filters
+from server.scope import Scope
 from server.signin import NO_STORE, CurrentUser, current_user
 from server.xlsx import export_xlsx
 
@@ -48,54 +51,91 @@ SKIP_COMPRESSION = "skip_compression"
 
 
 class ExportScope(msgspec.Struct, frozen=True):
-    header: Header
-    event: str | None
-    include_spam: bool
+    """What an export request asks for: the results page's filters, and the table's layout."""
+
+    filters: Filters
+    layout: Layout
+    scope: Scope  # the account's: only the responses of events it sees
 
     def describe(self, form: Form, kind: str) -> str:
-        return f"form {form.id} {kind} event {self.event or '-'}" + (
-            " with suspected spam" if self.include_spam else ""
+        return f"form {form.id} {kind} event {self.filters.event or '-'}" + (
+            f" filters {query}" if (query := self.filters.query(event="")) else ""
         )
 
+    def attachment(self, form: Form, suffix: str) -> str:
+        """`Content-Disposition` naming the file by what it holds: `consumer-survey_白沙_2026-09.xlsx`."""
+        name = f"{file_stem(form.id, self.filters)}.{suffix}"
+        fallback = f"{ascii_file_stem(form.id, self.filters)}.{suffix}"
+        return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name)}"
 
-def _export_scope(request: Request, ctx: AppContext, user: User, form: Form) -> ExportScope:
-    """What an export request asks for; staff export one of their own events only."""
-    asked_header = request.query_params.get("header", "labels")
-    if asked_header not in ("labels", "names"):
-        raise ClientException("header must be labels or names")
-    header: Header = "names" if asked_header == "names" else "labels"
-    asked = request.query_params.get("event", "")
-    event = ev.get_event(ctx.store.reader(), asked) if asked else None
-    if asked and (event is None or event.form_id != form.id):
+
+def _export_scope(request: Request, ctx: AppContext, user: User, form: Form) -> ExportScope | list[str]:
+    """What an export request asks for, or what is wrong with it (in Chinese). The rows are
+    those of the account's scope: staff export their own events, a county its 市县's."""
+    query = request.query_params
+    filters, problems = parse_filters(dict(query))
+    asked = {"header": query.get("header", "labels"), "multi": query.get("multi", "joined")}
+    if asked["header"] not in ("labels", "names"):
+        problems.append("header 只能是 labels 或 names")
+    if asked["multi"] not in ("joined", "columns"):
+        problems.append("multi 只能是 joined 或 columns")
+    if query.get("event_details", "") not in ("", "0", "1"):
+        problems.append("event_details 只能是 0 或 1")
+    if problems:
+        return problems
+    header: Header = "names" if asked["header"] == "names" else "labels"
+    multi: Multi = "columns" if asked["multi"] == "columns" else "joined"
+    event = ev.get_event(ctx.store.reader(), filters.event) if filters.event else None
+    if filters.event and (event is None or event.form_id != form.id):
         raise NotFoundException()
-    if not user.is_admin and (event is None or event.created_by != user.username):
-        raise PermissionDeniedException("staff export their own events")
-    return ExportScope(header, event.code if event else None, request.query_params.get("spam") == "include")
+    if event is not None and not user.scope.sees(event):
+        raise PermissionDeniedException("not an event of this account")
+    layout = Layout(header, multi, query.get("event_details") == "1")
+    return ExportScope(filters, layout, user.scope)
 
 
 @get("/forms/{form_id:str}/export.csv", sync_to_thread=True, opt={SKIP_COMPRESSION: True})
-def export_csv_file(request: Request, ctx: Ctx, user: CurrentUser, form_id: FromPath[str]) -> Stream:
+def export_csv_file(request: Request, ctx: Ctx, user: CurrentUser, form_id: FromPath[str]) -> Stream | Response[str]:
     form = form_or_404(ctx, form_id)
     scope = _export_scope(request, ctx, user, form)
+    if isinstance(scope, list):
+        return _refused(scope)
     accounts.record(ctx.store.reader(), user.username, "export", scope.describe(form, "csv"))
-    options = {"header": scope.header, "event": scope.event, "include_spam": scope.include_spam}
     gzip = "gzip" in request.headers.get("accept-encoding", "")
-    headers = {"Content-Disposition": _attachment(f"{form.id}-{now():%Y%m%d-%H%M%S}.csv"), "Vary": "Accept-Encoding"}
+    headers = {"Content-Disposition": scope.attachment(form, "csv"), "Vary": "Accept-Encoding"}
     if gzip:
         headers["Content-Encoding"] = "gzip"
-    return Stream(_made_in_process(Job(str(ctx.store.path), form, options, gzip)), media_type=CSV, headers=headers)
+    job = Job(str(ctx.store.path), form, scope.filters, scope.layout, scope.scope, gzip)
+    return Stream(_made_in_process(job), media_type=CSV, headers=headers)
 
 
 @get("/forms/{form_id:str}/export.xlsx", sync_to_thread=True, opt={SKIP_COMPRESSION: True})
-def export_xlsx_file(request: Request, ctx: Ctx, user: CurrentUser, form_id: FromPath[str]) -> Stream:
+def export_xlsx_file(request: Request, ctx: Ctx, user: CurrentUser, form_id: FromPath[str]) -> Stream | Response[str]:
     form = form_or_404(ctx, form_id)
     scope = _export_scope(request, ctx, user, form)
+    if isinstance(scope, list):
+        return _refused(scope)
+    layout = scope.layout
     chunks = _xlsx_chunks(
         lambda path: export_xlsx(
-            ctx.store.reader(), form, path, header=scope.header, event=scope.event, include_spam=scope.include_spam
+            ctx.store.reader(),
+            form,
+            path,
+            scope.filters,
+            scope=scope.scope,
+            header=layout.header,
+            multi=layout.multi,
+            event_details=layout.event_details,
         )
     )
-    return _download(ctx, user, scope.describe(form, "xlsx"), chunks, f"{form.id}.xlsx")
+    accounts.record(ctx.store.reader(), user.username, "export", scope.describe(form, "xlsx"))
+    headers = {"Content-Disposition": scope.attachment(form, "xlsx")}
+    return Stream(chunks, media_type=XLSX, headers=headers)
+
+
+def _refused(problems: list[str]) -> Response[str]:
+    """A download whose address was edited into something wrong: what is wrong, in Chinese."""
+    return Response("导出的条件不对：" + "；".join(problems) + "\n", status_code=400, media_type=MediaType.TEXT)
 
 
 def _made_in_process(job: Job) -> Iterator[bytes]:

@@ -24,7 +24,9 @@ from sqlite_utils import Database
 
 from server.campaign import COUNTIES, VENUE_TYPES, county_named, venue_type_named
 from server.clock import now, parse_day
+from server.errors import InputError
 from server.forms import Form
+from server.scope import EVERYTHING, Scope
 from server.storage import transaction
 
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -74,12 +76,8 @@ class Event(msgspec.Struct, frozen=True):
         return state
 
 
-class EventError(ValueError):
+class EventError(InputError):
     """What is wrong with an event, one Chinese line per problem."""
-
-    def __init__(self, messages: list[str]) -> None:
-        super().__init__("\n".join(messages))
-        self.messages = messages
 
 
 def normalize_code(text: str) -> str | None:
@@ -180,11 +178,17 @@ class EventCount(msgspec.Struct, frozen=True):
 
 
 def list_events(
-    db: Database, form_id: str | None = None, county: str | None = None, created_by: str | None = None
+    db: Database,
+    form_id: str | None = None,
+    county: str | None = None,
+    created_by: str | None = None,
+    scope: Scope = EVERYTHING,
 ) -> list[EventCount]:
     """Events by date (undated last), with their numbers of responses (from the counts the
-    database keeps, so a long list does not count every response)."""
-    where, params = [], []
+    database keeps, so a long list does not count every response); only those an office
+    account's `scope` holds."""
+    condition, params = scope.events_sql("e")
+    where = [condition]
     if created_by is not None:
         where.append("e.created_by = ?")
         params.append(created_by)
@@ -197,7 +201,7 @@ def list_events(
     sql = f"""
         SELECT {", ".join("e." + c for c in COLUMNS)},
                (SELECT coalesce(sum(n), 0) FROM response_counts c WHERE c.event = e.code) AS responses
-        FROM events e {"WHERE " + " AND ".join(where) if where else ""}
+        FROM events e WHERE {" AND ".join(where)}
         ORDER BY e.date = '', e.date, e.county, e.created_at, e.code"""
     return [EventCount(Event(*row[:-1]), row[-1]) for row in db.execute(sql, params)]
 

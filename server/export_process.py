@@ -12,12 +12,13 @@ from __future__ import annotations
 import os
 import sys
 import zlib
-from typing import Any
 
 import msgspec
 
-from server.export import export_csv
+from server.export import AS_IN_SPEC, Layout, export_csv
 from server.forms import Form
+from server.results import Filters
+from server.scope import EVERYTHING, Scope
 from server.storage import connect
 
 NICENESS = 19  # the lowest: residents' submissions (and the server) get the processor first
@@ -26,7 +27,9 @@ NICENESS = 19  # the lowest: residents' submissions (and the server) get the pro
 class Job(msgspec.Struct, frozen=True):
     db: str
     form: Form
-    options: dict[str, Any]  # export_csv's keywords
+    filters: Filters
+    layout: Layout = AS_IN_SPEC
+    scope: Scope = EVERYTHING  # the account's: only the responses of events it sees
     gzip: bool = False
 
 
@@ -36,7 +39,17 @@ def main() -> int:
     db = connect(job.db)
     out = sys.stdout.buffer
     gzip = zlib.compressobj(6, zlib.DEFLATED, 31) if job.gzip else None  # wbits 31: the gzip format
-    for chunk in export_csv(db, job.form, **job.options):
+    layout = job.layout
+    chunks = export_csv(
+        db,
+        job.form,
+        job.filters,
+        scope=job.scope,
+        header=layout.header,
+        multi=layout.multi,
+        event_details=layout.event_details,
+    )
+    for chunk in chunks:
         out.write(gzip.compress(chunk) if gzip else chunk)
     if gzip:
         out.write(gzip.flush())

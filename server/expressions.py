@@ -70,6 +70,31 @@ _KEYWORDS = {"and", "or", "not", "in"}
 MAX_DEPTH = 20
 
 
+# What office staff type instead of the language's signs, and what to type. Chinese
+# punctuation inside English quotes is text ("“学校”") and never reaches this table.
+_MISTYPED = {
+    "“": '用了中文引号 “ ”，请改成英文引号 "',
+    "”": '用了中文引号 “ ”，请改成英文引号 "',
+    "＂": '用了中文引号 “ ”，请改成英文引号 "',
+    "‘": "用了中文引号 ‘ ’，请改成英文引号 '",
+    "’": "用了中文引号 ‘ ’，请改成英文引号 '",
+    "＇": "用了中文引号 ‘ ’，请改成英文引号 '",
+    "＝": "用了中文等号「＝」，比较相等请写两个英文等号「==」",
+    "（": "用了中文括号「（ ）」，请改成英文括号「( )」",
+    "）": "用了中文括号「（ ）」，请改成英文括号「( )」",
+    "，": "用了中文逗号「，」：几个条件之间请用 and 或 or 连接",
+    "：": "用了中文冒号「：」，条件里不需要冒号",
+    "！": "用了中文感叹号「！」，不等于请写「!=」",
+    "＜": "用了中文小于号「＜」，请改成「<」",
+    "＞": "用了中文大于号「＞」，请改成「>」",
+    "\u3000": "用了全角空格，请改成普通空格（先切换到英文输入法）",
+    "=": "比较相等要写两个等号「==」",
+    "&": "「并且」请写 and",
+    "|": "「或者」请写 or",
+    "!": "「不是」请写 not，不等于请写「!=」",
+}
+
+
 def _tokenize(source: str) -> list[tuple[str, str]]:
     tokens: list[tuple[str, str]] = []
     pos = 0
@@ -77,6 +102,14 @@ def _tokenize(source: str) -> list[tuple[str, str]]:
     while pos < len(source):
         match = _TOKEN.match(source, pos)
         if not match or match.end() == pos:
+            start = len(source) - len(source[pos:].lstrip())
+            if source[start] in _MISTYPED:
+                raise ExpressionError(_MISTYPED[source[start]])
+            if source[start] in "\"'":
+                raise ExpressionError(f"引号没有配对：{source[start:]!r} 少了结尾的英文引号")
+            word = re.match(r"[^\s()=!<>\"',]+", source[start:])
+            if word and not word.group().isascii():  # 有, 学校: a value typed without quotes
+                raise ExpressionError(f'文字要用英文双引号括起来：{word.group()} 应写成 "{word.group()}"')
             raise ExpressionError(f"无法识别第 {pos + 1} 个字符起的内容：{source[pos : pos + 10]!r}")
         kind = match.lastgroup or ""
         text = match.group(kind)
@@ -162,6 +195,9 @@ class _Parser:
 
     def literal(self) -> Literal:
         kind = self.peek()
+        if kind == "name":  # `venue == school`: a value typed without quotes
+            word = self.tokens[self.pos][1]
+            raise ExpressionError(f'文字要用英文双引号括起来：{word} 应写成 "{word}"')
         text = self.take("number", "string")
         if kind == "number":
             return float(text) if "." in text else int(text)
@@ -246,6 +282,41 @@ def describe(condition: Condition, label_of: Callable[[str, Literal | None], str
         text = describe(item, label_of)
         parts.append(f"（{text}）" if isinstance(item, And | Or) else text)
     return joiner.join(parts)
+
+
+def to_text(condition: Condition, nested: bool = False) -> str:
+    """The condition written as `show_if` text again (what `parse` reads back to the same tree)."""
+    if isinstance(condition, Compare):
+        return f"{condition.field} {condition.op} {_literal_text(condition.value)}"
+    if isinstance(condition, Contains):
+        return f"{_literal_text(condition.value)} in {condition.field}"
+    if isinstance(condition, Not):
+        inner = condition.item
+        return "not " + (f"({to_text(inner)})" if isinstance(inner, And | Or) else to_text(inner, nested=True))
+    joiner = " and " if isinstance(condition, And) else " or "
+    text = joiner.join(to_text(item, nested=True) for item in condition.items)
+    return f"({text})" if nested else text
+
+
+def _literal_text(value: Literal) -> str:
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, float) and "e" in repr(value):
+        return format(value, "f")
+    return repr(value)
+
+
+def replace_values(condition: Condition, value_of: Callable[[str, Literal], Literal]) -> Condition:
+    """The same tree with each compared value replaced by `value_of(field, value)` (an
+    option's label by its value, say)."""
+    if isinstance(condition, Compare):
+        return Compare(condition.field, condition.op, value_of(condition.field, condition.value))
+    if isinstance(condition, Contains):
+        return Contains(condition.field, str(value_of(condition.field, condition.value)))
+    if isinstance(condition, Not):
+        return Not(replace_values(condition.item, value_of))
+    items = tuple(replace_values(item, value_of) for item in condition.items)
+    return And(items) if isinstance(condition, And) else Or(items)
 
 
 _json_encoder = msgspec.json.Encoder()

@@ -8,13 +8,17 @@ that explains them is docs/form-guide.zh.md.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
+import fcntl
 import functools
 import hashlib
 import logging
+import mmap
+import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +27,10 @@ import msgspec
 from server import expressions, regions
 from server.campaign import CAMPAIGN_FILE, Campaign, CampaignError, load_campaign, read_campaign
 from server.clock import CHINA, now
+from server.errors import InputError
 from server.expressions import Compare, Condition, Contains, ExpressionError
-from server.tomlfile import TomlFileError, read_toml
+from server.toml_lines import TextMap, locate
+from server.tomlfile import TomlFileError, parse_toml, read_toml
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +67,14 @@ TYPE_KEYS: dict[str, set[str]] = {
     "grid": {"rows", "scale", "low_label", "high_label"},
     "region": {"levels"},
     "photo": {"max_photos"},
+    "video": {"max_videos", "max_mb"},
 }
 DISPLAY_ONLY = {"note", "section"}
 # A date's `min`/`max` may name a day of the campaign file instead of a fixed day (SPEC §5.2).
 CAMPAIGN_DAYS = {"campaign.starts": "starts", "campaign.ends": "ends"}
-FORM_KEYS = {"title", "kind", "description", "opens", "closes", "thanks", "privacy", "quiz", "fields"}
+FORM_KEYS = {
+    "title", "kind", "description", "opens", "closes", "thanks", "privacy", "quiz", "report_satisfaction", "fields"
+}  # fmt: skip
 DEFAULT_MAX_LENGTH = {"text": 200, "textarea": 2000, "hidden": 100}
 # What an event knows about itself (SPEC §5.5 `from_event`), and the types that may take it.
 EVENT_ATTRIBUTES = {
@@ -77,6 +86,9 @@ EVENT_ATTRIBUTES = {
     "organizer": "主办单位",
 }
 FROM_EVENT_TYPES = ("text", "choice", "date", "region")
+FILE_TYPES = ("photo", "video")  # questions answered with uploaded files
+VIDEO_KINDS = ("event-report",)  # staff film events; residents' forms take no videos
+MAX_VIDEO_MB = 200
 
 
 class Option(msgspec.Struct, frozen=True):
@@ -122,6 +134,8 @@ class Field(msgspec.Struct, frozen=True, omit_defaults=True):
     explain: str = ""  # why, shown with the correction after a quiz
     levels: int = 2  # a region: 1 = 市县 only, 2 = 市县 and 乡镇
     max_photos: int = 3  # a photo question: how many pictures one response may carry
+    max_videos: int = 1  # a video question: how many clips one response may carry
+    max_mb: int = 50  # a video question: the largest clip, in MB (2**20 bytes)
     title: str = ""
     from_event: str | None = None  # an event attribute: on an event's page the answer is the event's
 
@@ -183,6 +197,7 @@ class Form(msgspec.Struct, frozen=True):
     thanks: str = ""
     privacy: str = ""
     quiz: bool = False  # choice/multi questions with an `answer` are scored after submitting
+    report_satisfaction: str = ""  # the rating the statistics report averages; none when empty
     version: str = ""
 
     @property
@@ -200,8 +215,9 @@ class Form(msgspec.Struct, frozen=True):
 
     @property
     def has_photos(self) -> bool:
-        """Whether the page posts files (multipart) and loads the photo script."""
-        return any(f.type == "photo" for f in self.fields)
+        """Whether the page posts files (multipart) and loads the photo script (which also
+        shows the one-at-a-time pickers and queues the files of a video question offline)."""
+        return any(f.type in FILE_TYPES for f in self.fields)
 
     @property
     def has_personal(self) -> bool:
@@ -244,12 +260,8 @@ class Form(msgspec.Struct, frozen=True):
         return expressions.describe(field.condition, label_of)
 
 
-class FormError(Exception):
+class FormError(InputError):
     """A definition broke the rules; `messages` holds one line per problem."""
-
-    def __init__(self, messages: list[str]) -> None:
-        super().__init__("\n".join(messages))
-        self.messages = messages
 
 
 def load_form(path: Path, campaign: Campaign | None = None) -> Form:
@@ -277,13 +289,48 @@ def load_form(path: Path, campaign: Campaign | None = None) -> Form:
     return form
 
 
+class Problem(msgspec.Struct, frozen=True):
+    """One thing wrong with a form's text, and where: the workshop's editor marks the line."""
+
+    message: str
+    line: int | None = None  # 1-based; None when it is about the whole form (a missing key)
+    field: str | None = None  # the question's name, when the problem is one question's
+
+
+def check_text(form_id: str, text: str, campaign: Campaign | None) -> tuple[Form | None, list[Problem]]:
+    """Check a form's TOML text as `load_form` checks a file: the form, or its problems with
+    their lines. `campaign` is the forms folder's (a date may say "campaign.starts")."""
+    try:
+        raw = parse_toml(text)
+    except TomlFileError as exc:
+        return None, [Problem(exc.message, exc.line)]
+    messages: list[str] = []
+    try:
+        form = _build_form(form_id, raw, messages, lambda: campaign)
+    except RecursionError:
+        return None, [Problem("设置项嵌套太深")]
+    if form is not None and not messages:
+        return form, []
+    text_map = TextMap(text)
+    return None, [Problem(message, *locate(text_map, message)) for message in messages]
+
+
+def parse_form(form_id: str, text: str, campaign: Campaign | None = None) -> Form:
+    """A form from TOML text that is not (yet) a file, e.g. an XLSForm import: checked as
+    `load_form` checks a file; FormError's messages then name no file."""
+    form, problems = check_text(form_id, text, campaign)
+    if form is None:
+        raise FormError([problem.message for problem in problems])
+    return form
+
+
 def _build_form(
     form_id: str, raw: dict[str, Any], problems: list[str], campaign: Callable[[], Campaign | None]
 ) -> Form | None:
     if not FORM_ID.match(form_id):
         problems.append("文件名必须由小写字母、数字和连字符组成（如 school-survey.toml）")
     for key in sorted(raw.keys() - FORM_KEYS):
-        problems.append(f"未知的设置项 {key!r}")
+        problems.append(f"未知的设置项 {key!r}{did_you_mean(key, FORM_KEYS)}")
     for key in ("title", "kind"):
         if not isinstance(raw.get(key), str) or not raw[key].strip():
             problems.append(f"缺少 {key}（必填文字）")
@@ -291,7 +338,8 @@ def _build_form(
         if key in raw and not isinstance(raw[key], str):
             problems.append(f"{key} 必须是文字")
     if isinstance(raw.get("kind"), str) and raw["kind"] not in KINDS:
-        problems.append(f"kind 必须是 {' / '.join(KINDS)} 之一，而不是 {raw['kind']!r}")
+        guess = did_you_mean(raw["kind"], KINDS)
+        problems.append(f"kind 必须是 {' / '.join(KINDS)} 之一，而不是 {raw['kind']!r}{guess}")
     window = {key: _moment(raw, key, problems) for key in ("opens", "closes")}
     if window["opens"] and window["closes"] and window["opens"] >= window["closes"]:
         problems.append("closes 必须晚于 opens")
@@ -308,6 +356,10 @@ def _build_form(
         if field is not None:
             fields.append(field)
     _check_answer_names(fields, problems)
+    if raw.get("kind") not in VIDEO_KINDS:
+        for field in fields:
+            if field.type == "video":
+                problems.append(f'字段 {field.name!r}: video 只能用在 kind = "event-report"（活动开展情况）的表里')
     wants_privacy = any(isinstance(f, dict) and f.get("personal") is True for f in raw_fields)
     if wants_privacy and not str(raw.get("privacy", "")).strip():
         problems.append("有 personal = true 的字段时，必须写 privacy（个人信息说明）")
@@ -318,6 +370,7 @@ def _build_form(
         problems.append("quiz = true 的问卷至少要有一道题写 answer（正确答案）")
     if scored and raw.get("quiz") is not True:
         problems.append(f"字段 {scored[0]!r}: 写了 answer，问卷还要写 quiz = true 才会计分")
+    _check_report_satisfaction(raw, fields, problems)
     if problems:
         return None
     form = Form(
@@ -331,8 +384,24 @@ def _build_form(
         thanks=raw.get("thanks", "").strip(),
         privacy=raw.get("privacy", "").strip(),
         quiz=raw.get("quiz", False),
+        report_satisfaction=raw.get("report_satisfaction", ""),
     )
     return msgspec.structs.replace(form, version=definition_hash(form))
+
+
+def _check_report_satisfaction(raw: dict[str, Any], fields: list[Field], problems: list[str]) -> None:
+    """`report_satisfaction` names the form's rating that the statistics report averages."""
+    if "report_satisfaction" not in raw:
+        return
+    name = raw["report_satisfaction"]
+    if not isinstance(name, str) or not name:
+        problems.append('report_satisfaction 必须是一道打分题的 name，如 report_satisfaction = "satisfaction"')
+        return
+    field = next((f for f in fields if f.name == name), None)
+    if field is None:
+        problems.append(f"report_satisfaction = {name!r}: 问卷里没有字段 {name!r}")
+    elif field.type != "rating":
+        problems.append(f"report_satisfaction = {name!r}: 字段 {name!r} 是 {field.type}，必须是 rating（打分）题")
 
 
 def _check_answer_names(fields: list[Field], problems: list[str]) -> None:
@@ -384,16 +453,17 @@ def _build_field(
         problem("name 重复了")
     ftype = raw.get("type")
     if ftype not in TYPE_KEYS:
-        problem(f"未知的类型 type = {ftype!r}（可用：{'、'.join(TYPE_KEYS)}）")
+        guess = did_you_mean(ftype, TYPE_KEYS) if isinstance(ftype, str) else ""
+        problem(f"未知的类型 type = {ftype!r}{guess or '（可用：' + '、'.join(TYPE_KEYS) + '）'}")
         return None
     for key in sorted(raw.keys() - COMMON_KEYS - TYPE_KEYS[ftype]):
-        problem(f"{ftype} 类型没有 {key!r} 这个设置项")
+        problem(f"{ftype} 类型没有 {key!r} 这个设置项{_key_hint(key, ftype)}")
     if ftype != "section" and not (isinstance(raw.get("label"), str) and raw["label"].strip()):
         problem("缺少 label（题目文字）")
     if ftype == "section" and not (raw.get("title") or raw.get("label")):
         problem("section 需要 title")
 
-    values = dict(raw)
+    values = {key: value for key, value in raw.items() if key in COMMON_KEYS | TYPE_KEYS[ftype]}
     if ftype in ("choice", "multi"):
         values["options"] = _options(raw.get("options"), raw.get("other", False), problem)
     if ftype == "grid":
@@ -417,8 +487,11 @@ def _build_field(
     if field.show_if is not None:
         try:
             condition = expressions.parse(field.show_if)
-            _check_condition(condition, earlier)
-            field = msgspec.structs.replace(field, condition=condition)
+            checked = _check_condition(condition, earlier)
+            # Labels the author wrote (有) are stored as option values (yes): the definition
+            # then reads the same as one written with values.
+            show_if = field.show_if if checked == condition else expressions.to_text(checked)
+            field = msgspec.structs.replace(field, condition=checked, show_if=show_if)
         except ExpressionError as exc:
             text = field.show_if or ""
             shown = text if len(text) <= 60 else text[:59] + "…"
@@ -496,7 +569,8 @@ def _plain_validation_error(exc: msgspec.ValidationError) -> str:
     text = str(exc)
     match = re.match(r"Expected `(\w+)[^`]*`, got `\w+` - at `\$\.(\w+)", text)
     if match:
-        wanted = {"int": "整数", "str": "文字", "bool": "true 或 false", "float": "数字"}
+        wanted = {"int": "整数", "str": "文字", "bool": " true 或 false（不加引号）", "float": "数字"}
+        wanted |= {"array": "列表（用方括号 [ ] 括起来）", "object": "表（用花括号 { } 括起来）"}
         expected, key = match.groups()
         return f"{key} 应为{wanted.get(expected, expected)}"
     return f"设置项类型不对：{text}"
@@ -545,6 +619,11 @@ def _check_type_rules(field: Field, problem) -> None:
             problem(f"labels 要有 {field.scale} 个不为空的文字，从 1 分到 {field.scale} 分依次写")
     elif kind == "photo" and not 1 <= field.max_photos <= 9:
         problem("max_photos 应在 1 到 9 之间")
+    elif kind == "video":
+        if not 1 <= field.max_videos <= 3:
+            problem("max_videos 应在 1 到 3 之间")
+        if not 1 <= field.max_mb <= MAX_VIDEO_MB:
+            problem(f"max_mb 应在 1 到 {MAX_VIDEO_MB} 之间")
     elif kind == "hidden":
         if field.required or field.personal or field.show_if is not None:
             problem("hidden 由网址带入，不能设 required、personal 或 show_if")
@@ -589,19 +668,42 @@ def _is_date(text: str) -> bool:
         return False
 
 
-def _check_condition(condition: Condition, earlier: list[Field]) -> None:
-    """Every comparison must name an earlier question and fit its type."""
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """`，是不是 'satisfaction'？` for the known word nearest a typo; empty when none is near."""
+    known = list(known)
+    bare = word.strip("“”‘’「」 \u3000")  # a label typed with its quotes: “有”
+    near = [bare] if bare in known else difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+    return f"，是不是 {near[0]!r}？" if near else ""
+
+
+def _key_hint(key: str, ftype: str) -> str:
+    """Why a field key is refused: a typo of one this type has, or a key of other types."""
+    guess = did_you_mean(key, COMMON_KEYS | TYPE_KEYS[ftype])
+    if guess:
+        return guess
+    owners = [kind for kind, keys in TYPE_KEYS.items() if key in keys]
+    return f"（{'、'.join(owners)} 才有）" if owners else ""
+
+
+def _check_condition(condition: Condition, earlier: list[Field]) -> Condition:
+    """Every comparison must name an earlier question and fit its type. Returns the condition
+    with option labels (有) replaced by their values (yes)."""
     by_name = {f.name: f for f in earlier}
+    condition = expressions.replace_values(condition, lambda name, value: _option_value(by_name.get(name), value))
     for part in expressions.walk(condition):
         source = by_name.get(part.field)
         if source is None:
-            raise ExpressionError(f"{part.field!r} 不是前面的字段")
+            guess = did_you_mean(part.field, by_name)
+            if guess:
+                raise ExpressionError(f"没有名为 {part.field!r} 的字段{guess}")
+            raise ExpressionError(f"前面没有名为 {part.field!r} 的字段（show_if 只能用本题前面的字段）")
         kind = source.type
-        if not source.has_answer or kind in ("consent", "grid", "photo"):
+        if not source.has_answer or kind in ("consent", "grid", "photo", "video"):
             raise ExpressionError(f"{part.field!r} 是 {kind}，不能用于条件")
         if isinstance(part, Contains):
             if kind != "multi":
-                raise ExpressionError(f"in 只能用于多选题（multi），{part.field!r} 是 {kind}")
+                instead = f'，请写 {part.field} == "{part.value}"' if kind == "choice" else ""
+                raise ExpressionError(f"in 只能用于多选题（multi），{part.field!r} 是 {kind}{instead}")
             _check_option(source, part.value)
             continue
         assert isinstance(part, Compare)
@@ -617,11 +719,25 @@ def _check_condition(condition: Condition, earlier: list[Field]) -> None:
             raise ExpressionError(f'日期应写成 "2022-09-01" 的样子，而不是 {part.value!r}')
         if kind == "choice":
             _check_option(source, str(part.value))
+    return condition
+
+
+def _option_value(field: Field | None, value: expressions.Literal) -> expressions.Literal:
+    """The value of the option a condition names by its label; anything else as it is."""
+    if field is None or field.type not in ("choice", "multi") or not isinstance(value, str):
+        return value
+    if any(o.value == value for o in field.choices):
+        return value
+    matches = [o.value for o in field.choices if o.label == value]
+    return matches[0] if len(matches) == 1 else value
 
 
 def _check_option(field: Field, value: str) -> None:
-    if value not in {o.value for o in field.choices}:
-        raise ExpressionError(f"{value!r} 不是 {field.name!r} 的选项")
+    values = [o.value for o in field.choices]
+    if value not in values:
+        shown = "、".join(o.value if o.value == o.label else f"{o.value}（{o.label}）" for o in field.choices)
+        guess = did_you_mean(value, [o.label for o in field.choices] + values)
+        raise ExpressionError(f"{value!r} 不是 {field.name!r} 的选项{guess}（可用：{shown}）")
 
 
 def form_files(directory: Path) -> Iterator[Path]:
@@ -645,34 +761,127 @@ def check_forms(directory: Path) -> tuple[dict[str, Form], list[str]]:
     return forms, errors
 
 
+PUBLISHED_FILE = ".published"  # in the forms folder: the publish counter every server process maps
+
+
+class PublishCounter:
+    """A number in a small file that every server process maps into memory: publishing adds
+    one, and a process that sees it move looks at the forms folder again. Reading it is a
+    memory read, not a system call. Without a folder the server may write, there is no
+    counter (0), and other processes see a publish at their next look, within seconds."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._map: mmap.mmap | None = None
+        self._number: memoryview | None = None  # the map as one unsigned 64-bit number: a read is an index
+        self.attach(create=True)
+
+    def attach(self, create: bool = False) -> None:
+        if self._map is not None:
+            return
+        try:
+            fd = os.open(self.path, os.O_RDWR | (os.O_CREAT if create else 0), 0o644)
+        except OSError:
+            return  # a folder the server may not write (or, not creating, no counter yet)
+        try:
+            if os.fstat(fd).st_size < 8:
+                os.ftruncate(fd, 8)  # zeros; a file of 8 bytes keeps its number
+            self._map = mmap.mmap(fd, 8)
+            self._number = memoryview(self._map).cast("Q")
+        except OSError as exc:
+            log.warning("no publish counter in %s (%s): other processes see a publish within seconds", self.path, exc)
+        finally:
+            os.close(fd)
+
+    def value(self) -> int:
+        return self._number[0] if self._number is not None else 0
+
+    def bump(self) -> None:
+        self.attach(create=True)
+        if self._number is None:
+            return
+        with self.path.open("rb") as lock:  # two processes publishing at once must not lose a count
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._number[0] = (self._number[0] + 1) % 2**64
+
+
 class FormCatalog:
     """The forms the server offers, re-read when their files change.
 
     Authors edit files while the server runs, so the folder is looked at again at
-    most every `rescan_seconds`; only files whose size or time changed are re-read.
+    most every `rescan_seconds`; only files whose size, time or inode changed are re-read.
     A broken file is logged and left out; the other forms keep serving. When the
     campaign file changes, every form is re-read: its dates may come from the campaign.
+
+    A form published from the workshop must be served by every server process at once: the
+    publishing process calls `published`, which moves the publish counter all processes read
+    from shared memory before answering (a memory read: no cost worth the name), and a
+    process asked for an id it does not know also looks
+    at the folder again right away when files came or went since its last look (a listing of
+    the folder), else at most every `unknown_rescan_seconds`, so a flood of made-up ids costs
+    little. A known form costs nothing more than before.
     """
 
-    def __init__(self, directory: Path, rescan_seconds: float = 2.0) -> None:
+    def __init__(self, directory: Path, rescan_seconds: float = 2.0, unknown_rescan_seconds: float = 0.2) -> None:
         self.directory = directory
         self.rescan_seconds = rescan_seconds
+        self.unknown_rescan_seconds = unknown_rescan_seconds
         self._lock = threading.Lock()
-        self._stamps: dict[Path, tuple[int, int]] = {}
+        self._stamps: dict[Path, tuple[int, int, int]] = {}
         self._results: dict[Path, Form | list[str]] = {}
         self._forms: dict[str, Form] = {}
         self._campaign: Campaign | None = None
         self._campaign_errors: list[str] = []
         self._next_scan = 0.0
+        self._next_unknown_scan = 0.0
+        self._folder_seen: frozenset[str] = frozenset()
+        self._counter = PublishCounter(directory / PUBLISHED_FILE)
+        self._counter_seen = -1
         self._scan()
 
     def get(self, form_id: str) -> Form | None:
         self._maybe_rescan()
-        return self._forms.get(form_id)
+        form = self._forms.get(form_id)
+        if form is None and FORM_ID.match(form_id) and self._worth_a_look():
+            self.reload()
+            form = self._forms.get(form_id)
+        return form
+
+    def _worth_a_look(self) -> bool:
+        """For an unknown id: whether files came or went in the folder since the last look
+        (its names, listed: a publish renames a new file into it; the folder's time would
+        miss two changes in one clock tick), or the last look is a while ago."""
+        if self._folder_stamp() != self._folder_seen:
+            return True
+        if time.monotonic() >= self._next_unknown_scan:
+            self._next_unknown_scan = time.monotonic() + self.unknown_rescan_seconds
+            return True
+        return False
+
+    def _folder_stamp(self) -> frozenset[str]:
+        try:
+            return frozenset(os.listdir(self.directory))
+        except OSError:
+            return frozenset()
 
     def all(self) -> list[Form]:
         self._maybe_rescan()
         return list(self._forms.values())
+
+    def reload(self) -> None:
+        """Look at the folder now (for an unknown id, or after this process wrote a form file)."""
+        with self._lock:
+            self._scan()
+
+    def published(self) -> None:
+        """A form file was written: this process reloads, and every other one before it answers next."""
+        self._counter.bump()
+        self.reload()
+
+    def broken(self) -> dict[str, list[str]]:
+        """Form files that fail the check, by form id, with their error lines."""
+        self._maybe_rescan()
+        return {p.stem: r for p, r in sorted(self._results.items()) if isinstance(r, list)}
 
     @property
     def campaign(self) -> Campaign | None:
@@ -686,7 +895,8 @@ class FormCatalog:
         return self._campaign_errors + forms
 
     def _maybe_rescan(self) -> None:
-        if time.monotonic() >= self._next_scan and self._lock.acquire(blocking=False):
+        due = time.monotonic() >= self._next_scan or self._counter.value() != self._counter_seen
+        if due and self._lock.acquire(blocking=False):
             try:
                 self._scan()
             finally:
@@ -694,14 +904,18 @@ class FormCatalog:
 
     def _scan(self) -> None:
         self._next_scan = time.monotonic() + self.rescan_seconds
-        stamps: dict[Path, tuple[int, int]] = {}
+        self._counter.attach()
+        self._counter_seen = self._counter.value()
+        self._folder_seen = self._folder_stamp()  # before the files: a file added meanwhile shows next time
+        stamps: dict[Path, tuple[int, int, int]] = {}
         campaign_path = self.directory / CAMPAIGN_FILE
         for path in [*form_files(self.directory), campaign_path]:
             try:
                 stat = path.stat()
             except OSError:
                 continue
-            stamps[path] = (stat.st_mtime_ns, stat.st_size)
+            # The inode too: a file published by renaming a new one over it may keep size and time.
+            stamps[path] = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
         if stamps == self._stamps:
             return
         results = {p: r for p, r in self._results.items() if stamps.get(p) == self._stamps.get(p)}

@@ -199,6 +199,179 @@ def review_event_reports(db: Database) -> None:
     )
 
 
+@migration
+def scoped_accounts(db: Database) -> None:
+    # A `county` account sees every event of its 市县, an `organizer` account every event of its
+    # unit (server/scope.py). The role is checked by
+    # the table, and SQLite cannot change a CHECK in place: the table is rebuilt from its own
+    # CREATE text (so columns other steps added come along), under the same name. Dropping the
+    # old table deletes the sessions that reference it (ON DELETE CASCADE, and foreign keys
+    # cannot be turned off inside this transaction), so they are put back after: nobody is
+    # signed out by the upgrade.
+    (create,) = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'users'").fetchone()
+    old_check = "CHECK (role IN ('admin', 'staff'))"
+    assert old_check in create, "the users table is not as create_office made it"
+    rebuilt = create.replace(old_check, "CHECK (role IN ('admin', 'staff', 'county', 'organizer'))", 1)
+    rebuilt = rebuilt.replace("CREATE TABLE users", "CREATE TABLE users_rebuilt", 1).rstrip().removesuffix(")")
+    # The 市县 of a county account as events store it (白沙黎族自治县), the unit of an organizer
+    # account as events name it (省教育厅); empty for other roles.
+    rebuilt += """,
+            county TEXT NOT NULL DEFAULT '',
+            organizer TEXT NOT NULL DEFAULT '',
+            CHECK ((role = 'county') = (county != '')),
+            CHECK ((role = 'organizer') = (organizer != ''))
+        )"""
+    columns = ", ".join(row[1] for row in db.execute("PRAGMA table_info(users)"))
+    db.execute("CREATE TEMP TABLE sessions_kept AS SELECT * FROM sessions")
+    db.execute(rebuilt)
+    db.execute(f"INSERT INTO users_rebuilt ({columns}) SELECT {columns} FROM users")
+    db.execute("DROP TABLE users")
+    db.execute("ALTER TABLE users_rebuilt RENAME TO users")
+    db.execute("INSERT INTO sessions SELECT * FROM temp.sessions_kept")
+    db.execute("DROP TABLE temp.sessions_kept")
+    db.execute("CREATE INDEX events_by_county ON events (county, date)")
+    db.execute("CREATE INDEX events_by_organizer ON events (organizer)")
+
+
+@migration
+def report_save_keys(db: Database) -> None:
+    # Every save of an event report, by its submission key: the report's response keeps the
+    # key of its first save, so an edit queued offline and sent twice (the phone never heard
+    # the first answer) is recognised by its own key and applied once.
+    db.execute(
+        """
+        CREATE TABLE report_saves (
+            submission_key TEXT PRIMARY KEY,
+            event TEXT NOT NULL,             -- event code
+            saved_by TEXT NOT NULL,
+            saved_at TEXT NOT NULL           -- ISO 8601, +08:00
+        )"""
+    )
+
+
+@migration
+def keep_form_drafts(db: Database) -> None:
+    # The form workshop: a form's text being edited in the office (one draft per form) and
+    # every text that was published, in the database so that backups carry them. The live
+    # definition is still forms/<id>.toml; publishing writes it and adds a row to history.
+    db.execute(
+        """
+        CREATE TABLE form_drafts (
+            form_id TEXT PRIMARY KEY,
+            toml TEXT NOT NULL,
+            saved_by TEXT NOT NULL,          -- an admin, or a staff/county account proposing it
+            saved_at TEXT NOT NULL           -- ISO 8601, +08:00
+        )"""
+    )
+    db.execute(
+        """
+        CREATE TABLE form_history (
+            id INTEGER PRIMARY KEY,
+            form_id TEXT NOT NULL,
+            toml TEXT NOT NULL,
+            action TEXT NOT NULL,            -- publish, close, reopen, found (a file not published here)
+            by TEXT NOT NULL,
+            at TEXT NOT NULL                 -- ISO 8601, +08:00
+        )"""
+    )
+    db.execute("CREATE INDEX form_history_by_form ON form_history (form_id, id)")
+
+
+@migration
+def send_data_out(db: Database) -> None:
+    # Read-API tokens: only the SHA-256 of a token is kept (tokens are random, 256 bits:
+    # a slow hash would add nothing). `form_id` NULL reaches every form.
+    db.execute(
+        """
+        CREATE TABLE api_tokens (
+            name TEXT PRIMARY KEY,
+            token_hash TEXT NOT NULL UNIQUE,
+            form_id TEXT,                    -- NULL: every form
+            personal INTEGER NOT NULL DEFAULT 0,  -- 1: personal answers unmasked
+            created_by TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            revoked_at TEXT                  -- NULL while the token works
+        )"""
+    )
+    db.execute(
+        """
+        CREATE TABLE webhooks (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: it is part of idempotency keys
+            url TEXT NOT NULL,
+            format TEXT NOT NULL CHECK (format IN ('json', 'wecom')),
+            form_id TEXT,                    -- json: the form; wecom: NULL for every form
+            secret TEXT NOT NULL DEFAULT '', -- the HMAC key (json), kept as given: signing needs it
+            personal INTEGER NOT NULL DEFAULT 0,
+            county TEXT NOT NULL DEFAULT '', -- wecom: one 市县's summary, or '' for all
+            hour INTEGER,                    -- wecom: the China-time hour the daily summary goes out
+            created_by TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX webhooks_by_form ON webhooks (form_id, format)")
+    # The outbox: one message per webhook and response (or per wecom webhook and day). The
+    # trigger below writes it in the transaction that stores the response, so a crash can
+    # neither lose a message for a stored response nor leave one for a response never stored.
+    db.execute(
+        """
+        CREATE TABLE webhook_messages (
+            id INTEGER PRIMARY KEY,
+            webhook_id INTEGER NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+            delivery TEXT NOT NULL UNIQUE,   -- the idempotency key: <webhook>-<response>-<its time> or <webhook>-<day>
+            response_id INTEGER,             -- json: the response, read when sending
+            body TEXT,                       -- wecom: the summary, made when it fell due
+            status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_at TEXT NOT NULL,           -- ISO 8601 +08:00: due from then on
+            give_up_at TEXT NOT NULL,        -- retried until then (3 days), then failed
+            lease_owner TEXT,                -- the sender sending it now (pid:random)
+            lease_until TEXT,
+            last_error TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL,
+            sent_at TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX webhook_messages_due ON webhook_messages (status, next_at)")
+    db.execute("CREATE INDEX webhook_messages_by_webhook ON webhook_messages (webhook_id, id)")
+    db.execute("CREATE INDEX webhook_messages_by_response ON webhook_messages (response_id)")
+    db.execute(
+        """
+        CREATE TABLE webhook_attempts (
+            message_id INTEGER NOT NULL REFERENCES webhook_messages (id) ON DELETE CASCADE,
+            at TEXT NOT NULL,
+            status_code INTEGER,             -- NULL when no HTTP answer came (timeout, refused, reset)
+            error TEXT NOT NULL DEFAULT '',  -- '' for a success
+            milliseconds INTEGER NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX webhook_attempts_by_message ON webhook_attempts (message_id)")
+    # Suspected spam is sent nowhere, as it is counted nowhere. The key carries the response's
+    # time as well as its id: deleting the newest response frees its id for the next one, and
+    # the receiver must not take that one for a copy of the deleted. OR IGNORE: whatever the
+    # outbox holds, a resident's submission never fails because of it.
+    stamp = "replace(replace(replace(substr(NEW.submitted_at, 1, 19), '-', ''), ':', ''), 'T', '')"
+    db.execute(
+        f"""CREATE TRIGGER responses_sent_out AFTER INSERT ON responses WHEN NEW.suspected_spam = 0
+           BEGIN
+               INSERT OR IGNORE INTO webhook_messages
+                   (webhook_id, delivery, response_id, next_at, give_up_at, created_at)
+               SELECT w.id, w.id || '-' || NEW.id || '-' || {stamp}, NEW.id, NEW.submitted_at,
+                      strftime('%Y-%m-%dT%H:%M:%S+08:00', NEW.submitted_at, '+3 days', '+8 hours'),
+                      NEW.submitted_at
+               FROM webhooks w WHERE w.form_id = NEW.form_id AND w.format = 'json';
+           END"""
+    )
+    # A deleted response (a PIPL request) is sent nowhere any more, and a message already sent
+    # for it no longer points at its id, which the next response may get.
+    db.execute(
+        """CREATE TRIGGER responses_not_sent_out AFTER DELETE ON responses
+           BEGIN
+               DELETE FROM webhook_messages WHERE response_id = OLD.id AND status != 'sent';
+               UPDATE webhook_messages SET response_id = NULL WHERE response_id = OLD.id;
+           END"""
+    )
+
+
 def migrate(db: Database) -> list[str]:
     """Apply the steps this database has not had yet; return their names."""
     db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")

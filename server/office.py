@@ -1,7 +1,9 @@
-"""The office pages: dashboard, results, responses, events, the report page, the audit log.
+"""The office pages: dashboard, results, responses, events, the audit log (the report: office_report.py).
 
-Sign-in and the session are `signin.py`; file downloads are `downloads.py`. `admin` may do
-everything; `staff` sees only the events it made and their answers, and deletes nothing.
+Sign-in and the session are `signin.py`; file downloads are `downloads.py`. Who sees what is
+`server/scope.py`: `admin` everything; `staff` the events it made, `county` its 市县's events,
+`organizer` the events its unit hosts, with their answers; only an admin deletes or reads the
+audit log. The SQL is in the domain modules (storage, events, accounts, results).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from sqlite_utils import Database
 
-from server import accounts, photos, report, storage
+from server import accounts, event_reports, photos, storage
 from server import events as ev
 from server.accounts import User
 from server.campaign import COUNTIES, VENUE_TYPES
@@ -38,20 +40,15 @@ MAX_ID_DIGITS = len(str(MAX_ID))
 # Dashboard ------------------------------------------------------------------------------
 
 
-def _owner(user: User) -> str | None:
-    """Whose events a user may see: everyone's for an admin, their own for staff."""
-    return None if user.is_admin else user.username
-
-
 def dashboard_context(ctx: AppContext, user: CurrentUser) -> dict[str, Any]:
     """Every form and the user's events with their counts, read from the counts the database
     keeps (a few hundred rows, however many responses): 25 dashboards polling every 5 s must
     not cost residents' submissions anything."""
     db = ctx.store.reader()
-    owner = _owner(user)
-    per_form, per_event = dashboard_counts(db, now().date().isoformat(), owner)
+    office_forms = {form.id for form in ctx.catalog.all() if not form.is_public}
+    per_form, per_event = dashboard_counts(db, now().date().isoformat(), user.scope, office_forms)
     forms = [(form, per_form.get(form.id, Counts())) for form in ctx.catalog.all()]
-    events = [(row.event, per_event.get(row.event.code, Counts())) for row in ev.list_events(db, created_by=owner)]
+    events = [(row.event, per_event.get(row.event.code, Counts())) for row in ev.list_events(db, scope=user.scope)]
     return {"forms": forms, "events": events, "updated": now(), "user": user}
 
 
@@ -60,6 +57,8 @@ def dashboard_context(ctx: AppContext, user: CurrentUser) -> dict[str, Any]:
 def dashboard(ctx: Ctx, user: CurrentUser) -> Template:
     warnings = form_warnings(ctx.catalog.all(), ctx.catalog.campaign, ctx.store.reader())
     context = dashboard_context(ctx, user) | _page(user, "dashboard", warnings=warnings)
+    forms, today = ctx.catalog.all(), now().date()  # the table of templates/admin/_progress.html:
+    context["progress"] = event_reports.progress_table(ctx.store.reader(), forms, today, scope=user.scope)
     return Template("admin/dashboard.html", context=context)
 
 
@@ -85,23 +84,28 @@ def form_or_404(ctx: AppContext, form_id: str) -> Form:
 
 def _filters(request: Request, ctx: AppContext, user: User) -> tuple[Filters, list[str]]:
     filters, problems = parse_filters(dict(request.query_params))
-    if filters.event and not user.is_admin:
+    if filters.event and not user.scope.everything:
         event = ev.get_event(ctx.store.reader(), filters.event)
-        if event is None or event.created_by != user.username:
+        if not user.scope.sees(event):
             raise PermissionDeniedException("not your event")
     return filters, problems
 
 
 def _filter_choices(ctx: AppContext, user: User, form: Form) -> dict[str, Any]:
-    events = [row.event for row in ev.list_events(ctx.store.reader(), form_id=form.id, created_by=_owner(user))]
-    return {"event_choices": events, "counties": COUNTIES, "venue_types": VENUE_TYPES}
+    events = [row.event for row in ev.list_events(ctx.store.reader(), form_id=form.id, scope=user.scope)]
+    return {"event_choices": events, "counties": _counties(user), "venue_types": VENUE_TYPES}
+
+
+def _counties(user: User) -> tuple[str, ...]:
+    """The 市县 a user may pick: a county account its own."""
+    return (user.county,) if user.county else COUNTIES
 
 
 @get("/forms/{form_id:str}", sync_to_thread=True)
 def results_page(request: Request, ctx: Ctx, user: CurrentUser, form_id: FromPath[str]) -> Template:
     form = form_or_404(ctx, form_id)
     filters, problems = _filters(request, ctx, user)
-    summary = summarize(ctx.store.reader(), form, filters, _owner(user))
+    summary = summarize(ctx.store.reader(), form, filters, user.scope)
     context = {"form": form, "filters": filters, "problems": problems, "summary": summary}
     return Template(
         "admin/results.html",
@@ -115,15 +119,11 @@ def responses_page(request: Request, ctx: Ctx, user: CurrentUser, form_id: FromP
     form = form_or_404(ctx, form_id)
     filters, problems = _filters(request, ctx, user)
     before = request.query_params.get("before", "")
-    clause, params = where(form.id, filters, _owner(user), include_spam=True)
-    if before:
-        clause, params = clause + " AND r.id < ?", [*params, _response_id(before)]
+    clause, params = where(form.id, filters, user.scope)
     db = ctx.store.reader()
-    rows = db.execute(
-        f"""SELECT r.id, r.submitted_at, r.event, r.answers, r.suspected_spam FROM responses r WHERE {clause}
-            ORDER BY r.id DESC LIMIT {PAGE_SIZE + 1}""",
-        params,
-    ).fetchall()
+    rows = storage.responses_where(
+        db, clause, params, before=_response_id(before) if before else None, limit=PAGE_SIZE + 1
+    )
     personal = personal_fields_of(db, form.id, form)
     shown = [_masked_row(personal, row) for row in rows[:PAGE_SIZE]]
     context = {
@@ -151,31 +151,32 @@ def _response_id(text: str) -> int:
     return int(text)
 
 
-def _masked_row(personal: dict[str, Field], row: tuple) -> dict[str, Any]:
+def _masked_row(personal: dict[str, Field], row: storage.StoredResponse) -> dict[str, Any]:
     """A response as the office sees it: personal answers (of any version of the form) masked."""
-    answers = msgspec.json.decode(row[3])
-    cells = {name: mask(personal.get(name), value) for name, value in answers.items()}
-    return {"id": row[0], "submitted_at": row[1], "event": row[2] or "", "cells": cells, "spam": bool(row[4])}
+    cells = {name: mask(personal.get(name), value) for name, value in row.answers.items()}
+    return {
+        "id": row.id,
+        "submitted_at": row.submitted_at,
+        "event": row.event or "",
+        "cells": cells,
+        "spam": row.suspected_spam,
+    }
 
 
 def _response(ctx: AppContext, user: User, response_id: int) -> tuple[dict[str, Any], Form | None]:
     if not 0 < response_id <= MAX_ID:  # no such row; SQLite could not even take the number
         raise NotFoundException()
     db = ctx.store.reader()
-    row = db.execute(
-        """SELECT r.id, r.submitted_at, r.event, r.answers, r.suspected_spam, r.form_id, e.created_by
-           FROM responses r LEFT JOIN events e ON e.code = r.event WHERE r.id = ?""",
-        [response_id],
-    ).fetchone()
+    row = storage.response_by_id(db, response_id)
     if row is None:
         raise NotFoundException()
-    if not user.is_admin and row[6] != user.username:
+    if not user.scope.everything and not user.scope.sees(ev.get_event(db, row.event) if row.event else None):
         raise PermissionDeniedException("not your event")
-    form = ctx.catalog.get(row[5])  # None once the form file is gone: its stored versions still mask
-    definitions = [*storage.stored_definitions(db, row[5]), *([form] if form else [])]
+    form = ctx.catalog.get(row.form_id)  # None once the form file is gone: its stored versions still mask
+    definitions = [*storage.stored_definitions(db, row.form_id), *([form] if form else [])]
     personal = personal_fields(definitions)
-    shown = _masked_row(personal, row[:5]) | {"form_id": row[5]}
-    return shown | {"photos": photos_shown(definitions, msgspec.json.decode(row[3]), personal, user)}, form
+    shown = _masked_row(personal, row) | {"form_id": row.form_id}
+    return shown | {"photos": photos_shown(definitions, row.answers, personal, user)}, form
 
 
 def photos_shown(definitions: list[Form], answers: dict[str, Any], personal: dict[str, Field], user: User) -> dict:
@@ -218,18 +219,25 @@ async def delete_response(request: Request, ctx: Ctx, user: CurrentUser, respons
 
 
 def _event(ctx: AppContext, user: User, code: str) -> ev.Event:
+    """The event of a code if this user may see it (`server.scope`): else 404 or 403."""
     event = ev.get_event(ctx.store.reader(), code)
     if event is None:
         raise NotFoundException()
-    if not user.is_admin and event.created_by != user.username:
+    if not user.scope.sees(event):
         raise PermissionDeniedException("not your event")
     return event
 
 
 def _events_context(ctx: AppContext, user: User, **extra: Any) -> dict[str, Any]:
-    rows = ev.list_events(ctx.store.reader(), created_by=_owner(user))
+    rows = ev.list_events(ctx.store.reader(), scope=user.scope)
     organizers = ctx.catalog.campaign.organizers if ctx.catalog.campaign else ()
-    choices = {"forms": ctx.catalog.all(), "counties": COUNTIES, "venue_types": VENUE_TYPES, "organizers": organizers}
+    organizers = (user.organizer,) if user.organizer else organizers
+    choices = {
+        "forms": ctx.catalog.all(),
+        "counties": _counties(user),
+        "venue_types": VENUE_TYPES,
+        "organizers": organizers,
+    }
     return {"rows": rows, "values": {}, "problems": []} | choices | _page(user, "events") | extra
 
 
@@ -243,8 +251,14 @@ async def add_event(request: Request, ctx: Ctx, user: CurrentUser) -> Response[A
     data = await checked_form(request, user)
     values = {key: form_value(data, key) for key in ev.IMPORT_HEADERS}
     forms = {form.id: form for form in ctx.catalog.all()}
+    # A county's (a co-host's) staff add events of their 市县 (unit): it is filled in for them.
+    values["county"] = values["county"] or user.county
+    values["organizer"] = values["organizer"] or user.organizer
     try:
         event = msgspec.structs.replace(ev.make_event(forms, values), created_by=user.username)
+        if not user.scope.sees(event):
+            whose = f"本市县（{user.county}）" if user.county else f"本单位（{user.organizer}）主办"
+            raise ev.EventError([f"只能新建{whose}的活动"])
     except ev.EventError as exc:
         context = _events_context(ctx, user, values=values, problems=exc.messages)
         return Template("admin/events.html", context=context, status_code=422)
@@ -262,50 +276,11 @@ async def add_event(request: Request, ctx: Ctx, user: CurrentUser) -> Response[A
 @get("/events/{code:str}", sync_to_thread=False)
 def event_page(request: Request, ctx: Ctx, user: CurrentUser, code: FromPath[str]) -> Template:
     event = _event(ctx, user, code)
-    count = ctx.store.reader().execute("SELECT count(*) FROM responses WHERE event = ?", [event.code]).fetchone()[0]
+    count = storage.event_response_count(ctx.store.reader(), event.code, event.form_id)
     base = ctx.settings.base_url or str(request.base_url).rstrip("/")
     context = {"event": event, "responses": count, "url": base + event.path, "form": ctx.catalog.get(event.form_id)}
+    context["report"] = event_reports.report_of_event(ctx.store.reader(), ctx.catalog.all(), event.code)
     return Template("admin/event.html", context=context | _page(user, "events"))
-
-
-# Statistics report ----------------------------------------------------------------------
-
-
-def _report(request: Request, ctx: AppContext, user: User) -> tuple[report.Report | None, str]:
-    """The report for the query's dates; staff get the report of their own events."""
-    codes = None
-    if not user.is_admin:
-        codes = [row.event.code for row in ev.list_events(ctx.store.reader(), created_by=user.username)]
-    forms = {form.id: form for form in ctx.catalog.all()}
-    try:
-        built = report.build_report(
-            ctx.store.reader(),
-            forms,
-            date_from=request.query_params.get("date_from") or None,
-            date_to=request.query_params.get("date_to") or None,
-            codes=codes,
-        )
-    except report.ReportError as exc:
-        return None, str(exc)
-    return built, ""
-
-
-@get("/report", sync_to_thread=True)
-def report_page(request: Request, ctx: Ctx, user: CurrentUser) -> Template:
-    built, problem = _report(request, ctx, user)
-    context = {"report": built, "problem": problem, "query": request.url.query or ""}
-    context |= {
-        "date_from": request.query_params.get("date_from", ""),
-        "date_to": request.query_params.get("date_to", ""),
-    }
-    return Template("admin/report.html", context=context | _page(user, "report"), status_code=400 if problem else 200)
-
-
-def report_or_400(request: Request, ctx: AppContext, user: User) -> report.Report:
-    built, problem = _report(request, ctx, user)
-    if built is None:
-        raise ClientException(problem)
-    return built
 
 
 # Audit log ------------------------------------------------------------------------------
@@ -315,11 +290,7 @@ def report_or_400(request: Request, ctx: AppContext, user: User) -> report.Repor
 def audit_page(ctx: Ctx, user: CurrentUser) -> Template:
     if not user.is_admin:
         raise PermissionDeniedException("admins only")
-    rows = (
-        ctx.store.reader()
-        .execute("SELECT at, username, action, detail FROM audit_log ORDER BY id DESC LIMIT 200")
-        .fetchall()
-    )
+    rows = accounts.audit_lines(ctx.store.reader(), limit=200)
     return Template("admin/audit.html", context={"rows": rows} | _page(user, "audit"))
 
 
@@ -335,7 +306,6 @@ router = Router(
         events_page,
         add_event,
         event_page,
-        report_page,
         audit_page,
     ],
     dependencies={"user": Provide(current_user, sync_to_thread=False)},

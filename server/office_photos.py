@@ -1,7 +1,8 @@
 """Photos on office pages: a response's pictures and their thumbnails, for signed-in users only.
 
-A photo is served through the response that holds it, so the response's scope rules decide
-(staff see their own events' responses; personal photos are for admins, see `office._response`).
+A photo is served through the response that holds it, so the response's scope decides
+(`server/scope.py`: staff see their own events' responses, a county its 市县's; personal photos
+are for admins, see `office._response`).
 Nothing here is public, and browsers are told to keep the pictures private.
 """
 

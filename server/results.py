@@ -16,11 +16,12 @@ from urllib.parse import urlencode
 import msgspec
 from sqlite_utils import Database
 
-from server.campaign import VENUE_TYPES, county_named
+from server.campaign import county_named, venue_type_named
 from server.clock import now, parse_day
 from server.events import normalize_code
 from server.forms import Field, Form
 from server.quiz import right_values
+from server.scope import EVERYTHING, Scope
 from server.storage import stored_definitions
 
 RECENT_TEXTS = 5
@@ -29,12 +30,26 @@ TEXT_TYPES = ("text", "textarea")
 NUMBER_TYPES = ("integer", "number", "rating")
 
 
+SPAM_INCLUDED = "include"
+
+
 class Filters(msgspec.Struct, frozen=True):
+    """Which responses a page, an export or a report is about: the one filter model.
+
+    The results and responses pages, every export (web, command line, the export process)
+    and the report's dates take these, from `parse_filters`, and `where` makes them SQL.
+    """
+
     event: str = ""
     county: str = ""
     venue_type: str = ""
     date_from: str = ""  # YYYY-MM-DD, inclusive
     date_to: str = ""  # YYYY-MM-DD, inclusive
+    spam: str = ""  # "include": suspected spam too (left out otherwise)
+
+    @property
+    def include_spam(self) -> bool:
+        return self.spam == SPAM_INCLUDED
 
     def query(self, **changes: str) -> str:
         """The filters as a query string (for links that keep them)."""
@@ -52,7 +67,11 @@ def day_out_of_range(label: str, day: str) -> str:
 
 
 def parse_filters(query: Mapping[str, str]) -> tuple[Filters, list[str]]:
-    """Filters from a query string, and a Chinese message for each value that is not valid."""
+    """Filters from a query string, and a Chinese message for each value that is not valid.
+
+    Keys as on the results page: `event`, `county` (`白沙` or `白沙黎族自治县`), `venue_type`,
+    `date_from` and `date_to` (days as people write them: `2022/9/1`), `spam=include`.
+    """
     problems = []
     event = ""
     if raw := query.get("event", "").strip():
@@ -64,10 +83,11 @@ def parse_filters(query: Mapping[str, str]) -> tuple[Filters, list[str]]:
         county = county_named(raw) or ""
         if not county:
             problems.append(f"市县 {raw!r} 不是海南省的市县")
-    venue_type = query.get("venue_type", "").strip()
-    if venue_type and venue_type not in VENUE_TYPES:
-        problems.append(f"场所类型 {venue_type!r} 不对")
-        venue_type = ""
+    venue_type = ""
+    if raw := query.get("venue_type", "").strip():
+        venue_type = venue_type_named(raw) or ""
+        if not venue_type:
+            problems.append(f"场所类型 {raw!r} 不对")
     days: dict[str, str] = {}
     for key, label in (("date_from", "开始日期"), ("date_to", "结束日期")):
         raw = query.get(key, "").strip()
@@ -81,28 +101,36 @@ def parse_filters(query: Mapping[str, str]) -> tuple[Filters, list[str]]:
         days[key] = day
     if days["date_from"] and days["date_to"] and days["date_from"] > days["date_to"]:
         problems.append("开始日期晚于结束日期")
-    return Filters(event, county, venue_type, days["date_from"], days["date_to"]), problems
+    spam = query.get("spam", "").strip()
+    if spam not in ("", SPAM_INCLUDED):
+        problems.append(f"疑似垃圾答卷的选项 {spam!r} 不对，只能是 {SPAM_INCLUDED}")
+        spam = ""
+    return Filters(event, county, venue_type, days["date_from"], days["date_to"], spam), problems
 
 
-def where(
-    form_id: str, filters: Filters, owner: str | None = None, include_spam: bool = False
-) -> tuple[str, list[Any]]:
-    """The WHERE clause over `responses r` for a form, the filters and (for staff) an owner.
+def where(form_id: str, filters: Filters, scope: Scope = EVERYTHING) -> tuple[str, list[Any]]:
+    """The WHERE clause over `responses r` for a form, the filters and an office account's
+    scope (`server.scope`: staff see their own events, a county its 市县's).
 
-    Suspected spam (the honeypot was filled) is left out of counts unless asked for.
+    Suspected spam (the honeypot was filled) is left out unless the filters include it: this
+    is the one place that decides it for pages and exports.
     """
     clauses, params = ["r.form_id = ?"], [form_id]
-    if not include_spam:
+    if not filters.include_spam:
         clauses.append("r.suspected_spam = 0")
     if filters.event:
         clauses.append("r.event = ?")
         params.append(filters.event)
-    given = {"county": filters.county, "venue_type": filters.venue_type, "created_by": owner}
+    given = {"county": filters.county, "venue_type": filters.venue_type}
     wanted = {column: value for column, value in given.items() if value}
-    if wanted:  # through the events: a staff account sees only the events it made
+    if wanted:  # through the events
         conditions = " AND ".join(f"{column} = ?" for column in wanted)
         clauses.append(f"r.event IN (SELECT code FROM events WHERE {conditions})")
         params += wanted.values()
+    if not scope.everything:
+        condition, scoped = scope.responses_sql("r.event")
+        clauses.append(condition)
+        params += scoped
     if filters.date_from:
         clauses.append("r.submitted_at >= ?")
         params.append(filters.date_from)
@@ -144,14 +172,14 @@ class Summary(msgspec.Struct, frozen=True):
     fields: list[FieldResult]
 
 
-def summarize(db: Database, form: Form, filters: Filters, owner: str | None = None) -> Summary:
+def summarize(db: Database, form: Form, filters: Filters, scope: Scope = EVERYTHING) -> Summary:
     """Counts for every question in one pass over the answers (one `json_each` scan).
 
     Questions whose answers are counted by value (choices, numbers, ratings) are grouped by
     their stored JSON value; a multi answer groups as its whole list, which is split here,
     so the few distinct combinations cross into Python rather than every response.
     """
-    clause, params = where(form.id, filters, owner)
+    clause, params = where(form.id, filters, scope)
     total, today = db.execute(
         f"SELECT count(*), total(r.submitted_at >= ?) FROM responses r WHERE {clause}",
         [now().date().isoformat(), *params],

@@ -31,6 +31,13 @@ def _rate(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 3600:
+        raise ValueError("must be more than 0 and at most 3600 seconds")
+    return value
+
+
 def _proxies(text: str) -> str:
     """Addresses and CIDR ranges, comma separated, or `none`; checked here, parsed in proxy.py."""
     if text.strip().lower() == "none":
@@ -83,6 +90,22 @@ SETTINGS = (
         "Litestream replica the server streams the database to, e.g. file:///srv/replica or s3://bucket/path",
         option=False,  # SPEC §5.3: QF_REPLICA_URL only (an s3 URL may carry credentials)
     ),
+    Setting(
+        "webhook_retry",
+        "QF_WEBHOOK_RETRY",
+        10.0,
+        "seconds before a failed webhook delivery is tried again; doubles each time, at most an hour",
+        _seconds,
+        option=False,
+    ),
+    Setting(
+        "webhook_timeout",
+        "QF_WEBHOOK_TIMEOUT",
+        10.0,
+        "seconds a webhook receiver has to answer",
+        _seconds,
+        option=False,
+    ),
 )
 
 
@@ -95,6 +118,8 @@ class Settings(msgspec.Struct, frozen=True):
     trusted_proxies: str = "127.0.0.1,::1"
     secret_key: str = ""
     replica_url: str = ""
+    webhook_retry: float = 10.0
+    webhook_timeout: float = 10.0
 
     def hosts(self) -> list[str]:
         """The Host headers to answer: as configured, else the public address's, else any."""

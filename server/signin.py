@@ -43,6 +43,14 @@ def current_user(request: Request, ctx: Ctx) -> User:
 
 async def checked_form(request: Request, user: User | None, expected: str | None = None) -> dict[str, list[str]]:
     """The posted fields of an admin form, after proving the post came from our own page."""
+    same_site(request)
+    data = await read_answers(request)
+    check_token(data, expected if expected is not None else (user.csrf if user else ""))
+    return data
+
+
+def same_site(request: Request) -> None:
+    """Refuse a post that a browser says came from another site."""
     site = request.headers.get("sec-fetch-site")
     origin = request.headers.get("origin")
     if origin:
@@ -57,12 +65,13 @@ async def checked_form(request: Request, user: User | None, expected: str | None
             raise PermissionDeniedException("cross-site request")
     if site == "cross-site":
         raise PermissionDeniedException("cross-site request")
-    data = await read_answers(request)
+
+
+def check_token(data: dict[str, list[str]], wanted: str) -> None:
+    """The posted CSRF token must be the session's (multipart posts read their own body)."""
     token = (data.get(CSRF_FIELD) or [""])[0]
-    wanted = expected if expected is not None else (user.csrf if user else "")
     if not token or not hmac.compare_digest(token, wanted):
         raise PermissionDeniedException("missing or wrong CSRF token")
-    return data
 
 
 def form_value(data: dict[str, list[str]], name: str) -> str:

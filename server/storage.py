@@ -17,7 +17,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from server import photos
 from server.clock import now
 from server.forms import Form
 from server.migrations import migrate
+from server.scope import EVERYTHING, Scope
 
 log = logging.getLogger(__name__)
 
@@ -305,23 +306,48 @@ def answers_for_key(db: Database, submission_key: str) -> tuple[str, str | None,
     return (row[0], row[1], msgspec.json.decode(row[2])) if row else None
 
 
-def response_rows(
-    db: Database, form_id: str, event: str | None = None, include_spam: bool = False
-) -> Iterator[tuple[int, str, str | None, str]]:
-    """(id, submitted_at, event, answers JSON) of a form's responses, oldest first, streamed.
+class StoredResponse(msgspec.Struct, frozen=True):
+    """A response as the office reads it back: answers decoded, personal ones not yet masked."""
 
-    Responses flagged as suspected spam are left out unless asked for.
-    """
-    sql = "SELECT id, submitted_at, event, answers FROM responses WHERE form_id = ?"
-    if not include_spam:
-        sql += " AND suspected_spam = 0"
-    params: list[Any] = [form_id]
-    if event is not None:
-        sql += " AND event = ?"
-        params.append(event)
-    cursor = db.execute(sql + " ORDER BY id", params)
-    while rows := cursor.fetchmany(1000):
-        yield from rows
+    id: int
+    form_id: str
+    submitted_at: str
+    event: str | None
+    answers: dict[str, Any]
+    suspected_spam: bool
+
+
+_RESPONSE_COLUMNS = "r.id, r.form_id, r.submitted_at, r.event, r.answers, r.suspected_spam"
+
+
+def _stored(row: tuple) -> StoredResponse:
+    id_, form_id, submitted_at, event, answers, spam = row
+    return StoredResponse(id_, form_id, submitted_at, event, msgspec.json.decode(answers), bool(spam))
+
+
+def response_by_id(db: Database, response_id: int) -> StoredResponse | None:
+    row = db.execute(f"SELECT {_RESPONSE_COLUMNS} FROM responses r WHERE r.id = ?", [response_id]).fetchone()
+    return _stored(row) if row else None
+
+
+def responses_where(
+    db: Database, clause: str, params: list[Any], *, before: int | None = None, limit: int = 50
+) -> list[StoredResponse]:
+    """The newest responses matching a condition on `responses r` (from `results.where`),
+    those with an id below `before` when given: one page of the office's list."""
+    if before is not None:
+        clause, params = f"({clause}) AND r.id < ?", [*params, before]
+    rows = db.execute(
+        f"SELECT {_RESPONSE_COLUMNS} FROM responses r WHERE {clause} ORDER BY r.id DESC LIMIT ?", [*params, limit]
+    )
+    return [_stored(row) for row in rows]
+
+
+def event_response_count(db: Database, code: str, form_id: str) -> int:
+    """Every response residents sent for an event to its form, suspected spam included (the
+    event's report, a response of another form, is not one of them)."""
+    sql = "SELECT count(*) FROM responses WHERE event = ? AND form_id = ?"
+    return db.execute(sql, [code, form_id]).fetchone()[0]
 
 
 def stored_definitions(db: Database, form_id: str) -> list[Form]:
@@ -490,27 +516,27 @@ class Counts(msgspec.Struct, frozen=True):
 
 
 def dashboard_counts(
-    db: Database, today: str, created_by: str | None = None
+    db: Database, today: str, scope: Scope = EVERYTHING, office_forms: Collection[str] = ()
 ) -> tuple[dict[str, Counts], dict[str, Counts]]:
     """Counts per form and per event code, read from `response_counts` (see migrations).
 
     The table is kept by triggers, so this reads a row per form, event, day and spam flag,
-    never the responses. With `created_by` (a staff account) only its events count.
-    Spam is counted apart: `total` and `today` leave it out.
+    never the responses. A staff or county account counts only the events of its scope
+    (`server.scope`); the form's own page has no event, so only an admin counts its answers.
+    Spam is counted apart: `total` and `today` leave it out. The responses of `office_forms`
+    (event reports) count for their form, not as answers to their event.
     """
-    scope, params = "", [today]
-    if created_by is not None:
-        scope, params = "WHERE event IN (SELECT code FROM events WHERE created_by = ?)", [today, created_by]
+    condition, params = scope.responses_sql("response_counts.event")
     per_form: dict[str, Counts] = {}
     per_event: dict[str, Counts] = {}
     rows = db.execute(
         f"""SELECT form_id, event, total(n * NOT suspected_spam), total(n * (day = ? AND NOT suspected_spam)),
                    total(n * suspected_spam)
-            FROM response_counts {scope} GROUP BY form_id, event""",
-        params,
+            FROM response_counts WHERE {condition} GROUP BY form_id, event""",
+        [today, *params],
     )
     for form_id, event, total, today_count, spam in rows:
-        for tally, key in ((per_form, form_id), (per_event, event)):
+        for tally, key in ((per_form, form_id), (per_event, "" if form_id in office_forms else event)):
             if key:
                 seen = tally.get(key, Counts())
                 tally[key] = Counts(seen.total + int(total), seen.today + int(today_count), seen.spam + int(spam))

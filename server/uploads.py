@@ -4,20 +4,23 @@ The body is parsed as it arrives. Text parts are kept (at most `max_text` bytes 
 each file part goes to a temporary file that stays in memory up to `SPOOL_BYTES`, and a
 file past `photos.MAX_UPLOAD_BYTES` is counted, not kept: the page can then say which
 photo was too large and still show what was typed. Files are accepted only under the
-names of photo questions.
+names of photo and video questions. A video goes straight to a temporary file on disk in
+the videos folder, hashed as it is written (see `server/videos.py`), and past its question's
+limit it is counted, not kept: a clip of any size costs a few chunks of memory.
 """
 
 from __future__ import annotations
 
 import math
 import tempfile
-from collections.abc import AsyncIterator, Collection
-from typing import IO
+from collections.abc import AsyncIterator, Collection, Mapping
+from pathlib import Path
+from typing import IO, Any
 
 import msgspec
 from multipart import MultipartError, MultipartSegment, PushMultipartParser
 
-from server import photos
+from server import photos, videos
 
 SPOOL_BYTES = 1024 * 1024
 
@@ -34,10 +37,24 @@ class Upload(msgspec.Struct):
     field: str
     file: IO[bytes]
     size: int = 0
+    limit: int = photos.MAX_UPLOAD_BYTES
+    digest: Any = None  # a video's running SHA-256 (photos are hashed once cleaned)
 
     @property
     def too_big(self) -> bool:
-        return self.size > photos.MAX_UPLOAD_BYTES
+        return self.size > self.limit
+
+    def write(self, chunk: bytes) -> None:
+        """Keep a chunk, unless the upload has passed its limit (then its bytes are dropped)."""
+        self.size += len(chunk)
+        if self.too_big:
+            if self.digest is not None:
+                self.digest = None
+                self.file.truncate(0)  # a clip past its limit leaves nothing on disk
+            return
+        self.file.write(chunk)
+        if self.digest is not None:
+            self.digest.update(chunk)
 
 
 class Posted(msgspec.Struct):
@@ -50,6 +67,16 @@ class Posted(msgspec.Struct):
                 upload.file.close()
 
 
+def _new_upload(
+    name: str, photo_fields: Collection[str], video_fields: Mapping[str, int], video_folder: Path | None
+) -> Upload:
+    if name in video_fields and video_folder is not None:
+        return Upload(name, videos.temporary_file(video_folder), limit=video_fields[name], digest=videos.new_hash())
+    if name not in photo_fields:
+        raise BadUpload(f"a file under {name!r}")
+    return Upload(name, tempfile.SpooledTemporaryFile(SPOOL_BYTES))
+
+
 async def read_multipart(
     chunks: AsyncIterator[bytes],
     boundary: str,
@@ -58,9 +85,13 @@ async def read_multipart(
     max_text: int,
     max_parts: int,
     max_body: float = math.inf,
+    video_fields: Mapping[str, int] | None = None,
+    video_folder: Path | None = None,
 ) -> Posted:
     """Parse a multipart body; the caller closes the result (its temporary files). More than
-    `max_text` bytes of text, or `max_body` bytes in all, is `TooMuchText`."""
+    `max_text` bytes of text, or `max_body` bytes in all, is `TooMuchText`. `video_fields`
+    maps each video question to its limit in bytes; their files go to `video_folder`."""
+    video_fields = video_fields or {}
     posted = Posted({}, {})
     text_bytes = body_bytes = 0
     upload: Upload | None = None  # the file part being received
@@ -76,13 +107,9 @@ async def read_multipart(
                     if isinstance(event, MultipartSegment):
                         segment, text = event, bytearray()
                         if event.filename is not None:  # a file input, chosen or left empty
-                            if event.name not in photo_fields:
-                                raise BadUpload(f"a file under {event.name!r}")
-                            upload = Upload(event.name, tempfile.SpooledTemporaryFile(SPOOL_BYTES))  # noqa: SIM115 (closed by Posted.close)
+                            upload = _new_upload(event.name, photo_fields, video_fields, video_folder)
                     elif event and upload is not None:
-                        upload.size += len(event)
-                        if not upload.too_big:
-                            upload.file.write(event)
+                        upload.write(event)
                     elif event:
                         text_bytes += len(event)
                         if text_bytes > max_text:

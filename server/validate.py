@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from server import expressions, photos, regions
+from server import expressions, photos, regions, videos
 from server.clock import parse_day
 from server.forms import OTHER, Field, Form
 
@@ -104,6 +104,8 @@ def clean_field(field: Field, data: Mapping[str, list[str]]) -> tuple[Any, str |
         return _clean_grid(field, data)
     if field.type == "photo":
         return _clean_photo(field, data)
+    if field.type == "video":
+        return _clean_video(field, data)
     text = _single(data, field.name)
     if field.type == "choice":
         return _clean_choice(field, text, _single(data, field.other_name).strip())
@@ -283,6 +285,18 @@ def _clean_grid(field: Field, data: Mapping[str, list[str]]) -> tuple[Any, str |
     if field.required and missing:
         return None, f"请每一行都选一个分数（还没选：{'、'.join(missing)}）"
     return points or None, None
+
+
+def _clean_video(field: Field, data: Mapping[str, list[str]]) -> tuple[Any, str | None]:
+    """The names of the clips stored for this question (set by the route from its uploads)."""
+    names = list(dict.fromkeys(data.get(field.name, [])))
+    if not all(videos.NAME.match(name) for name in names):
+        return None, "视频无法识别，请重新选择"
+    if len(names) > field.max_videos:
+        return None, f"最多上传 {field.max_videos} 段视频（现在是 {len(names)} 段）"
+    if not names:
+        return None, ("请上传视频" if field.required else None)
+    return names, None
 
 
 def _clean_photo(field: Field, data: Mapping[str, list[str]]) -> tuple[Any, str | None]:

@@ -159,7 +159,7 @@
     draft.answers.forEach(function (p) { (byName[p[0]] = byName[p[0]] || []).push(p[1]); });
     Array.prototype.forEach.call(form.elements, function (input) {
       var values = byName[input.name];
-      if (!input.name || input.name === KEY || input.type === "submit") return;
+      if (!input.name || input.name === KEY || input.name === "_csrf" || input.type === "submit") return;  // a fresh token
       if (input.type === "checkbox" || input.type === "radio") input.checked = !!values && values.indexOf(input.value) >= 0;
       else if (values) input.value = values[0];
     });
@@ -212,15 +212,16 @@
     saved.className = "saved";
     saved.setAttribute("role", "status");
     saved.innerHTML = "<h1 class=\"thanks-title\">已保存，联网后自动提交</h1><p>现在连不上网络。您的回答已经保存在这部手机上，" +
-      "有网络时会自动提交，不用再填一次。</p><p>如果先关了本页，联网后再扫码打开一次就会提交。</p>";
+      "有网络时会自动提交，不用再填一次。</p><p>如果先关了本页，联网后再" + (office ? "打开本页" : "扫码打开一次") + "就会提交。</p>";
     form.parentNode.insertBefore(saved, form);
     form.hidden = true;
     window.scrollTo(0, 0);
   }
 
-  // this queue, then photo.js's (IndexedDB) on a photo form
-  var queues = [{ next: function (use) { use(load(QUEUE, [])[0]); }, drop: unqueue }];
-  var flushing = false, retry = null;
+  // this queue, then photo.js's (IndexedDB) on a photo form; `held`: office sends refused for want
+  // of a sign-in, kept and skipped until the next page. office.js (report pages) sets `office`.
+  var queues = [{ next: function (use, held) { use(load(QUEUE, []).filter(function (i) { return !held[i.key]; })[0]); }, drop: unqueue }];
+  var flushing = false, retry = null, held = {}, office = window.qfOffice;
   function later() {
     if (!retry) retry = setTimeout(function () { retry = null; flush(); }, 30000);
   }
@@ -229,11 +230,12 @@
     flushing = true;
     (function from(i) {
       if (i >= queues.length) flushing = false;
-      else queues[i].next(function (item) { if (item) send(queues[i], item); else from(i + 1); });
+      else queues[i].next(function (item) { if (item) send(queues[i], item); else from(i + 1); }, held);
     })(0);
   }
   function send(queue, item) {
     var xhr = new XMLHttpRequest();
+    if (office) item.body = office.prepare(item, encode, decode);
     xhr.open("POST", item.path);
     // photo.js's body is FormData, which sets its own multipart type
     if (!item.answers) xhr.setRequestHeader("Content-Type", "application/x-www-form-urlencoded");
@@ -242,8 +244,13 @@
     xhr.onload = function () {
       flushing = false;
       if (xhr.status === 429 || xhr.status >= 500) return later();
+      if ((xhr.status === 401 || xhr.status === 403) && /^\/admin\//.test(item.path)) {
+        held[item.key] = true;  // not lost: sent by a later page with a valid sign-in
+        if (office) office.refused(formWithKey(item.key));
+        return flush();
+      }
       queue.drop(item.key);
-      var form = formWithKey(item.key);
+      var form = formWithKey(item.key) || (office && xhr.status === 200 ? office.formFor(item) : null);
       if (xhr.status === 200) {
         markUsed(item.key);
       } else if (xhr.status === 422 && !form) {

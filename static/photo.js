@@ -196,9 +196,9 @@
     };
   }
   var photoQueue = {
-    next: function (use) {
+    next: function (use, held) {
       queueStore("readonly", function (store) { return store.getAll(); }, function (ok, items) {
-        var item = ok && items[0], body = new FormData(), answers = [];
+        var item = ok && items.filter(function (i) { return !(held && held[i.key]); })[0], body = new FormData(), answers = [];
         if (!item) return use(null);
         item.entries.forEach(function (e) {
           if (e.length === 2) answers.push(e);

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -297,6 +298,11 @@ def test_the_office_signs_in_and_sees_the_dashboard_and_results(site, browser):
     shoot(page, "office-results")
     page.goto(f"{base}/admin/report")
     shoot(page, "office-report")
+    with page.expect_download() as download:  # the 10月14日 package, saved as the office saves it
+        page.click("text=10月14日报送材料包")
+    assert re.fullmatch(r"质量月报送材料-\d{8}-\d{6}\.zip", download.value.suggested_filename)
+    with zipfile.ZipFile(download.value.path()) as archive:
+        assert archive.namelist()[:3] == ["统计表.xlsx", "活动清单.xlsx", "活动总结.docx"]
     context.close()
 
 

@@ -319,6 +319,7 @@ def test_report_command_writes_csv_and_xlsx(workdir):
     paths = result.stdout.decode().split()
     assert [p.rsplit(".", 1)[1] for p in paths] == ["csv", "xlsx"]
     lines = (workdir / paths[0]).read_bytes().decode("utf-8-sig").splitlines()
-    assert "五指山市,学校,1,1,4.00" in lines  # GOOD answers satisfaction 4
+    # all-types is a general form (其他) that declares no satisfaction question; no report filed yet
+    assert "五指山市,其他,1,0,0,1,0,0,0," in lines
     bad = run("report", "--from", "2022-09-31", cwd=workdir)
     assert bad.returncode == 2 and len(bad.stderr.decode().splitlines()) == 1

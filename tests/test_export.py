@@ -1,13 +1,17 @@
 """CSV export, compared byte for byte."""
 
+import csv
+import io
 import tracemalloc
 import unicodedata
 
 import openpyxl
 import pytest
 
-from server.export import FORMULA_SIGNS, INVISIBLE_LEADERS, export_csv
+from server.events import add_events, make_event
+from server.export import FORMULA_SIGNS, INVISIBLE_LEADERS, ascii_file_stem, csv_field, export_csv, file_stem
 from server.forms import load_form
+from server.results import Filters
 from server.storage import Submission, Writer, connect, open_database
 from server.xlsx import export_xlsx
 from tests.conftest import TEST_FORMS
@@ -80,7 +84,7 @@ def test_cjk_extension_b_and_emoji_survive_as_utf8_with_bom(db_path):
 def test_event_filter(db_path):
     store(db_path, {"unit": "活动甲"}, event="ABC234")
     store(db_path, {"unit": "无活动"})
-    lines = export(db_path, header="names", event="ABC234").decode().split("\r\n")
+    lines = export(db_path, header="names", filters=Filters(event="ABC234")).decode().split("\r\n")
     assert len(lines) == 3 and ",ABC234,活动甲," in lines[1]
 
 
@@ -152,3 +156,73 @@ def test_xlsx_keeps_every_formula_like_text_as_a_string(db_path, tmp_path):
     cells = [row[unit] for row in sheet.iter_rows(min_row=2)]
     assert [cell.data_type for cell in cells] == ["s"] * len(cells)  # never "f"
     assert [cell.value for cell in cells] == texts  # and no '
+
+
+def test_multi_columns_give_one_0_or_1_per_option(db_path):
+    store(
+        db_path,
+        {"unit": "甲", "topics": ["电梯", "食品"]},
+        {"unit": "乙", "topics": ["other"], "topics_other": "-玩具"},
+        {"unit": "丙"},
+    )
+    t1, t2, t3 = times(db_path)
+    names = export(db_path, header="names", multi="columns").decode("utf-8")
+    assert names == (
+        "\ufeffid,submitted_at,event,unit,venue,venue_other,people,spend,held_on,"
+        "topics_食品,topics_电梯,topics_油品,topics_other,topics_other_text,"
+        "satisfaction,why,elevator_issue,name,mobile,mail,agree\r\n"
+        f"1,{t1},,甲,,,,,,1,1,0,0,,,,,,,,\r\n"
+        f"2,{t2},,乙,,,,,,0,0,0,1,'-玩具,,,,,,,\r\n"
+        f"3,{t3},,丙,,,,,,,,,,,,,,,,,\r\n"  # not answered: empty, not 0
+    )
+    labels = export(db_path, multi="columns").decode("utf-8").split("\r\n")[0]
+    assert ",主题：食品,主题：电梯,主题：油品,主题：其他,主题（其他）," in labels
+
+
+def test_event_details_follow_the_event_code(db_path):
+    forms = {FORM.id: FORM}
+    event = make_event(forms, {"form": FORM.id, "title": "=进学校", "county": "白沙", "township": "牙叉镇",
+                               "venue_type": "学校"})  # fmt: skip
+    [event] = add_events(connect(db_path), [event])
+    store(db_path, {"unit": "活动里"}, event=event.code)
+    store(db_path, {"unit": "活动外"})
+    t1, t2 = times(db_path)
+    assert export(db_path, header="names", event_details=True).decode("utf-8").split("\r\n")[:3] == [
+        "\ufeffid,submitted_at,event,event_title,event_county,event_township,event_venue_type,unit,venue,"
+        "venue_other,people,spend,held_on,topics,topics_other,satisfaction,why,elevator_issue,name,mobile,mail,agree",
+        f"1,{t1},{event.code},'=进学校,白沙黎族自治县,牙叉镇,学校,活动里,,,,,,,,,,,,,,",
+        f"2,{t2},,,,,,活动外,,,,,,,,,,,,,,",
+    ]
+    labels = export(db_path, event_details=True).decode("utf-8").split("\r\n")[0]
+    assert labels.startswith("\ufeff编号,提交时间,活动,活动名称,活动市县,活动乡镇,场所类型,单位,")
+
+
+def test_csv_fields_are_quoted_exactly_as_the_csv_module_quotes_them():
+    texts = ["", "a", "a,b", 'say "hi"', "line\nbreak", "cr\rx", " lead", "tab\tin", "'", "海口, 一中", '"']
+    for text in texts:
+        written = io.StringIO()
+        csv.writer(written, lineterminator="\r\n").writerow([text, "x"])
+        assert csv_field(text) + ",x\r\n" == written.getvalue(), text
+
+
+@pytest.mark.parametrize(
+    ("filters", "name"),
+    [
+        (Filters(), "consumer-survey"),
+        (
+            Filters(county="白沙黎族自治县", date_from="2026-09-01", date_to="2026-09-30"),
+            "consumer-survey_白沙_2026-09",
+        ),
+        (Filters(county="海口市", date_from="2026-09-05", date_to="2026-09-05"), "consumer-survey_海口_2026-09-05"),
+        (
+            Filters(venue_type="学校", date_from="2026-09-01", date_to="2026-10-31"),
+            "consumer-survey_学校_2026-09-01~2026-10-31",
+        ),
+        (Filters(event="ABC2345", date_from="2026-09-10"), "consumer-survey_ABC2345_2026-09-10~"),
+        (Filters(date_to="2026-02-28", spam="include"), "consumer-survey_~2026-02-28_含疑似垃圾"),
+        (Filters(date_from="2026-02-01", date_to="2026-02-28"), "consumer-survey_2026-02"),
+    ],
+)
+def test_an_export_file_is_named_by_its_filters(filters, name):
+    assert file_stem("consumer-survey", filters) == name
+    assert ascii_file_stem("consumer-survey", filters) == "_".join(p for p in name.split("_") if p.isascii())

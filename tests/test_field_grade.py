@@ -3,6 +3,7 @@
 import json
 
 from server.export import export_csv
+from server.results import Filters
 from tests.conftest import database, make_app_client, run, running_server, submission_key
 from tests.test_cli import post_status
 from tests.test_office import PASSWORD, sign_in
@@ -24,7 +25,7 @@ def test_a_filled_honeypot_is_stored_flagged_and_left_out_of_results_and_exports
     assert [r["suspected_spam"] for r in rows] == [1, 0]  # kept, never dropped
     form = client.app.state["context"].catalog.get("all-types")
     assert len(b"".join(export_csv(database(client), form)).splitlines()) == 2  # header + the person
-    assert len(b"".join(export_csv(database(client), form, include_spam=True)).splitlines()) == 3
+    assert len(b"".join(export_csv(database(client), form, Filters(spam="include"))).splitlines()) == 3
 
 
 def test_the_office_sees_suspected_spam_but_does_not_count_it(client):

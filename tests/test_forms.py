@@ -76,7 +76,7 @@ def test_bundled_forms_are_valid_and_use_every_field_type():
         (HEAD + '[[fields]]\nname="a"\ntype="text"\nlabel="A"\npersonal=true', "必须写 privacy"),
         (
             HEAD + '[[fields]]\nname="a"\ntype="text"\nlabel="A"\nshow_if="b == 1"',
-            "字段 'a': show_if 'b == 1'：'b' 不是前面的字段",
+            "字段 'a': show_if 'b == 1'：前面没有名为 'b' 的字段（show_if 只能用本题前面的字段）",
         ),
         (
             HEAD
@@ -108,7 +108,7 @@ def test_bundled_forms_are_valid_and_use_every_field_type():
             HEAD + "opens = 2022-10-01\ncloses = 2022-09-01\n[[fields]]\nname='a'\ntype='text'\nlabel='A'",
             "closes 必须晚于 opens",
         ),
-        ("title = [", "TOML 格式错误"),
+        ("title = [", "文件末尾：文件在一个值写完之前就结束了"),
     ],
 )
 def test_each_rule_is_an_error_naming_file_and_field(tmp_path, body, expected):
@@ -168,7 +168,7 @@ def test_catalog_picks_up_edits_while_serving(tmp_path):
     path.write_text("title = [", encoding="utf-8")
     os.utime(path, ns=(time.time_ns(), time.time_ns() + 2 * 10**9))
     assert catalog.get("live") is None
-    assert catalog.errors and "TOML" in catalog.errors[0]
+    assert catalog.errors and "文件末尾：文件在一个值写完之前就结束了" in catalog.errors[0]
 
 
 DEEP_SHOW_IF = HEAD + '[[fields]]\nname="a"\ntype="integer"\nlabel="A"\n[[fields]]\nname="b"\ntype="text"\nlabel="B"\n'

@@ -104,6 +104,7 @@ def test_responses_paging_still_pages(office):
         "/admin/report",
         "/admin/report.csv",
         "/admin/report.xlsx",
+        "/admin/package.zip",
     ],
 )
 @pytest.mark.parametrize("query", [{"date_to": "9999-12-31"}, {"date_from": "9999-12-31"}, {"date_to": "0001-01-01"}])
@@ -111,7 +112,7 @@ def test_a_day_at_the_end_of_the_calendar_is_a_400(office, path, query):
     sign_in(office, "boss", PASSWORD)
     answer = office.get(path, params=query)
     assert answer.status_code == 400
-    if not path.endswith((".csv", ".xlsx")):
+    if not path.endswith((".csv", ".xlsx", ".zip")):
         assert "超出范围，应在 2000-01-01 到 2099-12-31 之间" in html.unescape(answer.text)
 
 
@@ -169,6 +170,7 @@ def test_every_office_answer_forbids_caching(office):
         "/admin/forms/all-types/export.xlsx",
         "/admin/report.csv",
         "/admin/report.xlsx",
+        "/admin/package.zip",
         "/admin/responses/999999",  # an error page too
     ]
     for path in paths:
@@ -186,6 +188,7 @@ def test_content_types_are_exact(office):
         "/admin/forms/all-types/export.xlsx": XLSX,
         "/admin/report.csv": "text/csv; charset=utf-8",
         "/admin/report.xlsx": XLSX,
+        "/admin/package.zip": "application/zip",
         "/f/all-types/qr.svg": "image/svg+xml",
         "/f/all-types/qr.png": "image/png",
         "/healthz": "text/plain; charset=utf-8",
@@ -229,7 +232,10 @@ def test_the_xlsx_download_is_streamed_in_chunks_and_leaves_no_file(office, tmp_
     plain = {"Accept-Encoding": "identity"}  # the chunks as the server sends them, not gzip's
     with office.stream("GET", "/admin/forms/all-types/export.xlsx", headers=plain) as download:
         assert download.status_code == 200 and "content-length" not in download.headers
-        assert download.headers["content-disposition"].startswith('attachment; filename="all-types-')
+        assert (
+            download.headers["content-disposition"]
+            == "attachment; filename=\"all-types.xlsx\"; filename*=UTF-8''all-types.xlsx"
+        )
         content = download.read()
     sheet = openpyxl.load_workbook(io.BytesIO(content)).active
     assert sheet.max_row == 3002  # the header and every response

@@ -79,7 +79,7 @@ def sign_in(client, username):
         ("max_photos = 0", "字段 'p': max_photos 应在 1 到 9 之间"),
         ("max_photos = 10", "字段 'p': max_photos 应在 1 到 9 之间"),
         ('max_photos = "3"', "字段 'p': max_photos 应为整数"),
-        ("max_length = 3", "字段 'p': photo 类型没有 'max_length' 这个设置项"),
+        ("max_length = 3", "字段 'p': photo 类型没有 'max_length' 这个设置项（text、textarea、hidden 才有）"),
     ],
 )
 def test_the_checker_names_file_and_field_for_a_wrong_photo_question(tmp_path, lines, message):

@@ -191,7 +191,7 @@ def test_many_addresses_lock_the_account_except_for_its_last_address_until_unloc
         accounts.sign_in(db, "boss", PASSWORD, "198.51.100.7")
     assert 0 < locked.value.seconds <= 15 * 60
     listed = run("user", "list", cwd=workdir)
-    assert re.search(rb"boss +admin +locked \d+ s ", listed.stdout), listed.stdout
+    assert re.search(rb"boss +admin +- +locked \d+ s ", listed.stdout), listed.stdout
     assert accounts.sign_in(db, "boss", PASSWORD, "10.0.0.1") is not None  # the office still gets in
     unlocked = run("user", "unlock", "boss", cwd=workdir)
     assert unlocked.returncode == 0 and unlocked.stderr == b"user boss unlocked; 50 failed sign-in(s) forgotten\n"
@@ -271,9 +271,9 @@ def test_user_list_passwd_disable_enable_from_the_command_line(tmp_path):
         assert sign_in(office, "boss", PASSWORD).status_code == 303
         listed = user("list")
         lines = listed.stdout.decode().splitlines()
-        assert lines[0].split() == ["username", "role", "state", "created", "last", "sign-in"]
-        assert re.fullmatch(r"boss +admin +active +\d{4}-\d\d-\d\dT\d\d:\d\d +\d{4}-\d\d-\d\dT\d\d:\d\d", lines[1])
-        assert re.fullmatch(r"wang +staff +active +\d{4}-\d\d-\d\dT\d\d:\d\d +never", lines[2])
+        assert lines[0].split() == ["username", "role", "county/unit", "state", "created", "last", "sign-in"]
+        assert re.fullmatch(r"boss +admin +- +active +\d{4}-\d\d-\d\dT\d\d:\d\d +\d{4}-\d\d-\d\dT\d\d:\d\d", lines[1])
+        assert re.fullmatch(r"wang +staff +- +active +\d{4}-\d\d-\d\dT\d\d:\d\d +never", lines[2])
         assert listed.stderr == b"2 user(s)\n"
 
         changed = user("passwd", "boss", password=NEW_PASSWORD)
@@ -290,7 +290,7 @@ def test_user_list_passwd_disable_enable_from_the_command_line(tmp_path):
         assert office.get("/admin", follow_redirects=False).status_code == 303
         refused = sign_in(office, "boss", NEW_PASSWORD)
         assert refused.status_code == 401 and "用户名或密码不对。" in refused.text  # as for a wrong password
-        assert re.search(r"boss +admin +disabled ", user("list").stdout.decode())
+        assert re.search(r"boss +admin +- +disabled ", user("list").stdout.decode())
 
         assert user("enable", "boss").stderr == b"user boss enabled\n"
         assert sign_in(office, "boss", NEW_PASSWORD).status_code == 303

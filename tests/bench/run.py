@@ -24,16 +24,21 @@ if __package__ in (None, ""):  # run as a file: make `tests.bench` importable
 
 from server.cli import DEFAULT_WORKERS
 from server.clock import now
-from tests.bench import overhead, serving, writes
+from tests.bench import overhead, serving, video_upload, writes
 from tests.bench.answers import form, variety
+from tests.bench.api import api_against_csv, webhook_cost
 from tests.bench.backup import backup_figures
+from tests.bench.catalog import catalog_rows
 from tests.bench.events import EventFigures
 from tests.bench.exporting import export_against_sqlite
 from tests.bench.mixed import mixed_load, mixed_rows
 from tests.bench.office import OfficeFigures
+from tests.bench.package import package_figures
+from tests.bench.scope import ScopeFigures
 from tests.bench.serving import ROOT
 
 EXPORT_RATIO_GOAL = 2
+EXPORT_COLUMNS_RATIO_GOAL = 1.2  # issue 15: against sqlite3 writing the export's own columns
 EXPORT_MEMORY_GOAL_MB = 64
 FIRST_VISIT_GOAL = 30 * 1024
 REPEAT_VISIT_GOAL = 8 * 1024
@@ -121,9 +126,10 @@ def main(argv: list[str] | None = None) -> int:
             (
                 "… vs `sqlite3 -csv` writing the same columns (`json_extract` per answer)",
                 f"{export.export.seconds:.1f} s vs {export.sqlite_columns.seconds:.1f} s"
-                f" = {export.export.seconds / export.sqlite_columns.seconds:.1f}×",
-                "—",
-                "",
+                f" = **{export.columns_ratio:.2f}×** (processor time {export.export.cpu_seconds:.1f} s"
+                f" vs {export.sqlite_columns.cpu_seconds:.1f} s)",
+                f"≤ {EXPORT_COLUMNS_RATIO_GOAL}×",
+                met(export.columns_ratio <= EXPORT_COLUMNS_RATIO_GOAL),
             ),
             (
                 "export peak memory (max RSS)",
@@ -210,16 +216,23 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         print("  office measured", file=sys.stderr, flush=True)
+        rows += ScopeFigures(work / "scope.db", args.responses // 10).rows()  # 7b. The same, as a county
+        rows += video_upload.video_figures(work / "video").rows()  # an event report's 200 MB clip
+        rows += api_against_csv(work / "api", args.responses // 10).rows()  # the read API against the CSV export
+        rows += webhook_cost(work / "webhooks", args.seconds, DEFAULT_WORKERS)  # residents, with a webhook on
 
         # 8. Backups: the whole command over the export's million responses, and submissions meanwhile.
         backup = backup_figures(work / "backup", args.responses, args.seconds)
         rows += backup.rows()
         print("  backup measured", file=sys.stderr, flush=True)
+        rows.append(package_figures(0.02 if args.quick else None).row())  # the 10月14日 package (~8 GB of photos)
 
         # 9. A busy evening: residents, 25 dashboards, an export and an attacker at once.
         busy = mixed_load(work / "mixed", args.seconds, args.responses, DEFAULT_WORKERS)
         rows += mixed_rows(busy)
         print("  busy evening measured", file=sys.stderr, flush=True)
+
+        rows += catalog_rows(work)  # the form workshop: publish reaches every process
 
     lines = [
         f"# quality-forms benchmarks, {today}",
