@@ -27,7 +27,7 @@ def _service_worker() -> StaticFile:
 def service_worker(request: Request) -> Response[Any]:
     # no-cache: the browser asks again each time (a 304 while it has this one), so a new
     # worker reaches phones at once
-    return file_response(request, _service_worker(), "no-cache")
+    return file_response(request, _service_worker(), "no-cache", revalidated=True)
 
 
 ROUTES = [service_worker]

@@ -45,17 +45,21 @@ class StaticFile:
         return f'"{self.digest}{"-gz" if gzipped else ""}"'
 
 
-def file_response(request: Request, file: StaticFile, cache_control: str) -> Response[bytes]:
-    """The file as the request takes it: gzipped or not, 304 when the browser has it already."""
+def file_response(request: Request, file: StaticFile, cache_control: str, *, revalidated: bool) -> Response[bytes]:
+    """The file as the request takes it: gzipped or not; when `revalidated` (a file asked for
+    again each time), with an ETag and a 304 when the browser has it already. A file whose URL
+    carries its hash is kept a year and never revalidated: an ETag would be bytes for nothing
+    on every first visit (the page-weight budget counts headers)."""
     gzipped = file.gzipped is not None and gzip_accepted(request.scope["headers"])
-    etag = file.etag(gzipped)
-    headers = {"Cache-Control": cache_control, "ETag": etag}
+    headers = {"Cache-Control": cache_control}
     if file.gzipped is not None:
         headers["Vary"] = "Accept-Encoding"
     if gzipped:
         headers["Content-Encoding"] = "gzip"
-    if etag in request.headers.get("if-none-match", ""):
-        return Response(b"", status_code=304, headers=headers, media_type=file.media_type)
+    if revalidated:
+        etag = headers["ETag"] = file.etag(gzipped)
+        if etag in request.headers.get("if-none-match", ""):
+            return Response(b"", status_code=304, headers=headers, media_type=file.media_type)
     body = b"" if request.method == "HEAD" else file.gzipped if gzipped else file.body
     return Response(body, headers=headers, media_type=file.media_type)  # type: ignore[arg-type]  # not None here
 
@@ -109,6 +113,6 @@ def static_route(files: StaticFiles) -> HTTPRouteHandler:
         file = files.get(name.lstrip("/"))
         if file is None:
             raise NotFoundException()
-        return file_response(request, file, CACHE_FOR_A_YEAR)
+        return file_response(request, file, CACHE_FOR_A_YEAR, revalidated=False)
 
     return static_file
