@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import gc
-import hashlib
 import logging
-from pathlib import Path
 from typing import Any
 
 from litestar import Litestar, Request, Response
-from litestar.config.compression import CompressionConfig
-from litestar.datastructures import CacheControlHeader, State
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.plugins.htmx import HTMXPlugin
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect
-from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from server import (
@@ -46,10 +42,10 @@ from server.ratelimit import RateLimiter
 from server.sender import Sender
 from server.settings import Settings, load_settings
 from server.signin import NO_STORE
+from server.static import StaticFiles, static_route
 from server.storage import Store
 
 MAX_BODY_BYTES = 1024 * 1024
-YEAR = 365 * 24 * 3600
 
 log = logging.getLogger(__name__)
 
@@ -60,21 +56,6 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
 }
-
-
-class Assets:
-    """URLs of static files with a content hash, so browsers may cache them for a year."""
-
-    def __init__(self, *directories: Path) -> None:
-        self.directories = directories
-        self._urls: dict[str, str] = {}
-
-    def url(self, name: str) -> str:
-        if name not in self._urls:
-            path = next((d / name for d in self.directories if (d / name).is_file()), None)
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10] if path else "missing"
-            self._urls[name] = f"/static/{name}?v={digest}"
-        return self._urls[name]
 
 
 def _paragraphs(text: str) -> list[str]:
@@ -93,19 +74,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     if not (VENDOR / "htmx.min.js").is_file():
         log.warning("htmx is not installed (run `npm ci`); pages work without it, only less smoothly")
-    assets = Assets(STATIC, VENDOR)
+    static_files = StaticFiles(STATIC, VENDOR)
     sender = Sender(settings.db, first_retry=settings.webhook_retry, timeout=settings.webhook_timeout)
 
     def configure_jinja(engine: JinjaTemplateEngine) -> None:
-        engine.engine.globals.update(asset_url=assets.url, kind_labels=KIND_LABELS)
+        engine.engine.globals.update(asset_url=static_files.url, kind_labels=KIND_LABELS)
         engine.engine.filters.update(paragraphs=_paragraphs, chinese_date=chinese_date)
-
-    static_router = create_static_files_router(
-        path="/static",
-        directories=[STATIC, VENDOR],
-        cache_control=CacheControlHeader(max_age=YEAR, public=True),
-        include_in_schema=False,
-    )
 
     app = Litestar(
         route_handlers=[
@@ -124,18 +98,20 @@ def create_app(settings: Settings | None = None) -> Litestar:
             downloads.router,
             *api.ROUTES,
             office_data.router,
-            static_router,
+            static_route(static_files),
         ],
         dependencies={"ctx": Provide(lambda: context, use_cache=True, sync_to_thread=False)},
         plugins=[HTMXPlugin()],
         template_config=TemplateConfig(
             directory=TEMPLATES, engine=JinjaTemplateEngine, engine_callback=configure_jinja
         ),
-        on_startup=[context.store.start, sender.start, _freeze_startup_objects],
+        on_startup=[
+            context.store.start,
+            sender.start,
+            lambda: static_files.read_own(["htmx.min.js"]),
+            _freeze_startup_objects,
+        ],
         on_shutdown=[sender.close, context.store.close],
-        compression_config=CompressionConfig(
-            backend="gzip", gzip_compress_level=6, minimum_size=500, exclude_opt_key=downloads.SKIP_COMPRESSION
-        ),
         request_max_body_size=MAX_BODY_BYTES,
         exception_handlers={HTTPException: _http_error, Exception: _unexpected_error},
         openapi_config=None,
@@ -148,6 +124,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         hosts=settings.hosts(),
         security_headers=SECURITY_HEADERS,
         refusal=_refusal_page(app),
+        skip_compression=downloads.SKIP_COMPRESSION,
+        fast_answer=lambda scope: public.cached_blank_form(context, scope),
     )
     return app
 
@@ -172,8 +150,6 @@ def _http_error(request: Request, exc: HTTPException) -> Response[Any]:
 
     An office page asked for without a session sends a person to the sign-in page.
     """
-    if exc.status_code == 500 and _unreadable_static_file(request, exc.__cause__):
-        return public.message_page(request, 404)
     # The office's answers are never kept by a browser or proxy, its error pages included.
     private = {"Cache-Control": NO_STORE.to_header()} if _is_office(request) else {}
     if exc.status_code == 401 and request.method == "GET" and "hx-request" not in request.headers:
@@ -183,16 +159,8 @@ def _http_error(request: Request, exc: HTTPException) -> Response[Any]:
 
 def _unexpected_error(request: Request, exc: Exception) -> Response[Any]:
     """A bug: logged with its traceback, answered with a short Chinese page, not a trace."""
-    if _unreadable_static_file(request, exc):
-        return public.message_page(request, 404)
     log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
     return public.message_page(request, 500)
-
-
-def _unreadable_static_file(request: Request, exc: BaseException | None) -> bool:
-    """A static file name the file system refuses (a NUL byte: ValueError; a name too long:
-    OSError, which Litestar wraps in a 500): there is no such file, so a 404."""
-    return request.url.path.startswith("/static/") and isinstance(exc, (ValueError, OSError))
 
 
 def _is_office(request: Request) -> bool:

@@ -14,7 +14,7 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import msgspec
 
@@ -29,6 +29,9 @@ from server.qr import qr_png, qr_svg
 from server.results import parse_filters
 from server.settings import SETTINGS, SettingError, Settings, load_settings, to_environ
 from server.storage import open_database, stored_definitions
+
+if TYPE_CHECKING:
+    from granian.server.common import AbstractServer
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 # Two processes serve submissions ~1.7x faster than one with p99 under 50 ms (docs/benchmarks.md);
@@ -219,9 +222,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from granian import Granian
-    from granian.constants import Interfaces
-
     if args.workers < 1:
         raise CommandError("--workers must be 1 or more")
     # Each process keeps its own rate-limit buckets, so each gets its share of the limit.
@@ -242,22 +242,30 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     _, errors = check_forms(settings.forms)
     for line in errors:
         print(f"form skipped: {line}", file=sys.stderr)
-    server = Granian(
-        "server.app:create_app",
-        factory=True,
-        address=args.host,
-        port=args.port,
-        interface=Interfaces.ASGI,
-        workers=args.workers,
-        workers_kill_timeout=SHUTDOWN_SECONDS,  # idle keep-alive connections must not hold a stop
-        log_access=False,
-    )
+    server = granian_server("server.app:create_app", host=args.host, port=args.port, workers=args.workers)
     with _replicated(settings):
         try:
             server.serve()
         except RuntimeError as exc:  # granian's word for a socket it cannot bind
             raise CommandError(f"cannot serve on {args.host}:{args.port}: {str(exc).splitlines()[0]}") from None
     return 0
+
+
+def granian_server(target: str, *, host: str, port: int, workers: int) -> AbstractServer:
+    """Granian serving an app factory as `serve` does (the benchmark's bare stack uses it too)."""
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    return Granian(
+        target,
+        factory=True,
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        workers=workers,
+        workers_kill_timeout=SHUTDOWN_SECONDS,  # idle keep-alive connections must not hold a stop
+        log_access=False,
+    )
 
 
 @contextlib.contextmanager

@@ -43,7 +43,7 @@ CSV = "text/csv"  # Litestar adds `; charset=utf-8` to every text type itself
 CHUNK_BYTES = 64 * 1024
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 # Downloads that come gzipped already (the CSV, from its process) or are a zip (XLSX) skip the
-# server's gzip, which would run on the event loop (see app.py's compression config).
+# server's gzip, which would run on the event loop (see server/compression.py's GzipSend).
 SKIP_COMPRESSION = "skip_compression"
 
 

@@ -6,21 +6,28 @@ A worker controls only the URLs under the folder it is served from, so `/sw.js` 
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+from typing import Any
 
-from litestar import Response, get
+from litestar import Request, Response, route
+
+from server.static import StaticFile, file_response
 
 SERVICE_WORKER = Path(__file__).resolve().parent.parent / "static" / "sw.js"
 
 
-@get("/sw.js", sync_to_thread=False, include_in_schema=False)
-def service_worker() -> Response[bytes]:
-    # no-cache: the browser asks again each time, so a new worker reaches phones at once
-    return Response(
-        SERVICE_WORKER.read_bytes(),
-        media_type="text/javascript",
-        headers={"Cache-Control": "no-cache"},
-    )
+@functools.cache
+def _service_worker() -> StaticFile:
+    """Read and gzipped once per process, as the static files are."""
+    return StaticFile.read(SERVICE_WORKER)
+
+
+@route("/sw.js", http_method=["GET", "HEAD"], sync_to_thread=False, include_in_schema=False)
+def service_worker(request: Request) -> Response[Any]:
+    # no-cache: the browser asks again each time (a 304 while it has this one), so a new
+    # worker reaches phones at once
+    return file_response(request, _service_worker(), "no-cache", revalidated=True)
 
 
 ROUTES = [service_worker]

@@ -7,6 +7,8 @@
 - Only allowed host names are answered; anything else gets the Chinese 400 page. The raw
   header is checked with string work, so no URL object is built per request.
 - Every answer carries the security headers, error pages and static files included.
+- A browser that takes gzip gets text answers gzipped (`server/compression.py`); for any
+  other request nothing about compression runs at all.
 
 Granian's `wrap_asgi_with_proxy_headers` reads neither `X-Forwarded-Host` nor `Forwarded`
 and parses addresses on every request, and Litestar has no such middleware: hence this one.
@@ -17,11 +19,14 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, NamedTuple
+
+from server.compression import GzipSend, accepts_gzip
 
 Message = MutableMapping[str, Any]
 ASGIApp = Callable[..., Awaitable[None]]
+Answer = tuple[list[tuple[bytes, bytes]], bytes]  # a whole 200 answer: its headers and body
 
 # A DNS name has at most 253 characters and an IPv6 literal 45 inside brackets: a longer Host
 # is nobody's name, and it would make QR codes too big to draw quickly (or at all).
@@ -164,11 +169,18 @@ class FrontDoor:
         hosts: list[str],
         security_headers: dict[str, str],
         refusal: str,
+        skip_compression: str,
+        fast_answer: Callable[[MutableMapping[str, Any]], Answer | None] | None = None,
     ) -> None:
         self.app = app
+        # An answer made without the app's routing (a cached blank form page); None: ask the app.
+        self.fast_answer = fast_answer
+        self.skip_compression = skip_compression  # a route's `opt` key: its answers are never gzipped here
         self.trusted = trusted
         self.hosts = hosts
         self.headers = encode_headers(security_headers)
+        self.header_names = frozenset(name for name, _ in self.headers)
+        self._hosts_seen: dict[bytes, bool] = {}  # Host header as sent -> allowed (parsing costs)
         body = refusal.encode("utf-8")
         self.refusal_start = {
             "type": "http.response.start",
@@ -187,24 +199,41 @@ class FrontDoor:
             await self.app(scope, receive, send)
             return
         host = b""
+        gzip = False
         forwarding: dict[bytes, list[bytes]] = {}
         peer = scope["client"][0] if scope.get("client") else ""
         believed = bool(peer and self.trusted and peer in self.trusted)
         for name, value in scope["headers"]:
             if name == b"host":
                 host = value
+            elif name == b"accept-encoding":
+                gzip = accepts_gzip(value)
             elif believed and name in FORWARDING:
                 forwarding.setdefault(name, []).append(value)
         if forwarding:
             host = self._rewrite(scope, peer, forwarding) or host
         if not host and scope.get("server"):
             host = scope["server"][0].encode("latin-1")  # HTTP/1.0 sends no Host
-        name = host_name(host)
-        if name is None or not host_allowed(name, self.hosts):
+        if not self._allowed(host):
             await send(self.refusal_start)
             await send(self.refusal_body)
             return
-        await self.app(scope, receive, self._with_security_headers(send))
+        if self.fast_answer is not None and (answer := self.fast_answer(scope)) is not None:
+            headers, body = answer
+            await send({"type": "http.response.start", "status": 200, "headers": headers + self.headers})
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+            return
+        send = self._with_security_headers(send)
+        await self.app(scope, receive, GzipSend(send, scope, self.skip_compression) if gzip else send)
+
+    def _allowed(self, host: bytes) -> bool:
+        allowed = self._hosts_seen.get(host)
+        if allowed is None:
+            if len(self._hosts_seen) >= _REMEMBERED:  # names are few, but anyone may send any
+                self._hosts_seen.clear()
+            name = host_name(host)
+            allowed = self._hosts_seen[host] = name is not None and host_allowed(name, self.hosts)
+        return allowed
 
     def _rewrite(self, scope: MutableMapping[str, Any], peer: str, forwarding: dict[bytes, list[bytes]]) -> bytes:
         """Make the scope say what the browser sent; returns the forwarded host, if any."""
@@ -222,14 +251,16 @@ class FrontDoor:
         return host
 
     def _with_security_headers(self, send: Any) -> Any:
-        extra = self.headers
+        extra, names = self.headers, self.header_names
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers: Iterable[tuple[bytes, bytes]] = message.get("headers") or []
-                headers = list(headers)
-                present = {name.lower() for name, _ in headers}
-                headers.extend(pair for pair in extra if pair[0] not in present)
+                headers: list[tuple[bytes, bytes]] = list(message.get("headers") or ())
+                if any(name.lower() in names for name, _ in headers):  # an answer's own say wins
+                    present = {name.lower() for name, _ in headers}
+                    headers.extend(pair for pair in extra if pair[0] not in present)
+                else:
+                    headers.extend(extra)
                 message["headers"] = headers
             await send(message)
 

@@ -10,6 +10,7 @@ import logging
 import math
 import re
 import secrets
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -19,13 +20,16 @@ from litestar import Request, Response, get, post, route
 from litestar.di import NamedDependency
 from litestar.exceptions import ClientException, HTTPException, NotFoundException
 from litestar.params import FromPath
-from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
+from litestar.response.base import ASGIResponse
 
 from server import expressions, photos, regions, storage
+from server.blank_pages import blank_page, kept, whole_page
+from server.compression import VARY, gzip_accepted
 from server.context import Context as AppContext
 from server.events import Target, get_event
 from server.forms import Form
+from server.proxy import Answer
 from server.quiz import grade
 from server.storage import StorageError, Submission, answers_for_key, receipt_for_key
 from server.uploads import BadUpload, Posted, TooMuchText, read_multipart
@@ -90,53 +94,73 @@ def landing(ctx: Ctx) -> Template:
     return Template("landing.html", context={"forms": forms, "campaign": ctx.catalog.campaign})
 
 
-@get("/f/{form_id:str}", sync_to_thread=False)
-def form_page(request: HTMXRequest, ctx: Ctx, form_id: FromPath[str]) -> Response[Any]:
-    target = form_target(ctx, form_id)
+@get("/f/{form_id:str}", sync_to_thread=False, request_class=Request)
+def form_page(request: Request, form_id: FromPath[str]) -> Response[Any]:
+    target = form_target(app_context(request), form_id)
     return show_form(request, target, values=_from_address(request, target.form))
 
 
-@post("/f/{form_id:str}", status_code=200, request_max_body_size=MAX_SUBMIT_BYTES)
-async def submit_form(request: HTMXRequest, ctx: Ctx, form_id: FromPath[str]) -> Response[Any]:
+@post("/f/{form_id:str}", status_code=200, request_max_body_size=MAX_SUBMIT_BYTES, request_class=Request)
+async def submit_form(request: Request, form_id: FromPath[str]) -> Response[Any]:
+    ctx = app_context(request)
     return await submit(request, ctx, form_target(ctx, form_id))
 
 
-@get("/f/{form_id:str}/thanks", sync_to_thread=False)
-def thanks_page(request: Request, ctx: Ctx, form_id: FromPath[str]) -> Template:
-    target = form_target(ctx, form_id)
-    return Template("thanks.html", context=thanks_context(ctx, target, request.query_params.get("key", "")))
+@get("/f/{form_id:str}/thanks", sync_to_thread=False, request_class=Request)
+def thanks_page(request: Request, form_id: FromPath[str]) -> Response[Any]:
+    ctx = app_context(request)
+    return _thanks(request, ctx, form_target(ctx, form_id))
 
 
-@post("/f/{form_id:str}/check/{field_name:str}", status_code=200)
-async def check_form_field(
-    request: HTMXRequest, ctx: Ctx, form_id: FromPath[str], field_name: FromPath[str]
-) -> Template:
+@post("/f/{form_id:str}/check/{field_name:str}", status_code=200, request_class=Request)
+async def check_form_field(request: Request, ctx: Ctx, form_id: FromPath[str], field_name: FromPath[str]) -> Template:
     return await check_field(request, form_target(ctx, form_id), field_name)
 
 
-@get("/e/{code:str}", sync_to_thread=False)
-def event_page(request: HTMXRequest, ctx: Ctx, code: FromPath[str]) -> Response[Any]:
-    target = event_target(ctx, code)
+@get("/e/{code:str}", sync_to_thread=False, request_class=Request)
+def event_page(request: Request, code: FromPath[str]) -> Response[Any]:
+    target = event_target(app_context(request), code)
     return show_form(request, target, values=_from_address(request, target.form))
 
 
 def _from_address(request: Request, form: Form) -> dict[str, list[str]]:
     """Values of `hidden` fields from the page address (`?src=poster`), for channel tracking."""
-    query = request.query_params
-    if not query:
+    if not request.scope["query_string"]:
         return {}
+    query = request.query_params
     return {f.name: [query[f.name]] for f in form.fields if f.type == "hidden" and f.name in query}
 
 
-@post("/e/{code:str}", status_code=200, request_max_body_size=MAX_SUBMIT_BYTES)
-async def submit_event(request: HTMXRequest, ctx: Ctx, code: FromPath[str]) -> Response[Any]:
+@post("/e/{code:str}", status_code=200, request_max_body_size=MAX_SUBMIT_BYTES, request_class=Request)
+async def submit_event(request: Request, code: FromPath[str]) -> Response[Any]:
+    ctx = app_context(request)
     return await submit(request, ctx, event_target(ctx, code))
 
 
-@get("/e/{code:str}/thanks", sync_to_thread=False)
-def event_thanks_page(request: Request, ctx: Ctx, code: FromPath[str]) -> Template:
-    target = event_target(ctx, code)
-    return Template("thanks.html", context=thanks_context(ctx, target, request.query_params.get("key", "")))
+@get("/e/{code:str}/thanks", sync_to_thread=False, request_class=Request)
+def event_thanks_page(request: Request, code: FromPath[str]) -> Response[Any]:
+    ctx = app_context(request)
+    return _thanks(request, ctx, event_target(ctx, code))
+
+
+def _thanks(request: Request, ctx: AppContext, target: Target) -> Response[Any]:
+    """The thank-you page: kept rendered and gzipped (`whole_page`), but a quiz's score."""
+    context = thanks_context(ctx, target, request.query_params.get("key", "") if request.scope["query_string"] else "")
+    if "grade" in context:  # this response's own score: never kept
+        return Template("thanks.html", context=context)
+
+    def render() -> str:
+        engine = request.app.template_engine
+        assert engine is not None  # create_app configures Jinja
+        return engine.get_template("thanks.html").render(**context)
+
+    page = whole_page(("thanks.html", target.path, target.form.version, target.event), render)
+    gzip = gzip_accepted(request.scope["headers"])
+    return Response(
+        page.gzipped if gzip else page.body,
+        media_type="text/html",  # Litestar adds the charset
+        headers=_PAGE_GZIP_HEADERS if gzip else _PAGE_HEADERS,
+    )
 
 
 def thanks_context(ctx: AppContext, target: Target, key: str) -> dict[str, Any]:
@@ -150,18 +174,43 @@ def thanks_context(ctx: AppContext, target: Target, key: str) -> dict[str, Any]:
     return {"target": target, "grade": grade(target.form, stored[2])}
 
 
-@post("/e/{code:str}/check/{field_name:str}", status_code=200)
-async def check_event_field(request: HTMXRequest, ctx: Ctx, code: FromPath[str], field_name: FromPath[str]) -> Template:
+@post("/e/{code:str}/check/{field_name:str}", status_code=200, request_class=Request)
+async def check_event_field(request: Request, ctx: Ctx, code: FromPath[str], field_name: FromPath[str]) -> Template:
     return await check_field(request, event_target(ctx, code), field_name)
 
 
-# HEAD too: uptime monitors ask with HEAD, and get the status alone.
-@route("/healthz", http_method=["GET", "HEAD"], sync_to_thread=True, media_type="text/plain")
-def healthz(request: Request, ctx: Ctx) -> Response[str | None]:
-    """`ok` when the database takes writes (in a thread: the probe may wait for the lock)."""
-    healthy = ctx.store.healthy()
-    body = None if request.method == "HEAD" else "ok" if healthy else "database is not writable"
-    return Response(body, status_code=200 if healthy else 503, media_type="text/plain")
+# HEAD too: uptime monitors ask with HEAD, and get the status alone. The answers are made once:
+# Litestar's Response machinery cost more per poll than the rest of the route.
+_HEALTH = {
+    (method, healthy): ASGIResponse(
+        body=b"" if method == "HEAD" else b"ok" if healthy else b"database is not writable",
+        status_code=200 if healthy else 503,
+        media_type="text/plain",
+    )
+    for method in ("GET", "HEAD")
+    for healthy in (True, False)
+}
+
+
+@route("/healthz", http_method=["GET", "HEAD"], media_type="text/plain", request_class=Request)
+async def healthz(request: Request) -> ASGIResponse:
+    """`ok` when the database takes writes. A probe runs in a thread (it may wait for the
+    lock); a recent success is known without one, and a thread hop per poll would cost more
+    than everything else /healthz does."""
+    store = app_context(request).store
+    healthy = store.known_healthy() or await anyio.to_thread.run_sync(store.healthy)
+    return _HEALTH[request.method, healthy]
+
+
+def app_context(request: Request) -> AppContext:
+    """The application's context, for the residents' routes: what `ctx: Ctx` injects, without
+    the dependency machinery, which cost more per request than /healthz's own work (issue 15)."""
+    return request.app.state["context"]
+
+
+def is_htmx(request: Request) -> bool:
+    """Whether htmx sent the request (it then gets the fragment of the page it replaces)."""
+    return any(name == b"hx-request" and value == b"true" for name, value in request.scope["headers"])
 
 
 ROUTES = [
@@ -195,54 +244,88 @@ def show_form(
         closed = _page(request, "closed.html", {"target": target, "state": state}, status=410)
         closed.headers["Cache-Control"] = "no-cache"  # browsers keep a 410; the office may reopen the event
         return closed
-    context = {
+    template = "_form.html" if is_htmx(request) else "form.html"
+    if not (values or errors or notice or key or status != 200):
+        return _blank_form(request, template, target)
+    context = _form_context(target, values=values or {}, errors=errors or {}, key=key or new_submission_key())
+    return Template(template, context=context | {"notice": notice}, status_code=status, headers=headers or {})
+
+
+def _form_context(target: Target, *, values: dict[str, list[str]], errors: dict[str, str], key: str) -> dict[str, Any]:
+    has_region = any(f.type == "region" for f in target.form.fields)
+    return {
         "target": target,
         "form": target.form,
-        "values": values or {},
-        "errors": errors or {},
-        "key": key or new_submission_key(),
-        "notice": notice,
+        "values": values,
+        "errors": errors,
+        "key": key,
+        "notice": "",
         "show_if_json": lambda field: expressions.to_json(field.condition),
         "consent_name": PRIVACY_CONSENT,
         "key_name": SUBMISSION_KEY,
         "honeypot_name": HONEYPOT,
         "photo_limit": photos.MAX_UPLOAD_TEXT,
+        "fixed": target.fixed_answers(),
+        "regions": regions.load() if has_region else None,
     }
-    template = "_form.html" if getattr(request, "htmx", False) else "form.html"
-    if values or errors or notice or status != 200:
-        context |= _rendering(target)
-        return Template(template, context=context, status_code=status, headers=headers or {})
-    return Response(_blank_page(request, template, context), media_type="text/html")  # Litestar adds the charset
 
 
-def _rendering(target: Target) -> dict[str, Any]:
-    """What only drawing the questions needs: left out of page views the blank-page cache answers."""
-    has_region = any(f.type == "region" for f in target.form.fields)
-    return {"fixed": target.fixed_answers(), "regions": regions.load() if has_region else None}
+_KEY_LENGTH = len(new_submission_key())
+_PAGE_HEADERS = {"Vary": "Accept-Encoding"}
+_PAGE_GZIP_HEADERS = _PAGE_HEADERS | {"Content-Encoding": "gzip"}
+# A blank form carries a fresh submission key: a shared cache must never hand one to two
+# residents (the second answer would count as the first one sent again).
+NOT_SHARED = "private, no-cache"
+_FORM_HEADERS = _PAGE_HEADERS | {"Cache-Control": NOT_SHARED}
+_FORM_GZIP_HEADERS = _PAGE_GZIP_HEADERS | {"Cache-Control": NOT_SHARED}
+_NOT_SHARED_HEADER = (b"cache-control", NOT_SHARED.encode())
 
 
-_KEY_SLOT = "QF-SUBMISSION-KEY-SLOT"  # never a real key: keys are 24 URL-safe characters
-_blank_pages: dict[tuple, str] = {}
-_BLANK_PAGES_KEPT = 512
+def cached_blank_form(ctx: AppContext, scope: MutableMapping[str, Any]) -> Answer | None:
+    """The answer to `GET /f/{id}` straight from the blank-page cache, before Litestar's routing.
 
-
-def _blank_page(request: Request, template: str, context: dict[str, Any]) -> str:
-    """A form as first shown: rendered once per form version (and event), then only the key
-    changes. Rendering the questions is most of the cost of a page view."""
-    target: Target = context["target"]
-    slot = (template, target.path, target.form.version, target.event)
-    page = _blank_pages.get(slot)
+    Only for what `form_page` would answer with that cached page: a plain GET (no query, not
+    htmx) of a public, open form whose page is kept already. Anything else is None, and the
+    request goes the usual way (that is also how a page gets into the cache). The front door
+    adds the security headers to this answer as to any other.
+    """
+    path: str = scope["path"]
+    if scope["method"] != "GET" or scope["query_string"] or not path.startswith("/f/") or "/" in path[3:]:
+        return None
+    form = ctx.catalog.get(path[3:])
+    if form is None or not form.is_public or form.state() != "open":
+        return None
+    headers = scope["headers"]
+    if any(name == b"hx-request" for name, _ in headers):
+        return None
+    page = kept(("form.html", path, form.version, None))
     if page is None:
+        return None
+    gzip = gzip_accepted(headers)
+    body = page.body(new_submission_key(), gzip=gzip)
+    answer = [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(body)).encode()), VARY]
+    answer.append(_NOT_SHARED_HEADER)
+    return ([*answer, (b"content-encoding", b"gzip")] if gzip else answer), body
+
+
+def _blank_form(request: Request, template: str, target: Target) -> Response[bytes]:
+    """A form as first shown, from the blank-page cache: only the key is new (`server/blank_pages.py`)."""
+
+    def render(key_slot: str) -> str:
         engine = request.app.template_engine
         assert engine is not None  # create_app configures Jinja
-        page = engine.get_template(template).render(**context | _rendering(target) | {"key": _KEY_SLOT})
-        if len(_blank_pages) >= _BLANK_PAGES_KEPT:
-            _blank_pages.clear()
-        _blank_pages[slot] = page
-    return page.replace(_KEY_SLOT, context["key"], 1)
+        return engine.get_template(template).render(**_form_context(target, values={}, errors={}, key=key_slot))
+
+    page = blank_page((template, target.path, target.form.version, target.event), render, _KEY_LENGTH)
+    gzip = gzip_accepted(request.scope["headers"])
+    return Response(
+        page.body(new_submission_key(), gzip=gzip),
+        media_type="text/html",  # Litestar adds the charset
+        headers=_FORM_GZIP_HEADERS if gzip else _FORM_HEADERS,
+    )
 
 
-async def submit(request: HTMXRequest, ctx: AppContext, target: Target) -> Response[Any]:
+async def submit(request: Request, ctx: AppContext, target: Target) -> Response[Any]:
     """Validate and store one submission; the same key twice stores one response."""
     if target.state() != "open":
         return show_form(request, target)
@@ -253,7 +336,7 @@ async def submit(request: HTMXRequest, ctx: AppContext, target: Target) -> Respo
         posted.close()
 
 
-async def _submit(request: HTMXRequest, ctx: AppContext, target: Target, posted: Posted) -> Response[Any]:
+async def _submit(request: Request, ctx: AppContext, target: Target, posted: Posted) -> Response[Any]:
     data = posted.data
     key = _submission_key(data)
     if key and receipt_for_key(ctx.store.reader(), key):
@@ -269,7 +352,7 @@ async def _submit(request: HTMXRequest, ctx: AppContext, target: Target, posted:
     if photo_errors or not outcome.ok:
         errors = outcome.errors | photo_errors
         too_big = any(u.too_big for uploads in posted.uploads.values() for u in uploads)
-        notice = NOTICE_PHOTOS_AGAIN if posted.uploads and not request.htmx else ""  # photo.js puts them back
+        notice = NOTICE_PHOTOS_AGAIN if posted.uploads and not is_htmx(request) else ""  # photo.js puts them back
         status = 413 if too_big else 422
         return show_form(request, target, values=data, errors=errors, key=key, notice=notice, status=status)
     address = request.client.host if request.client else "unknown"
@@ -284,7 +367,7 @@ async def _submit(request: HTMXRequest, ctx: AppContext, target: Target, posted:
     submission = Submission(target.form, key or new_submission_key(), outcome.answers, event_code, spam)
     folder = photos.folder_for(ctx.store.path)
     pictures = {name: group for name, group in pictures.items() if name in outcome.answers}  # not a hidden question's
-    written = await anyio.to_thread.run_sync(_save_photos, folder, pictures)
+    written = await anyio.to_thread.run_sync(_save_photos, folder, pictures) if pictures else set()
     try:
         receipt = await ctx.store.writer.store(submission)
     except StorageError:
@@ -339,15 +422,15 @@ def _submission_key(data: dict[str, list[str]]) -> str:
     return values[0]
 
 
-def _success(request: HTMXRequest, ctx: AppContext, target: Target, key: str) -> Response[Any]:
-    if request.htmx:
+def _success(request: Request, ctx: AppContext, target: Target, key: str) -> Response[Any]:
+    if is_htmx(request):
         return Template("_thanks.html", context=thanks_context(ctx, target, key))
     if target.form.quiz_fields:  # the thank-you page shows this response's score
         return Redirect(f"{target.path}/thanks?key={key}", status_code=303)
     return Redirect(f"{target.path}/thanks", status_code=303)
 
 
-async def check_field(request: HTMXRequest, target: Target, field_name: str) -> Template:
+async def check_field(request: Request, target: Target, field_name: str) -> Template:
     """Inline validation of one question, in the context of the whole form."""
     field = target.form.field(field_name)
     if field_name != PRIVACY_CONSENT and (field is None or not field.has_answer):
@@ -427,7 +510,7 @@ async def _body(request: Request, limit: int | None) -> bytes:
 
 
 def _page(request: Request, template: str, context: dict[str, Any], status: int) -> Template:
-    fragment = "_" + template if getattr(request, "htmx", False) else template
+    fragment = "_" + template if is_htmx(request) else template
     return Template(fragment, context=context, status_code=status)
 
 

@@ -175,7 +175,9 @@ def test_every_office_answer_forbids_caching(office):
     ]
     for path in paths:
         assert office.get(path).headers["cache-control"] == "no-store", path
-    assert "cache-control" not in office.get("/f/all-types").headers  # public pages are not office pages
+    assert (
+        office.get("/f/all-types").headers["cache-control"] == "private, no-cache"
+    )  # public: no shared cache keeps a key
 
 
 def test_content_types_are_exact(office):
@@ -192,8 +194,13 @@ def test_content_types_are_exact(office):
         "/f/all-types/qr.svg": "image/svg+xml",
         "/f/all-types/qr.png": "image/png",
         "/healthz": "text/plain; charset=utf-8",
+        "/static/app.css": "text/css; charset=utf-8",  # read and gzipped once, served from memory
+        "/static/form.js": "text/javascript; charset=utf-8",
+        "/sw.js": "text/javascript; charset=utf-8",
     }
     assert {path: office.get(path).headers["content-type"] for path in expected} == expected
+    plain = {"Accept-Encoding": "identity"}
+    assert {path: office.get(path, headers=plain).headers["content-type"] for path in expected} == expected
     invalid = post_answers(office, GOOD | {"people": "x"})
     assert invalid.status_code == 422 and invalid.headers["content-type"] == "text/html; charset=utf-8"
 

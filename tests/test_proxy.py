@@ -237,11 +237,16 @@ def test_a_qr_code_made_from_the_request_host_is_never_kept_by_shared_caches(tmp
         ("/healthz", "testserver.local", 200),
         ("/no/such/page", "testserver.local", 404),
         ("/static/app.css", "testserver.local", 200),
+        ("/f/all-types", "testserver.local", 200),  # the blank page, gzipped once around its key
+        ("/sw.js", "testserver.local", 200),
+        ("/", "testserver.local", 200),  # gzipped on the way out
         ("/healthz", "a..b!", 400),
+        ("/f/all-types", "a..b!", 400),
     ],
 )
-def test_every_answer_carries_the_security_headers(client, path, host, status):
-    answer = client.get(path, headers={"Host": host})
+@pytest.mark.parametrize("encoding", ["gzip, deflate, br", "identity"])
+def test_every_answer_carries_the_security_headers(client, path, host, status, encoding):
+    answer = client.get(path, headers={"Host": host, "Accept-Encoding": encoding})
     assert answer.status_code == status
     for name, value in SECURITY_HEADERS.items():
         assert answer.headers.get_list(name) == [value]

@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from server.forms import form_files, load_form
+
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLED_FORMS = ROOT / "forms"
 QUALITY_FORMS = ROOT / ".venv" / "bin" / "quality-forms"
@@ -74,7 +76,7 @@ def start(workdir: Path, forms: Path, *, workers: int = 1) -> tuple[subprocess.P
             str(workers),
         ],
         cwd=workdir,
-        env={**os.environ, "QF_RATE_LIMIT": "0"},
+        env={**os.environ, "QF_RATE_LIMIT": "0", "PYTHONPATH": str(ROOT)},  # this checkout's code, not the venv's
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -122,17 +124,55 @@ class Load:
     seconds: float
     non_2xx_3xx: int
     extra: dict
+    cpu_us: float = 0.0  # the server's CPU time (all its processes) per request; 0 when not measured
 
 
-def wrk(url: str, seconds: int, *script_args: str, script: Path | None = None) -> Load:
-    """Run wrk with CONNECTIONS connections on two threads; parse its figures."""
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system time of a process and all its descendants (granian's workers), so far."""
+    total, pids = 0.0, [pid]
+    while pids:
+        current = pids.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rpartition(")")[2].split()
+            total += (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pids += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+def wrk(
+    url: str,
+    seconds: int,
+    *script_args: str,
+    script: Path | None = None,
+    headers: dict[str, str] | None = None,
+    server_pid: int | None = None,
+) -> Load:
+    """Run wrk with CONNECTIONS connections on two threads; parse its figures.
+
+    With `server_pid`, also the server's CPU time per request: it holds up better than
+    requests per second on a machine that other work shares."""
     command = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "10s", "--latency"]
+    for name, value in (headers or {}).items():
+        command += ["-H", f"{name}: {value}"]
     if script:
         command += ["-s", str(script)]
     command += [url]
     if script_args:
         command += ["--", *script_args]
-    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(command)} failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}"
+        )
+    out = done.stdout
+    cpu = cpu_seconds(server_pid) - cpu_before if server_pid else 0.0
     latency = {p: float(v) * _UNITS_MS[unit] for p, v, unit in _WRK_LATENCY.findall(out)}
     requests = int(re.search(r"(\d+) requests in ([\d.]+)(\w+)", out).group(1))
     duration = re.search(r"requests in ([\d.]+)(ms|s|m)", out)
@@ -147,6 +187,7 @@ def wrk(url: str, seconds: int, *script_args: str, script: Path | None = None) -
         seconds=seconds_run,
         non_2xx_3xx=int(bad.group(1)) if bad else 0,
         extra=extra,
+        cpu_us=cpu / requests * 1e6 if requests else 0.0,
     )
 
 
@@ -163,9 +204,18 @@ class SubmitLoad:
         return self.accepted <= self.stored <= self.accepted + CONNECTIONS and not self.load.extra["status_other"]
 
 
-def submit_load(server: Server, seconds: int, prefix: str) -> SubmitLoad:
-    """POST valid answers, each with its own key; count 303s and the rows they stored."""
-    load = wrk(server.url(f"/f/{SUBMIT_FORM}"), seconds, prefix, script=SUBMIT_LUA)
+def submit_load(server: Server, seconds: int, prefix: str, *, flow: bool = False) -> SubmitLoad:
+    """POST valid answers, each with its own key; count 303s and the rows they stored.
+
+    With `flow`, a resident's visit: every POST follows a GET of the form page (with gzip)."""
+    load = wrk(
+        server.url(f"/f/{SUBMIT_FORM}"),
+        seconds,
+        prefix,
+        *(["flow"] if flow else []),
+        script=SUBMIT_LUA,
+        server_pid=server.process.pid,
+    )
     time.sleep(0.5)  # let the requests in flight when wrk stopped finish
     with contextlib.closing(sqlite3.connect(server.db)) as db:
         (stored,) = db.execute(
@@ -173,6 +223,59 @@ def submit_load(server: Server, seconds: int, prefix: str) -> SubmitLoad:
         ).fetchone()
     accepted = load.extra["status_303"]
     return SubmitLoad(load, accepted, stored, min(accepted, stored) / (load.extra["duration_us"] / 1e6))
+
+
+@dataclass
+class FlowLoad:
+    """Residents at 64 connections: GET the form page, POST it back (durable commit), again."""
+
+    submits: SubmitLoad
+    pages: int  # 200 answers to the GETs
+
+    @property
+    def requests_per_second(self) -> float:
+        """Pages served and submissions stored, per second: the requests that did their work."""
+        return self.pages / (self.submits.load.extra["duration_us"] / 1e6) + self.submits.per_second
+
+
+def flow_load(server: Server, seconds: int, prefix: str) -> FlowLoad:
+    submits = submit_load(server, seconds, prefix, flow=True)
+    return FlowLoad(submits, submits.load.extra["status_200"])
+
+
+# --- the bare stack --------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def bare_stack(workers: int) -> Iterator[tuple[str, int]]:
+    """A Litestar "hello" on granian with `serve`'s settings (tests/bench/bare.py); yields its URL and pid."""
+    port = free_port()
+    command = [
+        QUALITY_FORMS.with_name("python"),
+        "-m",
+        "tests.bench.bare",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 60
+        while status_of(url) != 200:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the bare stack did not start")
+            time.sleep(0.05)
+        yield url, process.pid
+    finally:
+        stop(process)
+
+
+def bare_ceiling(workers: int, seconds: int) -> Load:
+    with bare_stack(workers) as (url, pid):
+        wrk(url, 1)  # warm up as the server's runs do
+        return wrk(url, seconds, server_pid=pid)
 
 
 # --- page weight ---------------------------------------------------------------------------------------
@@ -240,10 +343,16 @@ def page_weight(server: Server, form_id: str) -> PageWeight:
 # --- start-up ----------------------------------------------------------------------------------------
 
 
+def public_forms() -> list[Path]:
+    """The bundled forms residents open (not the campaign file, not office-only forms)."""
+    return [path for path in form_files(BUNDLED_FORMS) if load_form(path).is_public]
+
+
 def many_forms(directory: Path, count: int) -> list[str]:
     """Copies of the bundled forms under new names; returns the ids, sorted."""
     directory.mkdir(parents=True, exist_ok=True)
-    sources = sorted(BUNDLED_FORMS.glob("[!_]*.toml"))
+    sources = public_forms()
+    shutil.copyfile(BUNDLED_FORMS / "campaign.toml", directory / "campaign.toml")  # dates forms refer to
     ids = []
     for n in range(count):
         source = sources[n % len(sources)]
