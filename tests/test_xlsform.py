@@ -544,3 +544,27 @@ def test_a_workbook_past_the_usual_1_mb_is_read_and_one_past_5_mb_refused(office
         "/admin/forms/import", data={"_csrf": token}, files={"workbook": ("big.xlsx", data * 5, "x/y")}
     )
     assert refused.status_code == 413
+
+
+def test_an_imported_workbook_goes_through_the_workshop_to_residents(office):
+    """The upload page's button, then the workshop: a draft, published, a page residents open."""
+    sign_in(office, "boss", ADMIN_PASSWORD)
+    token = _csrf(office.get("/admin/forms/import").text)
+    shown = office.post(
+        "/admin/forms/import",
+        data={"_csrf": token},
+        files={"workbook": ("elevator.xlsx", workbook(), "application/octet-stream")},
+    ).text.split('id="to-workshop"', 1)[1]
+    toml = html.unescape(re.search(r'<textarea[^>]*name="toml"[^>]*>(.*?)</textarea>', shown, re.DOTALL).group(1))
+    assert office.get("/f/elevator-survey").status_code == 404  # a draft is not live
+    made = office.post(
+        "/admin/forms/new", data={"_csrf": token, "form_id": "elevator-survey", "toml": toml}, follow_redirects=False
+    )
+    assert made.status_code == 303 and made.headers["location"] == "/admin/forms/elevator-survey/edit"
+    assert office.get("/f/elevator-survey").status_code == 404
+    published = office.post(
+        "/admin/forms/elevator-survey/publish", data={"_csrf": token, "toml": toml}, follow_redirects=False
+    )
+    assert published.status_code == 303, published.text
+    page = office.get("/f/elevator-survey")
+    assert page.status_code == 200 and parse_form("elevator-survey", toml).title in html.unescape(page.text)
