@@ -10,6 +10,7 @@ import contextlib
 import ipaddress
 import math
 import os
+import sqlite3
 import sys
 import threading
 from collections.abc import Iterator, Sequence
@@ -242,6 +243,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     _, errors = check_forms(settings.forms)
     for line in errors:
         print(f"form skipped: {line}", file=sys.stderr)
+    # Create and migrate the database here, once: each server process then finds it ready. Two
+    # processes making a new file at once race for its WAL switch, and the loser exits.
+    try:
+        open_database(settings.db).conn.close()
+    except (OSError, sqlite3.Error) as exc:
+        raise CommandError(f"cannot open the database {settings.db}: {exc}") from None
     server = granian_server("server.app:create_app", host=args.host, port=args.port, workers=args.workers)
     with _replicated(settings):
         try:
@@ -447,10 +454,7 @@ def cmd_qr(args: argparse.Namespace, settings: Settings) -> int:
         path, name = f"/f/{form.id}", form.id
     url = _base_url(settings) + path
     image = qr_png(url) if args.format == "png" else qr_svg(url).encode("utf-8")
-    if args.out == "-":
-        sys.stdout.buffer.write(image)
-        return 0
-    _write(Path(args.out) if args.out else Path("exports") / f"qr-{name}.{args.format}", [image])
+    _deliver(args.out, Path("exports") / f"qr-{name}.{args.format}", image)
     return 0
 
 
@@ -672,11 +676,16 @@ def cmd_xlsform(args: argparse.Namespace, settings: Settings) -> int:
     workbook, notes = write_xlsform(form, read_toml(path))
     for note in notes:
         print(f"{form.id}: {note}", file=sys.stderr)
-    if args.out == "-":
-        sys.stdout.buffer.write(workbook)
-        return 0
-    _write(Path(args.out) if args.out else Path("exports") / f"{form.id}.xlsx", [workbook])
+    _deliver(args.out, Path("exports") / f"{form.id}.xlsx", workbook)
     return 0
+
+
+def _deliver(out: str | None, default: Path, data: bytes) -> None:
+    """A made file to `--out` (`-`: standard output, alone), else to its default path."""
+    if out == "-":
+        sys.stdout.buffer.write(data)
+    else:
+        _write(Path(out) if out else default, [data])
 
 
 def cmd_token(args: argparse.Namespace, settings: Settings) -> int:

@@ -10,16 +10,15 @@ import csv
 import io
 import os
 import shutil
-from pathlib import Path
 
 import pytest
 
+from tests import test_browser
 from tests.conftest import ADMIN_PASSWORD, ROOT, run, running_server
 from tests.test_accessibility import axe_problems
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, phone, shoot
+from tests.test_browser import phone, shoot
 
 pytestmark = pytest.mark.browser
-playwright_api = pytest.importorskip("playwright.sync_api")
 
 DOC_IMAGES = ROOT / "docs" / "images"
 DESK = {"width": 1440, "height": 900}
@@ -38,16 +37,7 @@ def site(tmp_path_factory):
         yield f"http://127.0.0.1:{port}", workdir
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail("CI must run the browser tests: .ci/run installs Debian's chromium")
-        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+browser = test_browser.browser  # the same headless Chromium fixture
 
 
 def picture(page, name, part=".admin"):

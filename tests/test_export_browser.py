@@ -2,7 +2,6 @@
 and get the rows the page counted in a file named by the filters."""
 
 import datetime as dt
-import os
 import re
 import shutil
 from pathlib import Path
@@ -13,13 +12,10 @@ import pytest
 from server.clock import set_now
 from server.forms import load_form
 from server.storage import Submission, Writer
+from tests import test_browser
 from tests.conftest import ADMIN_PASSWORD, ROOT, TEST_FORMS, run, running_server
 
 pytestmark = pytest.mark.browser
-playwright_api = pytest.importorskip("playwright.sync_api")
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 GOOD = {"unit": "白沙中学", "venue": "school", "satisfaction": 4, "topics": ["食品", "电梯"]}
 
@@ -55,16 +51,7 @@ def site(tmp_path):
         yield f"http://127.0.0.1:{port}"
 
 
-@pytest.fixture
-def browser():
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail("CI must run the browser tests: .ci/run installs Debian's chromium")
-        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+browser = test_browser.browser  # the same headless Chromium fixture
 
 
 def test_the_office_filters_with_date_pickers_and_downloads_those_rows(site, browser, tmp_path):
