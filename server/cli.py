@@ -360,6 +360,14 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _read(path: Path) -> bytes:
+    """A file the user named, whole; one plain line when it cannot be read."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise CommandError(f"cannot read {path}: {exc.strerror}") from None
+
+
 def _write(out: Path, chunks: Iterator[bytes] | list[bytes]) -> None:
     """Write the file whole or not at all (a reader never sees half a file); print its path."""
     try:
@@ -426,10 +434,7 @@ def cmd_event_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_event_import(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        data = args.file.read_bytes()
-    except OSError as exc:
-        raise CommandError(f"cannot read {args.file}: {exc.strerror}") from None
+    data = _read(args.file)
     try:
         events = ev.read_schedule(data, _forms(settings))
     except ev.EventError as exc:
@@ -644,10 +649,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     from server.campaign import read_campaign
     from server.xlsform import XLSFormError, read_xlsform
 
-    try:
-        data = args.file.read_bytes()
-    except OSError as exc:
-        raise CommandError(f"cannot read {args.file}: {exc.strerror}") from None
+    data = _read(args.file)
     try:
         imported = read_xlsform(data, args.file.name, args.form_id, read_campaign(settings.forms)[0])
     except XLSFormError as exc:
