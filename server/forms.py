@@ -106,8 +106,11 @@ class GridRow(msgspec.Struct, frozen=True):
 GRID_KEY = re.compile(r"^[a-z0-9_]{1,20}$")
 
 
-class Field(msgspec.Struct, frozen=True, omit_defaults=True):
-    """One question (or a note or section heading) of a form."""
+class Field(msgspec.Struct, frozen=True, omit_defaults=True, dict=True):
+    """One question (or a note or section heading) of a form.
+
+    What is worked out from the definition for every submission is kept once worked out
+    (`functools.cached_property`, which `dict=True` makes room for; never encoded)."""
 
     name: str
     type: str
@@ -143,16 +146,20 @@ class Field(msgspec.Struct, frozen=True, omit_defaults=True):
     def has_answer(self) -> bool:
         return self.type not in DISPLAY_ONLY
 
-    @property
+    @functools.cached_property
     def choices(self) -> tuple[Option, ...]:
         """The options as shown, `其他` included when `other = true`."""
         return self.options + ((Option(OTHER, OTHER_LABEL),) if self.other else ())
 
-    @property
+    @functools.cached_property
+    def choice_values(self) -> tuple[str, ...]:
+        return tuple(o.value for o in self.choices)
+
+    @functools.cached_property
     def other_name(self) -> str:
         return f"{self.name}_other"
 
-    @property
+    @functools.cached_property
     def answer_names(self) -> tuple[str, ...]:
         """The keys this question's answers are stored under: a grid's rows each have one."""
         if self.type == "grid":
@@ -184,8 +191,9 @@ class Field(msgspec.Struct, frozen=True, omit_defaults=True):
         return value
 
 
-class Form(msgspec.Struct, frozen=True):
-    """A form as its file defines it; `version` is a hash of the definition."""
+class Form(msgspec.Struct, frozen=True, dict=True):
+    """A form as its file defines it; `version` is a hash of the definition (kept answers to
+    questions about it are `functools.cached_property`, as in `Field`)."""
 
     id: str
     title: str
@@ -200,9 +208,13 @@ class Form(msgspec.Struct, frozen=True):
     report_satisfaction: str = ""  # the rating the statistics report averages; none when empty
     version: str = ""
 
-    @property
+    @functools.cached_property
     def answer_fields(self) -> tuple[Field, ...]:
         return tuple(f for f in self.fields if f.has_answer)
+
+    @functools.cached_property
+    def personal_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields if f.personal)
 
     @property
     def quiz_fields(self) -> tuple[Field, ...]:

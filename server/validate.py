@@ -65,7 +65,7 @@ def validate(form: Form, data: Mapping[str, list[str]], fixed: Mapping[str, Any]
             answers[field.name] = value
             if field.other and OTHER in _as_list(value):
                 answers[field.other_name] = _single(data, field.other_name).strip()
-    gave_personal = any(f.personal and f.name in answers for f in form.fields)
+    gave_personal = any(name in answers for name in form.personal_names)
     if gave_personal and form.asks_privacy_consent and not _single(data, PRIVACY_CONSENT):
         errors[PRIVACY_CONSENT] = "填写了个人信息，请先阅读并勾选同意个人信息说明"
     return Outcome(answers, errors)
@@ -255,7 +255,7 @@ def _clean_choice(field: Field, text: str, other_text: str) -> tuple[Any, str | 
         text = OTHER  # typed into 其他 without ticking it: they meant 其他
     if not text:
         return None, (_REQUIRED["choice"] if field.required else None)
-    if text not in {o.value for o in field.choices}:
+    if text not in field.choice_values:
         return None, "请从给出的选项中选择"
     if text == OTHER and field.other:
         return _check_other_text(text, other_text)
@@ -317,8 +317,8 @@ def _clean_multi(field: Field, data: Mapping[str, list[str]]) -> tuple[Any, str 
     other_text = _single(data, field.other_name).strip() if field.other else ""
     if other_text:
         chosen.add(OTHER)  # typed into 其他 without ticking it: they meant 其他
-    allowed = [o.value for o in field.choices]
-    if chosen - set(allowed):
+    allowed = field.choice_values
+    if chosen.difference(allowed):
         return None, "请从给出的选项中选择"
     if not chosen:
         return None, ("请至少选择一项" if field.required else None)
