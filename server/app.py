@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 from typing import Any
@@ -30,6 +31,7 @@ from server import (
     offline,
     posters,
     public,
+    shortcuts,
     signin,
 )
 from server.accounts import secret_key
@@ -125,7 +127,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         security_headers=SECURITY_HEADERS,
         refusal=_refusal_page(app),
         skip_compression=downloads.SKIP_COMPRESSION,
-        fast_answer=lambda scope: public.cached_blank_form(context, scope),
+        shortcut=functools.partial(shortcuts.shortcut, context),
     )
     return app
 

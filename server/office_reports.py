@@ -37,11 +37,11 @@ from server.public import (
     SUBMISSION_KEY,
     Ctx,
     Target,
-    _submission_key,
     check_field,
     clean_uploads,
     new_submission_key,
     read_answers,
+    submission_key,
 )
 from server.signin import CSRF_FIELD, NO_STORE, CurrentUser, check_token, checked_form, current_user, same_site
 from server.uploads import BadUpload, Posted, TooMuchText, read_multipart
@@ -218,7 +218,7 @@ async def _save(
     request: HTMXRequest, ctx: AppContext, user: User, event: Event, form: Form, posted: Posted
 ) -> Response[Any]:
     data = posted.data
-    key = _submission_key(data) or new_submission_key()
+    key = submission_key(data) or new_submission_key()
     if reports.already_saved(ctx.store.reader(), key):  # sent again from a phone's queue: done already
         return _saved(request, event, form, reports.Saved(0, created=False, duplicate=True))
     report = reports.get_report(ctx.store.reader(), form.id, event.code)  # one indexed row

@@ -26,7 +26,11 @@ from server.compression import GzipSend, accepts_gzip
 
 Message = MutableMapping[str, Any]
 ASGIApp = Callable[..., Awaitable[None]]
-Answer = tuple[list[tuple[bytes, bytes]], bytes]  # a whole 200 answer: its headers and body
+Receive = Callable[[], Awaitable[Message]]
+Reply = tuple[int, list[tuple[bytes, bytes]], bytes]  # a whole answer: status, headers and body
+# An answer made without the app (see server/shortcuts.py), or None, and the `receive` the
+# app must then use (the shortcut may have read the body already).
+Shortcut = Callable[[MutableMapping[str, Any], Receive], Awaitable[tuple[Reply | None, Receive]]]
 
 # A DNS name has at most 253 characters and an IPv6 literal 45 inside brackets: a longer Host
 # is nobody's name, and it would make QR codes too big to draw quickly (or at all).
@@ -170,11 +174,10 @@ class FrontDoor:
         security_headers: dict[str, str],
         refusal: str,
         skip_compression: str,
-        fast_answer: Callable[[MutableMapping[str, Any]], Answer | None] | None = None,
+        shortcut: Shortcut | None = None,
     ) -> None:
         self.app = app
-        # An answer made without the app's routing (a cached blank form page); None: ask the app.
-        self.fast_answer = fast_answer
+        self.shortcut = shortcut
         self.skip_compression = skip_compression  # a route's `opt` key: its answers are never gzipped here
         self.trusted = trusted
         self.hosts = hosts
@@ -218,11 +221,13 @@ class FrontDoor:
             await send(self.refusal_start)
             await send(self.refusal_body)
             return
-        if self.fast_answer is not None and (answer := self.fast_answer(scope)) is not None:
-            headers, body = answer
-            await send({"type": "http.response.start", "status": 200, "headers": headers + self.headers})
-            await send({"type": "http.response.body", "body": body, "more_body": False})
-            return
+        if self.shortcut is not None:
+            reply, receive = await self.shortcut(scope, receive)
+            if reply is not None:
+                status, headers, body = reply
+                await send({"type": "http.response.start", "status": status, "headers": headers + self.headers})
+                await send({"type": "http.response.body", "body": body, "more_body": False})
+                return
         send = self._with_security_headers(send)
         await self.app(scope, receive, GzipSend(send, scope, self.skip_compression) if gzip else send)
 

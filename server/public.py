@@ -10,10 +10,8 @@ import logging
 import math
 import re
 import secrets
-from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
 
 import anyio
 from litestar import Request, Response, get, post, route
@@ -24,16 +22,15 @@ from litestar.response import Redirect, Template
 from litestar.response.base import ASGIResponse
 
 from server import expressions, photos, regions, storage
-from server.blank_pages import blank_page, kept, whole_page
-from server.compression import VARY, gzip_accepted
+from server.blank_pages import blank_page, whole_page
+from server.compression import gzip_accepted
 from server.context import Context as AppContext
 from server.events import Target, get_event
 from server.forms import Form
-from server.proxy import Answer
 from server.quiz import grade
 from server.storage import StorageError, Submission, answers_for_key, receipt_for_key
-from server.uploads import BadUpload, Posted, TooMuchText, read_multipart
-from server.validate import PRIVACY_CONSENT, Malformed, validate
+from server.uploads import BadUpload, Posted, TooMuchText, decode_form_data, read_multipart
+from server.validate import PRIVACY_CONSENT, Malformed, Outcome, validate
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +78,17 @@ def form_target(ctx: AppContext, form_id: str) -> Target:
 
 def event_target(ctx: AppContext, code: str) -> Target:
     """The event of a code as typed (any case); 404 when there is none or its form is gone."""
+    target = find_event_target(ctx, code)
+    if target is None:
+        raise NotFoundException()
+    return target
+
+
+def find_event_target(ctx: AppContext, code: str) -> Target | None:
     event = get_event(ctx.store.reader(), code)
     form = ctx.catalog.get(event.form_id) if event else None
     if event is None or form is None or not form.is_public:
-        raise NotFoundException()
+        return None
     return Target(form, event.path, event)
 
 
@@ -278,34 +282,6 @@ _PAGE_GZIP_HEADERS = _PAGE_HEADERS | {"Content-Encoding": "gzip"}
 NOT_SHARED = "private, no-cache"
 _FORM_HEADERS = _PAGE_HEADERS | {"Cache-Control": NOT_SHARED}
 _FORM_GZIP_HEADERS = _PAGE_GZIP_HEADERS | {"Cache-Control": NOT_SHARED}
-_NOT_SHARED_HEADER = (b"cache-control", NOT_SHARED.encode())
-
-
-def cached_blank_form(ctx: AppContext, scope: MutableMapping[str, Any]) -> Answer | None:
-    """The answer to `GET /f/{id}` straight from the blank-page cache, before Litestar's routing.
-
-    Only for what `form_page` would answer with that cached page: a plain GET (no query, not
-    htmx) of a public, open form whose page is kept already. Anything else is None, and the
-    request goes the usual way (that is also how a page gets into the cache). The front door
-    adds the security headers to this answer as to any other.
-    """
-    path: str = scope["path"]
-    if scope["method"] != "GET" or scope["query_string"] or not path.startswith("/f/") or "/" in path[3:]:
-        return None
-    form = ctx.catalog.get(path[3:])
-    if form is None or not form.is_public or form.state() != "open":
-        return None
-    headers = scope["headers"]
-    if any(name == b"hx-request" for name, _ in headers):
-        return None
-    page = kept(("form.html", path, form.version, None))
-    if page is None:
-        return None
-    gzip = gzip_accepted(headers)
-    body = page.body(new_submission_key(), gzip=gzip)
-    answer = [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(body)).encode()), VARY]
-    answer.append(_NOT_SHARED_HEADER)
-    return ([*answer, (b"content-encoding", b"gzip")] if gzip else answer), body
 
 
 def _blank_form(request: Request, template: str, target: Target) -> Response[bytes]:
@@ -338,7 +314,7 @@ async def submit(request: Request, ctx: AppContext, target: Target) -> Response[
 
 async def _submit(request: Request, ctx: AppContext, target: Target, posted: Posted) -> Response[Any]:
     data = posted.data
-    key = _submission_key(data)
+    key = submission_key(data)
     if key and receipt_for_key(ctx.store.reader(), key):
         return _success(request, ctx, target, key)
     pictures, photo_errors = await clean_uploads(target.form, posted)
@@ -362,9 +338,7 @@ async def _submit(request: Request, ctx: AppContext, target: Target, posted: Pos
             request, target, values=data, key=key, status=429,
             notice=NOTICE_RATE_LIMITED.format(seconds=seconds), headers={"Retry-After": str(seconds)},
         )  # fmt: skip
-    event_code = target.event.code if target.event else None
-    spam = any(value.strip() for value in data.get(HONEYPOT, []))
-    submission = Submission(target.form, key or new_submission_key(), outcome.answers, event_code, spam)
+    submission = make_submission(target, key, data, outcome)
     folder = photos.folder_for(ctx.store.path)
     pictures = {name: group for name, group in pictures.items() if name in outcome.answers}  # not a hidden question's
     written = await anyio.to_thread.run_sync(_save_photos, folder, pictures) if pictures else set()
@@ -415,7 +389,15 @@ def _forget_photos(ctx: AppContext, written: set[str]) -> None:
         log.warning("could not check %d new photo(s) for removal: %s", len(written), exc)
 
 
-def _submission_key(data: dict[str, list[str]]) -> str:
+def make_submission(target: Target, key: str, data: dict[str, list[str]], outcome: Outcome) -> Submission:
+    """What to store for valid answers: with the posted key (or a new one), flagged as
+    suspected spam when the honeypot was filled."""
+    event_code = target.event.code if target.event else None
+    spam = any(value.strip() for value in data.get(HONEYPOT, []))
+    return Submission(target.form, key or new_submission_key(), outcome.answers, event_code, spam)
+
+
+def submission_key(data: dict[str, list[str]]) -> str:
     values = data.get(SUBMISSION_KEY) or [""]
     if len(values) > 1 or (values[0] and not KEY_PATTERN.match(values[0])):
         raise ClientException("bad submission key")
@@ -425,9 +407,12 @@ def _submission_key(data: dict[str, list[str]]) -> str:
 def _success(request: Request, ctx: AppContext, target: Target, key: str) -> Response[Any]:
     if is_htmx(request):
         return Template("_thanks.html", context=thanks_context(ctx, target, key))
-    if target.form.quiz_fields:  # the thank-you page shows this response's score
-        return Redirect(f"{target.path}/thanks?key={key}", status_code=303)
-    return Redirect(f"{target.path}/thanks", status_code=303)
+    return Redirect(thanks_location(target, key), status_code=303)
+
+
+def thanks_location(target: Target, key: str) -> str:
+    """Where a stored submission sends the browser (a quiz's thank-you page shows its score)."""
+    return f"{target.path}/thanks?key={key}" if target.form.quiz_fields else f"{target.path}/thanks"
 
 
 async def check_field(request: Request, target: Target, field_name: str) -> Template:
@@ -476,21 +461,20 @@ async def read_answers(request: Request, limit: int | None = None) -> dict[str, 
     if media_type == "application/x-www-form-urlencoded":
         body = await _body(request, limit)
         try:
-            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict", max_num_fields=MAX_FIELDS)
-        except (UnicodeDecodeError, ValueError):
+            return decode_form_data(body, MAX_FIELDS)
+        except ValueError:  # not UTF-8, or too many fields
             raise ClientException("body is not UTF-8 form data") from None
-    elif media_type == "multipart/form-data":
-        try:
-            form = await request.form()
-        except HTTPException:
-            raise
-        except Exception:  # the multipart parser has many ways to say "malformed"
-            raise ClientException("malformed multipart body") from None
-        pairs = list(form.multi_items())
-        if len(pairs) > MAX_FIELDS or not all(isinstance(v, str) for _, v in pairs):
-            raise ClientException("unexpected files or too many fields")
-    else:
+    if media_type != "multipart/form-data":
         raise HTTPException(status_code=415, detail="expected form data")
+    try:
+        form = await request.form()
+    except HTTPException:
+        raise
+    except Exception:  # the multipart parser has many ways to say "malformed"
+        raise ClientException("malformed multipart body") from None
+    pairs = list(form.multi_items())
+    if len(pairs) > MAX_FIELDS or not all(isinstance(v, str) for _, v in pairs):
+        raise ClientException("unexpected files or too many fields")
     data: dict[str, list[str]] = {}
     for name, value in pairs:
         data.setdefault(name, []).append(value)

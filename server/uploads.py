@@ -1,4 +1,5 @@
-"""Reading a form post that carries photos: multipart, streamed, with bounded memory.
+"""Reading a form post: plain form data (`decode_form_data`), and one that carries photos:
+multipart, streamed, with bounded memory.
 
 The body is parsed as it arrives. Text parts are kept (at most `max_text` bytes in all);
 each file part goes to a temporary file that stays in memory up to `SPOOL_BYTES`, and a
@@ -16,6 +17,7 @@ import tempfile
 from collections.abc import AsyncIterator, Collection, Mapping
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import unquote
 
 import msgspec
 from multipart import MultipartError, MultipartSegment, PushMultipartParser
@@ -31,6 +33,49 @@ class BadUpload(ValueError):
 
 class TooMuchText(ValueError):
     """More text than a form post may carry."""
+
+
+def decode_form_data(body: bytes, max_fields: int) -> dict[str, list[str]]:
+    """`application/x-www-form-urlencoded` as each name with the values sent for it, in order.
+
+    What `parse_qsl(…, keep_blank_values=True, errors="strict", max_num_fields=…)` returns,
+    grouped, in a third of its time: a value without `%` or `+` (most of a survey's) is taken
+    as it is. Bytes that are not UTF-8, before or after unescaping, are a `ValueError`, as
+    are more than `max_fields` fields.
+    """
+    text = body.decode("utf-8")
+    if text and text.count("&") >= max_fields:
+        raise ValueError("too many fields")
+    data: dict[str, list[str]] = {}
+    for pair in text.split("&"):
+        if not pair:
+            continue
+        name, _, value = pair.partition("=")
+        if "+" in name or "%" in name:
+            name = _unescape(name)
+        if "+" in value or "%" in value:
+            value = _unescape(value)
+        if (values := data.get(name)) is None:
+            data[name] = [value]
+        else:
+            values.append(value)
+    return data
+
+
+def _unescape(text: str) -> str:
+    """`unquote` after `+` → space, strictly UTF-8; text made only of `%XY` escapes (Chinese
+    typed on a phone) in one C call."""
+    count = len(text) // 3
+    if len(text) == 3 * count and text[::3] == "%" * count:
+        digits = text.replace("%", "")
+        if len(digits) == 2 * count and digits.isascii() and digits.isalnum():
+            try:
+                return bytes.fromhex(digits).decode("utf-8")
+            except UnicodeDecodeError:
+                raise
+            except ValueError:  # not hex: unquote leaves such escapes as they are
+                pass
+    return unquote(text.replace("+", " "), errors="strict")
 
 
 class Upload(msgspec.Struct):

@@ -221,8 +221,8 @@ def test_staff_edit_close_reopen_and_delete_their_event_each_in_the_audit_log(tm
 # --- the command line never loads the web app ----------------------------------------------------
 
 WEB_MODULES = {"api", "app", "downloads", "office", "office_crosstab", "office_data", "office_events", "office_import",
-               "office_photos", "office_report", "office_reports", "office_workshop", "offline", "posters", "public", "static",
-               "signin"}  # fmt: skip
+               "office_photos", "office_report", "office_reports", "office_workshop", "offline", "posters", "public", "shortcuts",
+               "static", "signin"}  # fmt: skip
 
 
 def test_the_command_line_and_domain_modules_never_import_litestar(workdir):
