@@ -1,15 +1,16 @@
 """Compression where it pays, and only once where the bytes do not change (issue 15).
 
-- `accepts_gzip`: what a request's `Accept-Encoding` allows, parsed once per distinct header.
+- `accepts_gzip`, `prefers_brotli`: what a request's `Accept-Encoding` allows, parsed once
+  per distinct header.
 - `GzipSend`: gzips an answer on its way out when it is text worth compressing and nothing
   compressed it before; everything else passes untouched, with no work per chunk.
 - `Spliced`: a gzip stream of `prefix + middle + suffix` where only the short middle changes
   per answer (a blank form page and its submission key). Prefix and suffix are compressed
   once; per answer the middle goes in as a stored deflate block and the CRC is combined
   from the parts' CRCs, so an answer costs a few microseconds instead of a compression.
-
-Brotli would need a native module the project does not have; gzip is what every browser
-takes.
+- Static files, made once, are also kept in brotli (`brotli_once`), about a sixth smaller
+  than gzip at its best: phones ask for it over HTTPS. What is compressed per answer, or
+  spliced around a key, stays gzip, which every browser takes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import struct
 import zlib
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
+
+import brotli
 
 Message = MutableMapping[str, Any]
 Send = Callable[[Message], Awaitable[None]]
@@ -31,8 +34,8 @@ VARY = (b"vary", b"Accept-Encoding")
 
 
 @functools.lru_cache(maxsize=256)
-def accepts_gzip(header: bytes) -> bool:
-    """Whether an `Accept-Encoding` value takes gzip: listed (or `*`) with a q-value above 0."""
+def _qualities(header: bytes) -> tuple[float, float]:
+    """The q-values an `Accept-Encoding` value gives gzip and brotli (0 when not taken)."""
     qualities: dict[str, float] = {}
     for item in header.decode("latin-1").lower().split(","):
         coding, _, parameters = item.partition(";")
@@ -44,15 +47,38 @@ def accepts_gzip(header: bytes) -> bool:
             except ValueError:
                 quality = 0.0
         qualities[coding.strip()] = quality
-    return qualities.get("gzip", qualities.get("x-gzip", qualities.get("*", 0.0))) > 0
+    anything = qualities.get("*", 0.0)
+    return qualities.get("gzip", qualities.get("x-gzip", anything)), qualities.get("br", anything)
+
+
+def accepts_gzip(header: bytes) -> bool:
+    """Whether an `Accept-Encoding` value takes gzip: listed (or `*`) with a q-value above 0."""
+    return _qualities(header)[0] > 0
+
+
+def prefers_brotli(header: bytes) -> bool:
+    """Whether an `Accept-Encoding` value takes brotli, at least as gladly as gzip."""
+    gzip, brotli = _qualities(header)
+    return brotli > 0 and brotli >= gzip
 
 
 def gzip_accepted(headers: Iterable[tuple[bytes, bytes]]) -> bool:
     """Whether the raw ASGI request headers take gzip."""
-    for name, value in headers:
-        if name == b"accept-encoding":
-            return accepts_gzip(value)
-    return False
+    return accepts_gzip(_accept_encoding(headers))
+
+
+def brotli_preferred(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    """Whether the raw ASGI request headers take brotli, at least as gladly as gzip."""
+    return prefers_brotli(_accept_encoding(headers))
+
+
+def _accept_encoding(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+    return next((value for name, value in headers if name == b"accept-encoding"), b"")
+
+
+def brotli_once(data: bytes) -> bytes:
+    """Bytes compressed once and kept (static files): brotli's best, for text."""
+    return brotli.compress(data, quality=11, mode=brotli.MODE_TEXT)
 
 
 def gzip_once(data: bytes) -> bytes:

@@ -1,4 +1,4 @@
-"""Static files (`/static/...`), read and gzipped once and answered from memory.
+"""Static files (`/static/...`), read and compressed once (gzip and brotli) and answered from memory.
 
 Each URL carries the file's content hash (`asset_url` in templates), so browsers keep a
 file for a year; a file is read when first asked for (the project's own at start-up) and
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import mimetypes
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from litestar.exceptions import NotFoundException
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 
-from server.compression import compressible, gzip_accepted, gzip_once
+from server.compression import brotli_once, brotli_preferred, compressible, gzip_accepted, gzip_once
 
 YEAR = 365 * 24 * 3600
 CACHE_FOR_A_YEAR = f"public, max-age={YEAR}"
@@ -29,6 +29,7 @@ CACHE_FOR_A_YEAR = f"public, max-age={YEAR}"
 class StaticFile:
     body: bytes
     gzipped: bytes | None  # None when the type does not compress or gzip saves nothing
+    brotli: bytes | None  # None when there is no gzip, or brotli saves nothing over it
     media_type: str
     digest: str
 
@@ -39,29 +40,39 @@ class StaticFile:
         gzipped = gzip_once(body) if compressible(media_type.encode()) else None
         if gzipped is not None and len(gzipped) >= len(body):
             gzipped = None
-        return cls(body, gzipped, media_type, hashlib.sha256(body).hexdigest()[:10])
+        brotli = brotli_once(body) if gzipped is not None else None
+        if brotli is not None and gzipped is not None and len(brotli) >= len(gzipped):
+            brotli = None
+        return cls(body, gzipped, brotli, media_type, hashlib.sha256(body).hexdigest()[:10])
 
-    def etag(self, gzipped: bool) -> str:
-        return f'"{self.digest}{"-gz" if gzipped else ""}"'
+    def encoded(self, headers: Iterable[tuple[bytes, bytes]]) -> tuple[str, bytes]:
+        """The encoding the request takes and the bytes in it: brotli, gzip or none ("")."""
+        if self.brotli is not None and brotli_preferred(headers):
+            return "br", self.brotli
+        if self.gzipped is not None and gzip_accepted(headers):
+            return "gzip", self.gzipped
+        return "", self.body
+
+    def etag(self, encoding: str) -> str:
+        return f'"{self.digest}{"-" + encoding if encoding else ""}"'
 
 
 def file_response(request: Request, file: StaticFile, cache_control: str, *, revalidated: bool) -> Response[bytes]:
-    """The file as the request takes it: gzipped or not; when `revalidated` (a file asked for
+    """The file as the request takes it: brotli, gzip or as it is; when `revalidated` (a file asked for
     again each time), with an ETag and a 304 when the browser has it already. A file whose URL
     carries its hash is kept a year and never revalidated: an ETag would be bytes for nothing
     on every first visit (the page-weight budget counts headers)."""
-    gzipped = file.gzipped is not None and gzip_accepted(request.scope["headers"])
+    encoding, body = file.encoded(request.scope["headers"])
     headers = {"Cache-Control": cache_control}
     if file.gzipped is not None:
         headers["Vary"] = "Accept-Encoding"
-    if gzipped:
-        headers["Content-Encoding"] = "gzip"
+    if encoding:
+        headers["Content-Encoding"] = encoding
     if revalidated:
-        etag = headers["ETag"] = file.etag(gzipped)
+        etag = headers["ETag"] = file.etag(encoding)
         if etag in request.headers.get("if-none-match", ""):
             return Response(b"", status_code=304, headers=headers, media_type=file.media_type)
-    body = b"" if request.method == "HEAD" else file.gzipped if gzipped else file.body
-    return Response(body, headers=headers, media_type=file.media_type)  # type: ignore[arg-type]  # not None here
+    return Response(b"" if request.method == "HEAD" else body, headers=headers, media_type=file.media_type)
 
 
 class StaticFiles:
@@ -86,7 +97,7 @@ class StaticFiles:
         return file
 
     def read_own(self, names: Sequence[str] = ()) -> None:
-        """Read (and gzip) the first folder's files and the named others: at start-up, not at a first visit."""
+        """Read (and compress) the first folder's files and the named others: at start-up, not at a first visit."""
         for path in sorted(self.directories[0].iterdir()) if self.directories else []:
             if path.is_file():
                 self.get(path.name)

@@ -9,13 +9,15 @@ import re
 import shutil
 import zlib
 
+import brotli
 import httpx
 import pytest
 
 from server.app import SECURITY_HEADERS, STATIC
 from server.clock import now
-from server.compression import MIN_SIZE, GzipSend, Spliced, accepts_gzip, gzip_once
+from server.compression import MIN_SIZE, GzipSend, Spliced, accepts_gzip, gzip_once, prefers_brotli
 from server.events import add_events, make_event
+from server.static import StaticFile
 from tests.conftest import ROOT, TEST_FORMS, database, make_app_client, running_server, submission_key
 
 KEY = re.compile(r'name="_key" value="([A-Za-z0-9_-]{24})"')
@@ -126,29 +128,53 @@ def test_the_fast_form_page_carries_every_header(bare_client, accept):
         assert answer.headers.get("content-encoding") == ("gzip" if accept else None)
 
 
-def test_a_static_file_is_sent_gzipped_once_made_and_plain_to_who_asks(bare_client):
+@pytest.mark.parametrize(
+    "accept, encoding",
+    [
+        ("gzip, deflate, br", "br"),  # a phone over HTTPS
+        ("gzip, deflate", "gzip"),  # the same phone over plain HTTP
+        ("br;q=0.5, gzip", "gzip"),  # gzip preferred
+        ("br", "br"),
+        ("identity", None),
+        (None, None),
+    ],
+)
+def test_a_static_file_is_sent_compressed_once_made_as_the_browser_takes_it(bare_client, accept, encoding):
     css = (STATIC / "app.css").read_bytes()
-    zipped = raw(bare_client, "/static/app.css", **PHONE)
-    assert zipped.headers["content-encoding"] == "gzip" and one_gzip_member(zipped.raw_body) == css
-    plain = raw(bare_client, "/static/app.css")
-    assert "content-encoding" not in plain.headers and plain.raw_body == css
-    for answer in (zipped, plain):
-        assert answer.headers["cache-control"] == "public, max-age=31536000"
-        assert answer.headers["content-type"] == "text/css; charset=utf-8"
-        assert answer.headers["vary"] == "Accept-Encoding"
-        for name, value in SECURITY_HEADERS.items():
-            assert answer.headers.get_list(name) == [value]
-    assert "etag" not in zipped.headers and "etag" not in plain.headers  # its URL has its hash: never revalidated
+    answer = raw(bare_client, "/static/app.css", **({"Accept-Encoding": accept} if accept else {}))
+    assert answer.headers.get("content-encoding") == encoding
+    assert decoded(answer.raw_body, encoding) == css
+    assert answer.headers["cache-control"] == "public, max-age=31536000"
+    assert answer.headers["content-type"] == "text/css; charset=utf-8"
+    assert answer.headers["vary"] == "Accept-Encoding"
+    for name, value in SECURITY_HEADERS.items():
+        assert answer.headers.get_list(name) == [value]
+    assert "etag" not in answer.headers  # its URL has its hash: never revalidated
 
 
-def test_the_service_worker_is_gzipped_and_revalidates_with_a_304(bare_client):
-    first = raw(bare_client, "/sw.js", **PHONE)
-    assert first.status_code == 200 and first.headers["cache-control"] == "no-cache"
-    assert one_gzip_member(first.raw_body) == (STATIC / "sw.js").read_bytes()
-    again = raw(bare_client, "/sw.js", **PHONE, **{"If-None-Match": first.headers["etag"]})
-    assert again.status_code == 304 and again.raw_body == b""
-    plain = raw(bare_client, "/sw.js", **{"If-None-Match": first.headers["etag"]})
-    assert plain.status_code == 200 and plain.headers["etag"] != first.headers["etag"]  # the other representation
+def test_brotli_is_the_smallest_of_the_three():
+    for name in ("app.css", "form.js"):
+        file = StaticFile.read(STATIC / name)
+        assert file.brotli is not None and file.gzipped is not None
+        assert len(file.brotli) < len(file.gzipped) < len(file.body)
+        assert brotli.decompress(file.brotli) == file.body == one_gzip_member(file.gzipped)
+
+
+def decoded(body: bytes, encoding: str | None) -> bytes:
+    return one_gzip_member(body) if encoding == "gzip" else brotli.decompress(body) if encoding == "br" else body
+
+
+def test_the_service_worker_is_compressed_and_revalidates_with_a_304_per_encoding(bare_client):
+    worker = (STATIC / "sw.js").read_bytes()
+    tags = set()
+    for accept, encoding in (("gzip, deflate, br", "br"), ("gzip", "gzip"), ("identity", None)):
+        first = raw(bare_client, "/sw.js", **{"Accept-Encoding": accept})
+        assert first.status_code == 200 and first.headers["cache-control"] == "no-cache"
+        assert first.headers.get("content-encoding") == encoding and decoded(first.raw_body, encoding) == worker
+        again = raw(bare_client, "/sw.js", **{"Accept-Encoding": accept, "If-None-Match": first.headers["etag"]})
+        assert again.status_code == 304 and again.raw_body == b""
+        tags.add(first.headers["etag"])
+    assert len(tags) == 3  # each representation its own tag
 
 
 @pytest.mark.parametrize(
@@ -173,6 +199,9 @@ def test_accept_encoding_is_read_as_the_standard_says():
     assert accepts_gzip(b"br;q=1.0, gzip;q=0.5") and accepts_gzip(b"x-gzip")
     assert not accepts_gzip(b"gzip;q=0") and not accepts_gzip(b"identity") and not accepts_gzip(b"")
     assert not accepts_gzip(b"gzip;q=0, *") and not accepts_gzip(b"*;q=0") and not accepts_gzip(b"gzip;q=x")
+    assert prefers_brotli(b"gzip, deflate, br") and prefers_brotli(b"br") and prefers_brotli(b"*")
+    assert not prefers_brotli(b"gzip, deflate") and not prefers_brotli(b"br;q=0.5, gzip") and not prefers_brotli(b"")
+    assert not prefers_brotli(b"br;q=0") and prefers_brotli(b"gzip;q=0.5, br;q=0.5")
 
 
 @pytest.mark.parametrize(("prefix", "suffix"), [

@@ -152,7 +152,12 @@ def test_through_nginx_the_office_works_and_a_resident_submits(site, browser):
 
     phone = browser.new_context(ignore_https_errors=True, locale="zh-CN", viewport={"width": 360, "height": 740})
     resident = phone.new_page()
+    encodings: dict[str, str | None] = {}
+    resident.on("response", lambda r: encodings.setdefault(r.url.split("?")[0], r.headers.get("content-encoding")))
     resident.goto(f"{base}/e/{code}")
+    assert resident.evaluate("typeof htmx") == "object"  # the scripts came whole, in brotli over HTTPS
+    assert encodings[f"{base}/static/htmx.min.js"] == encodings[f"{base}/static/form.js"] == "br"
+    assert encodings[f"{base}/e/{code}"] == "gzip"  # the page, made per view: gzip around its key
     resident.fill("#i-unit", "白沙中学")
     resident.click("button.submit")
     resident.wait_for_selector("#thanks")

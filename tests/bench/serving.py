@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import brotli
+
 from server.forms import form_files, load_form
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -290,10 +292,13 @@ class Transfer:
     gzip_level6_bytes: int  # what the body would weigh gzipped at level 6
 
 
-def fetch(server: Server, path: str) -> tuple[Transfer, bytes]:
+PHONE_ENCODINGS = "gzip, deflate, br"  # what a phone's browser sends over HTTPS (over plain HTTP: no br)
+
+
+def fetch(server: Server, path: str, accept: str = PHONE_ENCODINGS) -> tuple[Transfer, bytes]:
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
     try:
-        connection.request("GET", path, headers={"Accept-Encoding": "gzip"})
+        connection.request("GET", path, headers={"Accept-Encoding": accept})
         answer = connection.getresponse()
         body = answer.read()  # http.client does not decompress: these are the bytes sent
         if answer.status != 200:
@@ -301,7 +306,7 @@ def fetch(server: Server, path: str) -> tuple[Transfer, bytes]:
         head = len(f"HTTP/1.1 {answer.status} {answer.reason}\r\n") + 2
         head += sum(len(f"{name}: {value}\r\n".encode()) for name, value in answer.getheaders())
         encoding = answer.getheader("Content-Encoding") or "identity"
-        plain = gzip.decompress(body) if encoding == "gzip" else body
+        plain = gzip.decompress(body) if encoding == "gzip" else brotli.decompress(body) if encoding == "br" else body
         transfer = Transfer(path, head + len(body), len(body), encoding, len(gzip.compress(plain, 6)))
         return transfer, plain
     finally:
@@ -334,9 +339,10 @@ class PageWeight:
         return self.page.wire_bytes - self.page.body_bytes + self.page.gzip_level6_bytes
 
 
-def page_weight(server: Server, form_id: str) -> PageWeight:
-    page, html = fetch(server, f"/f/{form_id}")
-    assets = [fetch(server, src)[0] for src in _ASSETS.findall(html.decode("utf-8"))]
+def page_weight(server: Server, form_id: str, accept: str = PHONE_ENCODINGS) -> PageWeight:
+    """A first visit as a phone makes it (over HTTPS, or with `accept="gzip"` as over plain HTTP)."""
+    page, html = fetch(server, f"/f/{form_id}", accept)
+    assets = [fetch(server, src, accept)[0] for src in _ASSETS.findall(html.decode("utf-8"))]
     return PageWeight(form_id, page, assets)
 
 
