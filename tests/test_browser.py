@@ -604,7 +604,7 @@ def test_the_office_edits_an_event_and_crosses_two_questions_on_a_desktop_and_a_
     assert "已停止收集" in page.locator(".answers").inner_text()
     resident = page.context.new_page()
     closed = resident.goto(f"{base}/e/{code}")
-    assert closed.status == 410 and "本问卷已经结束" in resident.inner_text("main")
+    assert closed.status == 410 and "的问卷已停止收集" in resident.inner_text("main")
     page.click("#reopen-event")
     page.wait_for_url(re.compile(r".*\?done=reopened$"))
     assert resident.goto(f"{base}/e/{code}").status == 200  # not the 410 the browser was given before
