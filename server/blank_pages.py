@@ -61,6 +61,11 @@ class WholePage:
 _whole: dict[Hashable, WholePage] = {}
 
 
+def kept_whole(slot: Hashable) -> WholePage | None:
+    """The whole page kept for `slot`, if it was rendered before."""
+    return _whole.get(slot)
+
+
 def whole_page(slot: Hashable, render: Callable[[], str]) -> WholePage:
     """The page kept for `slot`, or `render()` kept."""
     page = _whole.get(slot)

@@ -1,7 +1,7 @@
 """The two answers residents ask for most, made at the front door before Litestar routes (issue 15).
 
 - `blank_form`: `GET /f/{id}` or `/e/{code}` of a public, open form or event, straight
-  from the blank-page cache.
+  from the blank-page cache; `thanks` the same for its thank-you page (`…/thanks`).
 - `quick_submit`: a plain form-data `POST` there, of a form without photos, read,
   validated and stored by the same functions as the routed path, and answered with the
   same 303. Litestar's request object, routing and response machinery cost about as much
@@ -21,7 +21,7 @@ from typing import Any
 from litestar.exceptions import ClientException
 
 from server import public
-from server.blank_pages import kept
+from server.blank_pages import kept, kept_whole
 from server.compression import VARY, gzip_accepted
 from server.context import Context as AppContext
 from server.events import Target
@@ -34,6 +34,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 
 FORM_DATA = b"application/x-www-form-urlencoded"
+THANKS = "/thanks"
 _NOT_SHARED = (b"cache-control", public.NOT_SHARED.encode())
 _PAGE = (b"content-type", b"text/html; charset=utf-8")
 # What Litestar's `Redirect(…, status_code=303)` sends, besides the location.
@@ -44,15 +45,15 @@ async def shortcut(ctx: AppContext, scope: MutableMapping[str, Any], receive: Re
     """The answer to a request when it can be made here, and the `receive` the app must use."""
     method = scope["method"]
     if method == "GET":
-        return blank_form(ctx, scope), receive
+        return (thanks(ctx, scope) if scope["path"].endswith(THANKS) else blank_form(ctx, scope)), receive
     if method == "POST":
         return await quick_submit(ctx, scope, receive)
     return None, receive
 
 
-def _open_target(ctx: AppContext, scope: MutableMapping[str, Any]) -> Target | None:
+def _open_target(ctx: AppContext, scope: MutableMapping[str, Any], path: str | None = None) -> Target | None:
     """The target of `/f/{id}` or `/e/{code}` asked for without a query, when it is open."""
-    path: str = scope["path"]
+    path = scope["path"] if path is None else path
     kind, _, name = path[1:].partition("/")
     if scope["query_string"] or not name or "/" in name:
         return None
@@ -83,6 +84,20 @@ def blank_form(ctx: AppContext, scope: MutableMapping[str, Any]) -> Reply | None
     gzip = gzip_accepted(headers)
     body = page.body(public.new_submission_key(), gzip=gzip)
     answer = [_PAGE, (b"content-length", str(len(body)).encode()), VARY, _NOT_SHARED]
+    return 200, ([*answer, (b"content-encoding", b"gzip")] if gzip else answer), body
+
+
+def thanks(ctx: AppContext, scope: MutableMapping[str, Any]) -> Reply | None:
+    """The thank-you page of an open form or event as kept (a quiz's score needs `?key=`: routed)."""
+    target = _open_target(ctx, scope, scope["path"].removesuffix(THANKS))
+    if target is None:
+        return None
+    page = kept_whole(("thanks.html", target.path, target.form.version, target.event))
+    if page is None:
+        return None
+    gzip = gzip_accepted(scope["headers"])
+    body = page.gzipped if gzip else page.body
+    answer = [_PAGE, (b"content-length", str(len(body)).encode()), VARY]
     return 200, ([*answer, (b"content-encoding", b"gzip")] if gzip else answer), body
 
 

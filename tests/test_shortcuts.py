@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import pytest
 
-from server import public
+from server import blank_pages, public
 from server.uploads import decode_form_data
 from tests.conftest import database, errors_on_page, make_app_client, stored_answers
 from tests.test_events import new_event
@@ -151,3 +151,27 @@ def test_form_data_is_read_exactly_as_parse_qsl_reads_it():
     with pytest.raises(ValueError):
         decode_form_data(b"why=\xe7\xbd", 5)  # raw bytes that are not UTF-8
     assert decode_form_data(b"why=%E7%BD%91%E8%B4%AD&why=", 5) == {"why": ["网购", ""]}
+
+
+@pytest.mark.parametrize("accept", ["identity", "gzip, deflate, br"])
+def test_a_kept_thank_you_page_comes_from_the_front_door_as_the_routes_send_it(client, monkeypatch, accept):
+    shown: list[str] = []
+    through = public._thanks
+
+    def counting(request, ctx, target):
+        shown.append(request.url.path)
+        return through(request, ctx, target)
+
+    monkeypatch.setattr(public, "_thanks", counting)
+    monkeypatch.setattr(blank_pages, "_whole", {})  # nothing kept from other tests
+    headers = {"Accept-Encoding": accept}
+    code = new_event(client, date="")
+    for path in ("/f/all-types/thanks", f"/e/{code}/thanks"):
+        with client.stream("GET", path, headers=headers) as routed:  # the first view keeps the page
+            routed_body = b"".join(routed.iter_raw())
+        with client.stream("GET", path, headers=headers) as kept:
+            kept_body = b"".join(kept.iter_raw())
+        assert shown.count(path) == 1 and routed.status_code == kept.status_code == 200
+        assert sorted(routed.headers.multi_items()) == sorted(kept.headers.multi_items()) and routed_body == kept_body
+        assert kept.headers.get("content-encoding") == (None if accept == "identity" else "gzip")
+    assert client.get("/f/closed/thanks").status_code == 200 and shown[-1] == "/f/closed/thanks"  # not open: routed
