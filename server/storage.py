@@ -176,7 +176,9 @@ class Writer:
 
         One statement, not one per response: each call into SQLite lets go of the GIL and
         takes it back from the busy event loop, which cost more than the insert itself. A key
-        stored before (or twice in this batch) inserts nothing, and gets the earlier receipt."""
+        stored before (or twice in this batch) inserts nothing, and gets the earlier receipt.
+        The writer holds the write lock, so the rows with an id past the largest before are
+        this statement's."""
         for form in {s.form.version: s.form for s in submissions}.values():
             if (form.id, form.version) not in self._known_versions:
                 db.execute(
@@ -188,16 +190,19 @@ class Writer:
         for s in submissions:
             answers = _encoder.encode(s.answers).decode()
             values += (s.form.id, s.form.version, s.event, s.submission_key, stamp, answers, s.suspected_spam)
-        inserted = dict(
-            db.execute(
-                f"""INSERT INTO responses
-                       (form_id, form_version, event, submission_key, submitted_at, answers, suspected_spam)
-                   VALUES {_ROWS[len(submissions)]}
-                   ON CONFLICT (submission_key) DO NOTHING
-                   RETURNING submission_key, id""",
-                values,
-            ).fetchall()
+        # The largest id first, the rows without RETURNING, then: each row of a RETURNING is
+        # one more call into SQLite (and one more wait for the GIL).
+        (before,) = db.execute("SELECT coalesce(max(id), 0) FROM responses").fetchone()
+        cursor = db.execute(
+            f"""INSERT INTO responses
+                   (form_id, form_version, event, submission_key, submitted_at, answers, suspected_spam)
+               VALUES {_ROWS[len(submissions)]}
+               ON CONFLICT (submission_key) DO NOTHING""",
+            values,
         )
+        if cursor.rowcount == len(submissions):  # all new: each row took the largest id + 1, in order
+            return [Receipt(before + n, stamp, duplicate=False) for n in range(1, len(submissions) + 1)]
+        inserted = dict(db.execute("SELECT submission_key, id FROM responses WHERE id > ?", [before]).fetchall())
         receipts = []
         for s in submissions:
             if (response_id := inserted.pop(s.submission_key, None)) is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 
 import pytest
 
@@ -52,3 +53,31 @@ def test_a_batch_that_cannot_be_stored_fails_each_of_its_requests_and_the_next_i
     assert isinstance(outcomes[0], StorageError)
     outcomes, _ = waiting_requests(store, [{"unit": "琼海"}])
     assert outcomes[0].response_id == 1
+
+
+def stored_requests(store: Store, keys: list[str]) -> list:
+    """Each key's answer sent at once as a request of its own; the receipts, in order."""
+    form = load_form(TEST_FORMS / "all-types.toml")
+
+    async def main() -> list:
+        return await asyncio.gather(*(store.writer.store(Submission(form, k, {"unit": k[-4:]})) for k in keys))
+
+    return asyncio.run(main())
+
+
+def test_each_receipt_names_the_row_stored_under_its_key_in_batches_with_keys_seen_before(store):
+    first = stored_requests(store, [f"receipt-key-{n:08d}" for n in range(50)])
+    again = [f"receipt-key-{n:08d}" for n in (7, 60, 61, 7, 62, 49)]  # seen, new, new, twice in one batch…
+    second = stored_requests(store, again)
+    with sqlite3.connect(store.path) as db:
+        ids = dict(db.execute("SELECT submission_key, id FROM responses"))
+        db.execute("DELETE FROM responses WHERE id = (SELECT max(id) FROM responses)")  # the newest goes
+    third = stored_requests(store, ["receipt-key-00000070", "receipt-key-00000071"])
+    with sqlite3.connect(store.path) as db:
+        ids |= dict(db.execute("SELECT submission_key, id FROM responses"))
+    assert [r.response_id for r in first] == [ids[f"receipt-key-{n:08d}"] for n in range(50)]
+    assert [(r.response_id, r.duplicate) for r in second] == [
+        (ids[k], k in {"receipt-key-00000007", "receipt-key-00000049"} or n == 3) for n, k in enumerate(again)
+    ]
+    assert [r.response_id for r in third] == [ids["receipt-key-00000070"], ids["receipt-key-00000071"]]
+    assert not any(r.duplicate for r in first + third)
