@@ -179,7 +179,7 @@ class Writer:
         stored before (or twice in this batch) inserts nothing, and gets the earlier receipt.
         The writer holds the write lock, so the rows with an id past the largest before are
         this statement's."""
-        for form in {s.form.version: s.form for s in submissions}.values():
+        for form in {(s.form.id, s.form.version): s.form for s in submissions}.values():
             if (form.id, form.version) not in self._known_versions:
                 db.execute(
                     "INSERT OR IGNORE INTO form_versions VALUES (?, ?, ?, ?)",
