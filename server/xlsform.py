@@ -242,7 +242,7 @@ class _SurveyReader:
         for kind, _, _ in groups:
             self.dropped.append(Dropped("survey", len(self.survey) + 1, "", f"begin {kind} 没有对应的 end {kind}"))
         table: dict[str, Any] = {"title": settings.get("form_title") or "导入的表单", "kind": "general"}
-        table |= self._form_extra(settings)
+        table |= self._extra(settings, FORM_EXTRA, "settings")
         table["fields"] = self.fields
         return table
 
@@ -386,30 +386,22 @@ class _SurveyReader:
         self.kinds[row.get("name")] = field["type"]
         self.fields.append(field)
 
-    def _extra(self, row: Row) -> dict[str, Any]:
-        text = row.get(EXTRA)
+    def _extra(self, row: Row, column: str = EXTRA, sheet: str = "survey") -> dict[str, Any]:
+        """The keys a `qf_field` (or the settings' `qf_form`) cell writes as a TOML inline table
+        `{ … }`; a cell that is not one is listed as not carried over, and ignored."""
+        text = row.get(column)
         if not text:
             return {}
         try:
             extra = parse_toml(f"extra = {text}")["extra"]
         except TomlFileError as exc:
-            self.drop(row, f"{EXTRA} 写错了，已忽略：{exc.message}")
-            return {}
-        if not isinstance(extra, dict):
-            self.drop(row, f"{EXTRA} 应是花括号 {{ }} 里的设置项，已忽略")
-            return {}
-        return extra
-
-    def _form_extra(self, settings: Row) -> dict[str, Any]:
-        text = settings.get(FORM_EXTRA)
-        if not text:
-            return {}
-        try:
-            extra = parse_toml(f"extra = {text}")["extra"]
-        except TomlFileError as exc:
-            self.dropped.append(Dropped("settings", settings.number, FORM_EXTRA, f"写错了，已忽略：{exc.message}"))
-            return {}
-        return extra if isinstance(extra, dict) else {}
+            why = f"{column} 写错了，已忽略：{exc.message}"
+        else:
+            if isinstance(extra, dict):
+                return extra
+            why = f"{column} 应是花括号 {{ }} 里的设置项，已忽略"
+        self.drop(row, why, sheet)
+        return {}
 
     def _relevant(self, row: Row, otherwise: str) -> str | None:
         text = row.get("relevant")

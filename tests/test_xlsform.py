@@ -289,6 +289,20 @@ def test_a_question_the_checker_refuses_is_left_out_and_listed():
     assert [f.name for f in parse_form(imported.form_id, imported.toml).fields] == ["q", "n"]
 
 
+@pytest.mark.parametrize(
+    ("cell", "why"),
+    [("1", "应是花括号 { } 里的设置项，已忽略"), ("{ kind = ", "写错了，已忽略：")],
+)
+def test_a_form_setting_that_is_not_a_table_is_listed_as_a_question_setting_is(cell, why):
+    settings = [["form_title", "form_id", "qf_form"], ["电梯安全调查", "elevator_survey", cell]]
+    survey = [["text", "q", "问题", cell]]
+    imported = read_xlsform(workbook(survey, settings=settings, header=["type", "name", "label", "qf_field"]), "x.xlsx")
+    texts = [d.text for d in imported.dropped]
+    assert len(texts) == 2, texts
+    assert texts[0].startswith(f"survey 第 2 行（q）：qf_field {why}")
+    assert texts[1].startswith(f"settings 第 2 行：qf_form {why}")  # said, not silently ignored
+
+
 def _bundled() -> list[Path]:
     return list(form_files(BUNDLED_FORMS))
 
