@@ -129,6 +129,7 @@ def responses_page(request: Request, ctx: Ctx, user: CurrentUser, form_id: FromP
     )
     shown_by = display.reader([*storage.stored_definitions(db, form.id), form])
     shown = [_shown_row(shown_by, row) for row in rows[:PAGE_SIZE]]
+    choices = _filter_choices(ctx, user, form)
     context = {
         "form": form,
         "filters": filters,
@@ -141,10 +142,11 @@ def responses_page(request: Request, ctx: Ctx, user: CurrentUser, form_id: FromP
             for key in f.answer_names
         ],
         "next_before": shown[-1]["id"] if len(rows) > PAGE_SIZE else None,
+        "event_titles": {event.code: event.title for event in choices["event_choices"]},
     }
     return Template(
         "admin/responses.html",
-        context=context | _filter_choices(ctx, user, form) | _page(user, "results"),
+        context=context | choices | _page(user, "results"),
         status_code=400 if problems else 200,
     )
 
@@ -178,12 +180,13 @@ def _response(ctx: AppContext, user: User, response_id: int) -> tuple[dict[str, 
     row = storage.response_by_id(db, response_id)
     if row is None:
         raise NotFoundException()
-    if not user.scope.everything and not user.scope.sees(ev.get_event(db, row.event) if row.event else None):
+    event = ev.get_event(db, row.event) if row.event else None
+    if not user.scope.everything and not user.scope.sees(event):
         raise PermissionDeniedException("not your event")
     form = ctx.catalog.get(row.form_id)  # None once the form file is gone: its stored versions still mask
     definitions = [*storage.stored_definitions(db, row.form_id), *([form] if form else [])]
     shown_by = display.reader(definitions)
-    shown = _shown_row(shown_by, row) | {"form_id": row.form_id}
+    shown = _shown_row(shown_by, row) | {"form_id": row.form_id, "event_title": event.title if event else ""}
     shown["labels"] = {key: shown_by.label(key) for key in row.answers}
     shown["photo_questions"] = {f.name for d in definitions for f in d.fields if f.type == "photo"}
     return shown | {"photos": photos_shown(definitions, row.answers, shown_by.personal, user)}, form

@@ -112,6 +112,19 @@ def test_personal_answers_are_masked_on_every_screen(office):
     assert "138****5678" in listing and "张**" in listing
 
 
+def test_the_responses_name_the_event_they_came_from_by_its_title(office):
+    code = new_event(office, "wang", title="消费品安全进社区（椰林社区）")
+    answer(office, GOOD, f"/e/{code}")
+    answer(office, GOOD)
+    sign_in(office, "boss")
+    listing = office.get("/admin/forms/all-types/responses").text
+    assert f'<a href="/admin/events/{code}" title="活动编号 {code}">消费品安全进社区（椰林社区）</a>' in listing
+    assert listing.count("/admin/events/") == 1  # the answer from the form's own page has no event
+    response_id = next(database(office)["responses"].rows)["id"]
+    one = office.get(f"/admin/responses/{response_id}").text
+    assert f'活动 <a href="/admin/events/{code}">消费品安全进社区（椰林社区）</a>（{code}）' in one
+
+
 def test_an_admin_deletes_a_response_and_the_audit_log_says_who(office):
     answer(office, PERSONAL)
     response_id = next(database(office)["responses"].rows)["id"]
