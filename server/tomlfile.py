@@ -168,25 +168,8 @@ def stray_punctuation(line: str) -> str:
 
     A string left open whose text holds a Chinese closing quote (`"质量月”`) counts too.
     """
-    found: list[str] = []
-    inside: list[str] = []  # the text of the string still open
-    quote = ""
-    chars = iter(line)
-    for char in chars:
-        if quote:
-            if char == "\\" and quote == '"':
-                next(chars, "")
-            elif char == quote:
-                quote, inside = "", []
-            else:
-                inside.append(char)
-        elif char in "\"'":
-            quote = char
-        elif char == "#":
-            break
-        elif char in PUNCTUATION:
-            found.append(char)
-    found += [c for c in inside if c in "”’＂＇"]
+    outside, _, inside = _read_strings(line)
+    found = [c for c in outside if c in PUNCTUATION] + [c for c in inside if c in "”’＂＇"]
     kinds = dict.fromkeys(PUNCTUATION[c] for c in found)
     return "；".join(f"用了{name}，请改成{fix}" for name, fix in kinds)
 
@@ -203,21 +186,33 @@ def _unclosed_line(text: str) -> int | None:
                 opened = number
         if multiline or '"""' in line or "'''" in line:
             continue
-        quote = ""
-        chars = iter(line)
-        for char in chars:
-            if quote:
-                if char == "\\" and quote == '"':
-                    next(chars, "")
-                elif char == quote:
-                    quote = ""
-            elif char in "\"'":
-                quote = char
-            elif char == "#":
-                break
-        if quote:
+        if _read_strings(line)[1]:
             last = number
     return opened if multiline else last
+
+
+def _read_strings(line: str) -> tuple[list[str], str, list[str]]:
+    """One line as TOML reads its one-line strings: the characters outside them (up to a
+    comment), the quote a string is still open with ("" when none), and that string's text."""
+    outside: list[str] = []
+    inside: list[str] = []
+    quote = ""
+    chars = iter(line)
+    for char in chars:
+        if quote:
+            if char == "\\" and quote == '"':
+                next(chars, "")
+            elif char == quote:
+                quote, inside = "", []
+            else:
+                inside.append(char)
+        elif char in "\"'":
+            quote = char
+        elif char == "#":
+            break
+        else:
+            outside.append(char)
+    return outside, quote, inside
 
 
 # Writing: forms made by the program (an XLSForm import) as TOML a person can go on editing.
