@@ -16,7 +16,6 @@ from litestar.exceptions import ClientException
 from litestar.response import Stream, Template
 
 from server import accounts, package, report
-from server import events as ev
 from server.accounts import User
 from server.campaign import COUNTIES
 from server.clock import now
@@ -30,14 +29,6 @@ ZIP = "application/zip"
 # downloads.SKIP_COMPRESSION (downloads imports this module): a ZIP of JPEGs gains nothing from
 # gzip, which would run on the event loop.
 SKIP_COMPRESSION = "skip_compression"
-
-
-def visible_codes(ctx: AppContext, user: User) -> list[str] | None:
-    """The events a user's table counts: every one for an admin (None), else those of the
-    account's scope (a county's, a co-host's, a staff member's own)."""
-    if user.scope.everything:
-        return None
-    return [row.event.code for row in ev.list_events(ctx.store.reader(), scope=user.scope)]
 
 
 def _wanted(request: Request, user: User) -> tuple[Filters, bool]:
@@ -56,8 +47,7 @@ def report_or_400(request: Request, ctx: AppContext, user: User) -> report.Repor
     """The table for the request's filters, over the events the user may see."""
     filters, approved_only = _wanted(request, user)
     forms = {form.id: form for form in ctx.catalog.all()}
-    codes = visible_codes(ctx, user)
-    return report.build_report(ctx.store.reader(), forms, filters, codes=codes, approved_only=approved_only)
+    return report.build_report(ctx.store.reader(), forms, filters, scope=user.scope, approved_only=approved_only)
 
 
 @get("/report", sync_to_thread=True)
@@ -89,7 +79,7 @@ def package_zip(request: Request, ctx: Ctx, user: CurrentUser) -> Stream:
     filters, approved_only = _wanted(request, user)
     forms = {form.id: form for form in ctx.catalog.all()}
     db = ctx.store.reader()
-    built = report.build_report(db, forms, filters, codes=visible_codes(ctx, user), approved_only=approved_only)
+    built = report.build_report(db, forms, filters, scope=user.scope, approved_only=approved_only)
     chunks = package.package_chunks(built, folder_for(ctx.store.path), ctx.catalog.campaign, package.chosen_photos(db))
     accounts.record(db, user.username, "export", f"package {request.url.query or '-'}")
     filename = package.package_name(built, now())

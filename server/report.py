@@ -20,7 +20,7 @@ import datetime as dt
 import io
 import json
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -36,6 +36,7 @@ from server.export import BOM
 from server.forms import Field, Form
 from server.photos import names_in
 from server.results import Filters, parse_filters
+from server.scope import EVERYTHING, Scope
 from server.xlsx import column_width, text_width, write_text, write_whole
 
 FIVE_INTO_VENUES = ("机关", "企业", "乡镇", "社区", "学校")
@@ -183,16 +184,16 @@ def build_report(
     forms: Mapping[str, Form],
     filters: Filters | None = None,
     *,
-    codes: Collection[str] | None = None,
+    scope: Scope = EVERYTHING,
     approved_only: bool = False,
 ) -> Report:
     """The table over the events within the filters' days and county.
 
-    `codes` (the events an account may see) leaves out every other event and the responses
-    without an event. With `approved_only`, only reports the province approved count.
+    An account's `scope` leaves out every event it may not see, and the responses without an
+    event. With `approved_only`, only reports the province approved count.
     """
     filters = filters or Filters()
-    events = event_figures(db, forms, filters, codes=codes, approved_only=approved_only)
+    events = event_figures(db, forms, filters, scope=scope, approved_only=approved_only)
     tallies: dict[tuple[str, str], _Tally] = {}
     for event in events:
         tally = tallies.setdefault((event.county or NO_COUNTY, event.activity), _Tally())
@@ -205,7 +206,7 @@ def build_report(
             tally.photos += len(event.photos)
     where = {event.code: (event.county or NO_COUNTY, event.activity) for event in events}
     questions = {form_id: q for form_id, form in forms.items() if (q := satisfaction_field(form))}
-    unlinked = codes is None and not filters.county
+    unlinked = scope.everything and not filters.county
     for code, form_id, value, count in _answers(db, forms, questions, list(where), filters if unlinked else None):
         tally = tallies.setdefault(where[code] if code else (UNLINKED, ""), _Tally())
         tally.responses += count
@@ -214,7 +215,7 @@ def build_report(
         if question and type(value) is int and 1 <= value <= question.scale:
             tally.rated += count
             tally.score += count * five_point(value, question.scale)
-    counties = [filters.county] if filters.county else list(COUNTIES) if codes is None else []
+    counties = [filters.county] if filters.county else list(COUNTIES) if scope.everything else []
     return Report(
         rows=tuple(_rows(tallies, counties)),
         events=tuple(events),
@@ -231,19 +232,15 @@ def event_figures(
     forms: Mapping[str, Form],
     filters: Filters,
     *,
-    codes: Collection[str] | None = None,
+    scope: Scope = EVERYTHING,
     approved_only: bool = False,
 ) -> list[EventFigures]:
-    """The events within the filters (and `codes`), each with its report's figures, ordered by
-    county (the notice's order), day and code."""
-    params: dict[str, Any] = {"report_forms": _report_forms(forms)}
-    conditions = ["1"]
+    """The events within the filters (and the scope), each with its report's figures, ordered
+    by county (the notice's order), day and code."""
+    condition, params = scope.events_sql("e")
     if filters.county:
-        conditions.append("e.county = :county")
-        params["county"] = filters.county
-    if codes is not None:
-        conditions.append("e.code IN (SELECT value FROM json_each(:codes))")
-        params["codes"] = json.dumps(sorted(codes))
+        condition += " AND e.county = ?"
+        params = [*params, filters.county]
     # An event's report is its one response to the event-report form (the latest, should a
     # second ever be stored).
     rows = db.query(
@@ -252,10 +249,10 @@ def event_figures(
             FROM events e
             LEFT JOIN responses rep ON rep.id = (
                 SELECT max(id) FROM responses
-                WHERE event = e.code AND form_id IN (SELECT value FROM json_each(:report_forms)))
+                WHERE event = e.code AND form_id IN (SELECT value FROM json_each(?)))
             LEFT JOIN report_reviews rv ON rv.event = e.code
-            WHERE {" AND ".join(conditions)}""",
-        params,
+            WHERE {condition}""",
+        [_report_forms(forms), *params],
     )
     events = []
     for row in rows:

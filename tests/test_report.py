@@ -31,6 +31,7 @@ from server.report import (
     satisfaction_field,
     write_report_files,
 )
+from server.scope import Scope
 from server.storage import Submission, Writer, connect, open_database
 from tests.conftest import BUNDLED_FORMS
 
@@ -310,7 +311,8 @@ def test_a_county_filter_keeps_that_county_and_no_unlinked_responses(db, forms):
 
 
 def test_an_account_sees_only_its_events_with_their_kinds(db, forms):
-    report = build_report(db, forms, SEPTEMBER, codes={"HKSCH33", "BSTWN22", "HKOLD22"})
+    db.execute("UPDATE events SET created_by = 'wang' WHERE code IN ('HKSCH33', 'BSTWN22', 'HKOLD22')")
+    report = build_report(db, forms, SEPTEMBER, scope=Scope(created_by="wang"))
     assert table(report) == [
         ["海口市", "五进学校", 1, 1, 80, 1, 100, 2, 1, 2.33],  # HKOLD22 is in August
         ["海口市", "小计", 1, 1, 80, 1, 100, 2, 1, 2.33],
@@ -318,7 +320,9 @@ def test_an_account_sees_only_its_events_with_their_kinds(db, forms):
         ["白沙黎族自治县", "小计", 1, 0, 0, 2, 0, 0, 0, 4.0],
         ["合计", "", 2, 1, 80, 3, 100, 2, 1, 3.17],  # (7/3 + 4) / 2 = 19/6
     ]
-    assert table(build_report(db, forms, codes=[])) == [["合计", "", 0, 0, 0, 0, 0, 0, 0, None]]
+    assert table(build_report(db, forms, scope=Scope(created_by="li"))) == [["合计", "", 0, 0, 0, 0, 0, 0, 0, None]]
+    county = build_report(db, forms, SEPTEMBER, scope=Scope(county="三沙市"))  # a county account's table
+    assert [e.code for e in county.events] == ["SSTWN22"] and "未关联活动" not in [r.county for r in county.rows]
 
 
 def test_the_events_behind_the_table_carry_their_reports(db, forms):
