@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 
 from sqlite_utils import Database
@@ -399,3 +400,25 @@ def event_closing_and_audit_paging(db: Database) -> None:
     db.execute("ALTER TABLE events ADD COLUMN closed_at TEXT NOT NULL DEFAULT ''")
     db.execute("CREATE INDEX audit_log_by_user ON audit_log (username, id)")
     db.execute("CREATE INDEX audit_log_by_action ON audit_log (action, id)")
+
+
+@migration
+def response_ids_never_reused(db: Database) -> None:
+    # A response's id is never given again after it was deleted (AUTOINCREMENT): the read
+    # API pages by id, and a client that read the newest response before a PIPL deletion
+    # would otherwise skip the next one, which took the same id. SQLite cannot add
+    # AUTOINCREMENT to a table, so the table is made again under its own definition (and
+    # its indexes and triggers, read from the schema), rows and ids as they were.
+    schema = "SELECT sql FROM sqlite_master WHERE tbl_name = 'responses' AND sql IS NOT NULL"
+    table, *others = [sql for (sql,) in db.execute(f"{schema} ORDER BY type = 'table' DESC")]
+    made, count = re.subn(r"\bid INTEGER PRIMARY KEY\b", "id INTEGER PRIMARY KEY AUTOINCREMENT", table, count=1)
+    if count != 1 or not made.startswith("CREATE TABLE responses"):
+        raise RuntimeError("the responses table is not as the migrations made it")
+    db.execute(made.replace("CREATE TABLE responses", "CREATE TABLE responses_kept", 1))
+    db.execute("INSERT INTO responses_kept SELECT * FROM responses")
+    for (trigger,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'responses'"):
+        db.execute(f'DROP TRIGGER "{trigger}"')  # before the table: a trigger must not see its rows go
+    db.execute("DROP TABLE responses")
+    db.execute("ALTER TABLE responses_kept RENAME TO responses")
+    for sql in others:
+        db.execute(sql)

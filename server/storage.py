@@ -177,8 +177,8 @@ class Writer:
         One statement, not one per response: each call into SQLite lets go of the GIL and
         takes it back from the busy event loop, which cost more than the insert itself. A key
         stored before (or twice in this batch) inserts nothing, and gets the earlier receipt.
-        The writer holds the write lock, so the rows with an id past the largest before are
-        this statement's."""
+        The writer holds the write lock, so the rows with an id past the last one given
+        before are this statement's."""
         for form in {(s.form.id, s.form.version): s.form for s in submissions}.values():
             if (form.id, form.version) not in self._known_versions:
                 db.execute(
@@ -190,9 +190,9 @@ class Writer:
         for s in submissions:
             answers = _encoder.encode(s.answers).decode()
             values += (s.form.id, s.form.version, s.event, s.submission_key, stamp, answers, s.suspected_spam)
-        # The largest id first, the rows without RETURNING, then: each row of a RETURNING is
-        # one more call into SQLite (and one more wait for the GIL).
-        (before,) = db.execute("SELECT coalesce(max(id), 0) FROM responses").fetchone()
+        # The last id given first, the rows without RETURNING, then: each row of a RETURNING
+        # is one more call into SQLite (and one more wait for the GIL).
+        (before,) = db.execute(_LAST_ID).fetchone()
         cursor = db.execute(
             f"""INSERT INTO responses
                    (form_id, form_version, event, submission_key, submitted_at, answers, suspected_spam)
@@ -200,7 +200,7 @@ class Writer:
                ON CONFLICT (submission_key) DO NOTHING""",
             values,
         )
-        if cursor.rowcount == len(submissions):  # all new: each row took the largest id + 1, in order
+        if cursor.rowcount == len(submissions):  # all new: each row took the last id + 1, in order
             return [Receipt(before + n, stamp, duplicate=False) for n in range(1, len(submissions) + 1)]
         inserted = dict(db.execute("SELECT submission_key, id FROM responses WHERE id > ?", [before]).fetchall())
         receipts = []
@@ -214,6 +214,9 @@ class Writer:
         return receipts
 
 
+# The last id given (`AUTOINCREMENT`: a deleted response's id is never given again).
+_LAST_ID = """SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'responses'), 0),
+                  coalesce((SELECT max(id) FROM responses), 0))"""
 _ROWS = ["", *(", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * n) for n in range(1, MAX_BATCH + 1))]
 
 

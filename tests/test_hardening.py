@@ -15,14 +15,17 @@ import msgspec
 import openpyxl
 import pytest
 
+from server import migrations
 from server import office as office_pages
 from server.accounts import User
 from server.clock import now
 from server.events import add_events, make_event
+from server.forms import load_form
 from server.migrations import migrate
-from server.storage import purge_personal
+from server.storage import Store, Submission, connect, purge_personal
 from tests.conftest import (
     ADMIN_PASSWORD,
+    TEST_FORMS,
     csrf_token,
     database,
     errors_on_page,
@@ -380,6 +383,48 @@ def test_the_counts_of_an_older_database_are_filled_in_by_the_migration(office):
     sign_in(office, "boss", PASSWORD)
     assert shown_counts(office, code)[0][0] == 5
     assert_dashboard_counts_right(office, code)
+
+
+def test_the_upgrade_keeps_every_response_and_its_id_and_never_gives_a_deleted_id_again(tmp_path):
+    path = tmp_path / "old.db"
+    db = connect(path)
+    steps = migrations.MIGRATIONS
+    try:
+        migrations.MIGRATIONS = steps[: [name for name, _ in steps].index("response_ids_never_reused")]
+        migrate(db)  # the database as the release before this one made it
+    finally:
+        migrations.MIGRATIONS = steps
+    db.execute("INSERT INTO form_versions VALUES ('f', 'v1', '{}', '2022-09-01')")
+    for n in range(1, 6):
+        db.execute(
+            "INSERT INTO responses (form_id, form_version, event, submission_key, submitted_at, answers)"
+            " VALUES ('f', 'v1', NULL, ?, '2022-09-15T10:00:00+08:00', ?)",
+            [f"old-key-{n:016d}", f'{{"n": {n}}}'],
+        )
+    schema = "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = 'responses' AND type != 'table' ORDER BY name"
+    before = db.execute(schema).fetchall()
+    rows = db.execute("SELECT * FROM responses ORDER BY id").fetchall()
+    assert migrate(db) == ["response_ids_never_reused"]
+    assert db.execute(schema).fetchall() == before and len(before) >= 7  # indexes and triggers, as they were
+    assert db.execute("SELECT * FROM responses ORDER BY id").fetchall() == rows
+    assert db.execute("SELECT n FROM response_counts").fetchall() == [(5,)]  # the counting trigger: kept, not run
+    assert db.execute("PRAGMA foreign_key_check").fetchall() == [] and db.execute(
+        "PRAGMA integrity_check"
+    ).fetchone() == ("ok",)
+    db.execute("DELETE FROM responses WHERE id = 5")  # a PIPL deletion of the newest response
+    assert db.execute("SELECT n FROM response_counts").fetchall() == [(4,)]
+    db.conn.close()
+    store = Store(path)
+    store.start()
+    try:
+        form = load_form(TEST_FORMS / "all-types.toml")
+        receipt = store.writer.submit(Submission(form, "new-key-0000000000000001", {})).result(timeout=10)
+    finally:
+        store.close()
+    assert receipt.response_id == 6  # not 5 again: a reader that saw 5 does not miss this one
+    assert connect(path).execute(
+        "SELECT id FROM responses WHERE submission_key = 'new-key-0000000000000001'"
+    ).fetchone() == (6,)
 
 
 def test_an_xlsx_file_is_read_in_chunks_from_a_file_already_gone_from_disk(tmp_path, monkeypatch):

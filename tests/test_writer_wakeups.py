@@ -72,6 +72,7 @@ def test_each_receipt_names_the_row_stored_under_its_key_in_batches_with_keys_se
     with sqlite3.connect(store.path) as db:
         ids = dict(db.execute("SELECT submission_key, id FROM responses"))
         db.execute("DELETE FROM responses WHERE id = (SELECT max(id) FROM responses)")  # the newest goes
+    deleted = max(ids.values())
     third = stored_requests(store, ["receipt-key-00000070", "receipt-key-00000071"])
     with sqlite3.connect(store.path) as db:
         ids |= dict(db.execute("SELECT submission_key, id FROM responses"))
@@ -80,4 +81,5 @@ def test_each_receipt_names_the_row_stored_under_its_key_in_batches_with_keys_se
         (ids[k], k in {"receipt-key-00000007", "receipt-key-00000049"} or n == 3) for n, k in enumerate(again)
     ]
     assert [r.response_id for r in third] == [ids["receipt-key-00000070"], ids["receipt-key-00000071"]]
+    assert third[0].response_id > deleted  # the deleted newest id is never given again
     assert not any(r.duplicate for r in first + third)
