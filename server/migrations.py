@@ -416,7 +416,8 @@ def response_ids_never_reused(db: Database) -> None:
         raise RuntimeError("the responses table is not as the migrations made it")
     db.execute(made.replace("CREATE TABLE responses", "CREATE TABLE responses_kept", 1))
     db.execute("INSERT INTO responses_kept SELECT * FROM responses")
-    for (trigger,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'responses'"):
+    triggers = db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'responses'").fetchall()
+    for (trigger,) in triggers:
         db.execute(f'DROP TRIGGER "{trigger}"')  # before the table: a trigger must not see its rows go
     db.execute("DROP TABLE responses")
     db.execute("ALTER TABLE responses_kept RENAME TO responses")
