@@ -7,19 +7,18 @@ Nothing is written here: the page only shows what the import gives.
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 
 import anyio
 from litestar import Request, Router, get, post
 from litestar.datastructures import UploadFile
 from litestar.di import Provide
-from litestar.exceptions import ClientException, HTTPException, PermissionDeniedException
+from litestar.exceptions import HTTPException, PermissionDeniedException
 from litestar.response import Template
 
 from server.accounts import User
-from server.public import Ctx
-from server.signin import CSRF_FIELD, NO_STORE, CurrentUser, current_user, same_site
+from server.public import Ctx, multipart_form
+from server.signin import CSRF_FIELD, NO_STORE, CurrentUser, check_token, current_user, same_site
 from server.xlsform import Imported, XLSFormError, read_xlsform
 
 # A survey of a few hundred rows is tens of kilobytes; pictures pasted into the sheet are what
@@ -51,15 +50,9 @@ async def import_workbook(request: Request, ctx: Ctx, user: CurrentUser) -> Temp
     same_site(request)
     if request.content_type[0] != "multipart/form-data":
         raise HTTPException(status_code=415, detail="expected a multipart upload")
-    try:
-        posted = await request.form()
-    except HTTPException:
-        raise
-    except Exception:  # the multipart parser has many ways to say "malformed"
-        raise ClientException("malformed multipart body") from None
+    posted = await multipart_form(request)
     token = posted.get(CSRF_FIELD)
-    if not isinstance(token, str) or not token or not hmac.compare_digest(token, user.csrf):
-        raise PermissionDeniedException("missing or wrong CSRF token")
+    check_token({CSRF_FIELD: [token if isinstance(token, str) else ""]}, user.csrf)
     form_id = posted.get("form_id")
     form_id = form_id.strip() if isinstance(form_id, str) else ""
     upload = posted.get("workbook")

@@ -15,6 +15,7 @@ from typing import Any
 
 import anyio
 from litestar import Request, Response, get, post, route
+from litestar.datastructures import FormMultiDict
 from litestar.di import NamedDependency
 from litestar.exceptions import ClientException, HTTPException, NotFoundException
 from litestar.params import FromPath
@@ -70,10 +71,15 @@ def new_submission_key() -> str:
 
 
 def form_target(ctx: AppContext, form_id: str) -> Target:
-    form = ctx.catalog.get(form_id)
-    if form is None or not form.is_public:
+    target = find_form_target(ctx, form_id)
+    if target is None:
         raise NotFoundException()
-    return Target(form, f"/f/{form_id}")
+    return target
+
+
+def find_form_target(ctx: AppContext, form_id: str) -> Target | None:
+    form = ctx.catalog.get(form_id)
+    return Target(form, f"/f/{form_id}") if form is not None and form.is_public else None
 
 
 def event_target(ctx: AppContext, code: str) -> Target:
@@ -466,19 +472,23 @@ async def read_answers(request: Request, limit: int | None = None) -> dict[str, 
             raise ClientException("body is not UTF-8 form data") from None
     if media_type != "multipart/form-data":
         raise HTTPException(status_code=415, detail="expected form data")
-    try:
-        form = await request.form()
-    except HTTPException:
-        raise
-    except Exception:  # the multipart parser has many ways to say "malformed"
-        raise ClientException("malformed multipart body") from None
-    pairs = list(form.multi_items())
+    pairs = list((await multipart_form(request)).multi_items())
     if len(pairs) > MAX_FIELDS or not all(isinstance(v, str) for _, v in pairs):
         raise ClientException("unexpected files or too many fields")
     data: dict[str, list[str]] = {}
     for name, value in pairs:
         data.setdefault(name, []).append(value)
     return data
+
+
+async def multipart_form(request: Request) -> FormMultiDict:
+    """A multipart body read whole; a body the parser refuses is a 400."""
+    try:
+        return await request.form()
+    except HTTPException:
+        raise
+    except Exception:  # the multipart parser has many ways to say "malformed"
+        raise ClientException("malformed multipart body") from None
 
 
 async def _body(request: Request, limit: int | None) -> bytes:
