@@ -15,7 +15,7 @@ request as it came. `FrontDoor` adds the security headers to these answers as to
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any
 
 from litestar.exceptions import ClientException
@@ -25,13 +25,10 @@ from server.blank_pages import kept, kept_whole
 from server.compression import VARY, gzip_accepted
 from server.context import Context as AppContext
 from server.events import Target
-from server.proxy import Reply
+from server.proxy import Message, Receive, Reply
 from server.storage import StorageError
 from server.uploads import decode_form_data
 from server.validate import validate
-
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
 
 FORM_DATA = b"application/x-www-form-urlencoded"
 THANKS = "/thanks"
@@ -58,8 +55,7 @@ def _open_target(ctx: AppContext, scope: MutableMapping[str, Any], path: str | N
     if scope["query_string"] or not name or "/" in name:
         return None
     if kind == "f":
-        form = ctx.catalog.get(name)
-        target = Target(form, path) if form is not None and form.is_public else None
+        target = public.find_form_target(ctx, name)
     elif kind == "e":
         target = public.find_event_target(ctx, name)
     else:
