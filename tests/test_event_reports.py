@@ -435,16 +435,22 @@ def test_a_sixty_megabyte_video_is_streamed_to_disk_in_little_memory(tmp_path, c
         assert peak < 6 * 1024 * 1024, f"peak {peak / 2**20:.1f} MB for a 60 MB upload"
 
 
-async def stream_post(app, path: str, session: str, fields: dict[str, str], size: int) -> int:
-    """POST a multipart body with one `size`-byte MP4 to the ASGI app, 64 KB at a time."""
-    boundary = "qfboundary7MA4YWxkTrZu0gW"
+def video_post(fields: dict[str, str], boundary: str) -> tuple[bytes, bytes]:
+    """A report's multipart body around one MP4 clip: what comes before the clip's bytes (its
+    first bytes included, `MP4_HEAD`), and what comes after them."""
     head = b"".join(
         f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
         for name, value in fields.items()
     )
     head += f'--{boundary}\r\nContent-Disposition: form-data; name="videos"; filename="VID.mp4"\r\n'.encode()
     head += b"Content-Type: video/mp4\r\n\r\n" + MP4_HEAD
-    tail = f"\r\n--{boundary}--\r\n".encode()
+    return head, f"\r\n--{boundary}--\r\n".encode()
+
+
+async def stream_post(app, path: str, session: str, fields: dict[str, str], size: int) -> int:
+    """POST a multipart body with one `size`-byte MP4 to the ASGI app, 64 KB at a time."""
+    boundary = "qfboundary7MA4YWxkTrZu0gW"
+    head, tail = video_post(fields, boundary)
     chunk = bytes(64 * 1024)
     body_size = len(head) + size - len(MP4_HEAD) + len(tail)
     scope = {

@@ -14,7 +14,8 @@ from pathlib import Path
 from server.crosstab import crosstab, crosstab_xlsx
 from server.results import Filters
 from server.scope import EVERYTHING, Scope
-from tests.bench.scope import COUNTY, EVENTS, seconds, spread_over_events
+from tests.bench.office import seconds
+from tests.bench.scope import COUNTY, EVENTS, spread_over_events
 
 
 class CrosstabFigures:

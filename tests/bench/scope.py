@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from sqlite_utils import Database
@@ -22,19 +21,10 @@ from server.scope import EVERYTHING, Scope
 from server.storage import connect, dashboard_counts
 from tests.bench.answers import form
 from tests.bench.exporting import fill
+from tests.bench.office import seconds
 
 EVENTS = 2000
 COUNTY = "白沙黎族自治县"
-
-
-def seconds(work) -> float:
-    """The best of three runs: the first also warms SQLite's page cache."""
-    best = float("inf")
-    for _ in range(3):
-        started = time.perf_counter()
-        work()
-        best = min(best, time.perf_counter() - started)
-    return best
 
 
 def spread_over_events(path: Path, responses: int) -> tuple[Database, Form]:

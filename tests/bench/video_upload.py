@@ -21,11 +21,11 @@ from server.accounts import add_user
 from server.events import Event, add_events, new_code
 from server.storage import connect
 from tests.bench import serving
+from tests.test_event_reports import MP4_HEAD, video_post
 
 CLIP_MB = 200
 PIECE = 64 * 1024
 PASSWORD = "correct horse battery"
-MP4_HEAD = b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2mp41"
 GOAL_EXTRA_MB = 32  # the clip may raise the server's peak memory by this much at most
 
 
@@ -107,13 +107,7 @@ def _get(port: int, path: str, session: str) -> str:
 
 def _upload(port: int, path: str, session: str, fields: dict[str, str]) -> int:
     boundary = "qfbench7MA4YWxkTrZu0gW"
-    head = b"".join(
-        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
-        for name, value in fields.items()
-    )
-    head += f'--{boundary}\r\nContent-Disposition: form-data; name="videos"; filename="VID.mp4"\r\n'.encode()
-    head += b"Content-Type: video/mp4\r\n\r\n" + MP4_HEAD
-    tail = f"\r\n--{boundary}--\r\n".encode()
+    head, tail = video_post(fields, boundary)
     size = CLIP_MB * 1024 * 1024 - len(MP4_HEAD)
     piece = bytes(range(256)) * (PIECE // 256)
 
